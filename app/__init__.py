@@ -1,0 +1,130 @@
+"""AlgoMirror: the application factory.
+
+`gunicorn app:app` works through the module-level `__getattr__` below, which builds the
+WSGI app on first access, so importing the package for tests or the CLI creates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import CONFIGS, config_name_from_env
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build a configured Flask app.
+
+    Args:
+        config_name: development, testing or production; defaults to APP_ENV / FLASK_ENV.
+        overrides: settings applied after the environment is read (tests use this).
+
+    Raises:
+        config.ConfigError: a setting is missing or invalid (production secrets included).
+    """
+    name = config_name or config_name_from_env()
+    settings = CONFIGS[name].load()
+    if overrides:
+        settings.update(overrides)
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_mapping(settings)
+    app.config.update(
+        RATELIMIT_STORAGE_URI=app.config["REDIS_URL"],
+        RATELIMIT_DEFAULT=app.config["RATELIMIT_GLOBAL"],
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_KEY_PREFIX=app.config.get("RATELIMIT_KEY_PREFIX", "algomirror"),
+        REMEMBER_COOKIE_DURATION=_days(app.config["REMEMBER_COOKIE_DURATION_DAYS"]),
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    if app.config["PROXY_FIX_HOPS"]:
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    from app.logging_setup import configure_logging
+
+    configure_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from app import cli, errors
+    from app.security import headers
+
+    headers.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    _register_template_helpers(app)
+    logger.info("AlgoMirror app created (env=%s, db=%s)", name, app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0])
+    return app
+
+
+def _days(n: int):
+    from datetime import timedelta
+
+    return timedelta(days=n)
+
+
+def _init_extensions(app: Flask) -> None:
+    from app.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    from app.auth.session import load_user, unauthorized
+
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(unauthorized)
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.admin import bp as admin_bp
+    from app.audit import bp as audit_bp
+    from app.auth import bp as auth_bp
+    from app.main import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(audit_bp, url_prefix="/audit")
+
+    from app.auth.session import enforce_password_change
+
+    app.before_request(enforce_password_change)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from app.timeutil import format_ist
+
+    app.jinja_env.filters["ist"] = format_ist
+
+    @app.context_processor
+    def _inject() -> dict[str, Any]:
+        return {"csp_nonce": lambda: g.get("csp_nonce", ""), "app_env": app.config["ENV_NAME"]}
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `gunicorn app:app` imports this package and asks for `app`.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,67 @@
+from datetime import date, datetime, timedelta
+
+from flask import Response, abort, current_app, render_template, request
+from flask_login import current_user, login_required
+
+from app.audit import bp
+from app.extensions import db, heavy_limit
+from app.models.audit import OUTCOMES, ActivityLog
+from app.services.audit import AuditFilter, distinct_values, to_csv, visible_entries
+from app.timeutil import ist_day_start_utc
+
+EXPORT_MAX_ROWS = 50_000
+
+
+def _parse_day(raw: str | None) -> date | None:
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, "%Y-%m-%d").date()
+    except ValueError:
+        abort(400, description=f"Dates must look like 2026-01-31, got {raw[:20]!r}.")
+
+
+def _filter_from_args() -> AuditFilter:
+    args = request.args
+    outcome = args.get("outcome") or None
+    if outcome and outcome not in OUTCOMES:
+        abort(400, description="Outcome must be success or failure.")
+    since_day, until_day = _parse_day(args.get("from")), _parse_day(args.get("to"))
+    return AuditFilter(
+        action=(args.get("action") or None),
+        category=(args.get("category") or None),
+        outcome=outcome,
+        username=(args.get("user") or None),
+        since=ist_day_start_utc(since_day) if since_day else None,
+        until=ist_day_start_utc(until_day + timedelta(days=1)) if until_day else None,
+    )
+
+
+@bp.route("/")
+@login_required
+def index():
+    flt = _filter_from_args()
+    page = request.args.get("page", 1, type=int) or 1
+    pagination = db.paginate(visible_entries(current_user, flt), page=max(page, 1),
+                             per_page=current_app.config["AUDIT_PAGE_SIZE"], error_out=False)
+    return render_template(
+        "audit/index.html",
+        pagination=pagination,
+        entries=pagination.items,
+        flt=request.args,
+        actions=distinct_values(current_user, ActivityLog.action),
+        categories=distinct_values(current_user, ActivityLog.category),
+        outcomes=OUTCOMES,
+    )
+
+
+@bp.route("/export.csv")
+@login_required
+@heavy_limit
+def export_csv():
+    flt = _filter_from_args()
+    entries = db.session.scalars(visible_entries(current_user, flt).limit(EXPORT_MAX_ROWS)).all()
+    body = to_csv(entries)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="audit-log-{stamp}.csv"'})

@@ -1,0 +1,43 @@
+"""Flask CLI commands for operators."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from cryptography.fernet import Fernet
+from flask import Flask, current_app
+
+from config import INSTANCE_DIR
+
+
+@click.command("rotate-encryption-key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def rotate_encryption_key(yes: bool) -> None:
+    """Re-encrypt every stored secret with a new key.
+
+    The new key becomes the primary; old keys stay readable so running processes keep
+    working until they restart with the new key list.
+    """
+    from app.services.encryption import get_encryptor, reencrypt_all
+
+    if not yes:
+        click.confirm("Re-encrypt all stored secrets with a new key?", abort=True)
+    new_key = Fernet.generate_key().decode()
+    rotated = get_encryptor().with_new_primary(new_key)
+    count = reencrypt_all(rotated)
+    key_file = INSTANCE_DIR / "encryption_key"
+    if os.environ.get("ENCRYPTION_KEY"):
+        click.echo(f"Re-encrypted {count} values. ENCRYPTION_KEY comes from the environment:")
+        click.echo("set it to the following value (new key first) and restart every process:")
+        click.echo(rotated.serialized())
+    else:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(rotated.serialized())
+        click.echo(f"Re-encrypted {count} values; new key list written to {key_file}. Restart every process.")
+    current_app.config["ENCRYPTION_KEY"] = rotated.serialized()
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(rotate_encryption_key)

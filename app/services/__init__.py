@@ -1,0 +1,1 @@
+"""Orchestration: use cases that combine models, domain rules and the broker adapter."""

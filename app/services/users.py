@@ -1,0 +1,282 @@
+"""User lifecycle: registration, authentication, passwords, and admin actions."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.domain.passwords import SPECIAL_CHARACTERS, password_problems
+from app.extensions import db
+from app.models.types import utcnow
+from app.models.users import ROLE_ADMIN, ROLE_TRADER, ROLES, User, new_session_token
+from app.services import audit
+from app.services.settings import REGISTRATION_OPEN, registration_open, set_setting
+
+logger = logging.getLogger(__name__)
+
+PASSWORD_METHOD = "scrypt"
+# A real scrypt hash checked when the username does not exist, so both paths cost the same.
+_DUMMY_HASH = generate_password_hash("dummy-Password-1!", method=PASSWORD_METHOD)
+
+
+class UserError(Exception):
+    """A user action was refused; `field` names the form field to attach the message to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config.get("PASSWORD_HASH_METHOD", PASSWORD_METHOD))
+
+
+def normalize_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_by_login(identifier: str) -> User | None:
+    ident = identifier.strip().lower()
+    if not ident:
+        return None
+    column = User.email if "@" in ident else User.username
+    return db.session.scalar(select(User).where(column == ident))
+
+
+def user_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def active_admin_count() -> int:
+    stmt = select(func.count()).select_from(User).where(User.role == ROLE_ADMIN, User.active.is_(True))
+    return db.session.scalar(stmt) or 0
+
+
+def check_new_password(password: str, username: str | None) -> None:
+    problems = password_problems(password, username=username)
+    if problems:
+        raise UserError(" ".join(problems), field="password")
+
+
+def _ensure_unique(username: str, email: str) -> None:
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UserError("This username is taken.", field="username")
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise UserError("An account with this email exists.", field="email")
+
+
+def register(username: str, email: str, password: str) -> User:
+    """Public registration. The first user becomes admin; later ones need registration open."""
+    username, email = normalize_username(username), normalize_email(email)
+    first_user = user_count() == 0
+    if not first_user and not registration_open():
+        raise UserError("Registration is closed. Ask an administrator for an account.")
+    check_new_password(password, username)
+    _ensure_unique(username, email)
+    user = User(
+        username=username,
+        email=email,
+        password_hash=hash_password(password),
+        role=ROLE_ADMIN if first_user else ROLE_TRADER,
+        password_changed_at=utcnow(),
+    )
+    db.session.add(user)
+    try:
+        db.session.flush()
+        if first_user and user_count() > 1:
+            # Another registration raced this one; only the true first user is admin.
+            user.role = ROLE_TRADER
+        audit.record("register", category="auth", user=user, details={"role": user.role}, commit=False)
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise UserError("This username or email is taken.", field="username") from exc
+    return user
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None and self.error is None
+
+
+# One message for every failure (unknown user, wrong password, locked, inactive): the response
+# must not tell an attacker which usernames exist.
+GENERIC_LOGIN_ERROR = (
+    "Invalid username or password. After repeated failures, sign-in is paused for a while."
+)
+
+
+def authenticate(identifier: str, password: str) -> LoginResult:
+    """Check credentials, apply lockout, and audit the attempt.
+
+    The error text never tells whether the username exists.
+    """
+    user = find_by_login(identifier)
+    now = utcnow()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        audit.record("login", category="auth", success=False, username=identifier.strip().lower()[:64],
+                     details={"reason": "bad_credentials"})
+        return LoginResult(None, GENERIC_LOGIN_ERROR)
+    if user.locked_until is not None and user.locked_until > now:
+        check_password_hash(_DUMMY_HASH, password)
+        audit.record("login", category="auth", user=user, success=False, details={"reason": "locked"})
+        return LoginResult(None, GENERIC_LOGIN_ERROR)
+    if not check_password_hash(user.password_hash, password):
+        _register_failure(user, now)
+        return LoginResult(None, GENERIC_LOGIN_ERROR)
+    if not user.is_active:
+        # Correct password on a deactivated account: same generic message, audited separately.
+        audit.record("login", category="auth", user=user, success=False, details={"reason": "inactive"})
+        return LoginResult(None, GENERIC_LOGIN_ERROR)
+    user.failed_login_count = 0
+    user.first_failed_login_at = None
+    user.locked_until = None
+    user.last_login_at = now
+    audit.record("login", category="auth", user=user, commit=False)
+    db.session.commit()
+    return LoginResult(user)
+
+
+def _register_failure(user: User, now: datetime) -> None:
+    cfg = current_app.config
+    window = timedelta(minutes=cfg["LOGIN_FAILURE_WINDOW_MINUTES"])
+    if user.first_failed_login_at is None or now - user.first_failed_login_at > window:
+        user.first_failed_login_at = now
+        user.failed_login_count = 0
+    user.failed_login_count += 1
+    audit.record("login", category="auth", user=user, success=False,
+                 details={"reason": "bad_credentials", "failures": user.failed_login_count}, commit=False)
+    if user.failed_login_count >= cfg["LOGIN_MAX_FAILURES"]:
+        user.locked_until = now + timedelta(minutes=cfg["LOCKOUT_MINUTES"])
+        user.failed_login_count = 0
+        user.first_failed_login_at = None
+        audit.record("account_locked", category="security", user=user, success=False,
+                     details={"minutes": cfg["LOCKOUT_MINUTES"]}, commit=False)
+        logger.warning("Username %s locked after repeated failed logins", user.username)
+    db.session.commit()
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """Change a password; rotates the session token so every other session ends."""
+    if not check_password_hash(user.password_hash, current_password):
+        audit.record("password_change", category="auth", user=user, success=False,
+                     details={"reason": "wrong_current_password"})
+        raise UserError("The current password is not correct.", field="current_password")
+    if current_password == new_password:
+        raise UserError("Choose a password different from the current one.", field="password")
+    check_new_password(new_password, user.username)
+    _set_password(user, new_password, must_change=False)
+    audit.record("password_change", category="auth", user=user, commit=False)
+    db.session.commit()
+
+
+def _set_password(user: User, password: str, *, must_change: bool) -> None:
+    user.password_hash = hash_password(password)
+    user.must_change_password = must_change
+    user.password_changed_at = utcnow()
+    user.session_token = new_session_token()
+    user.failed_login_count = 0
+    user.locked_until = None
+    user.first_failed_login_at = None
+
+
+def generate_one_time_password(length: int = 16) -> str:
+    """A random password that satisfies the policy."""
+    alphabet = string.ascii_letters + string.digits + SPECIAL_CHARACTERS
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
+        if not password_problems(candidate):
+            return candidate
+
+
+# --- admin actions -------------------------------------------------------------------------------
+
+def admin_create_user(admin: User, username: str, email: str, role: str) -> tuple[User, str]:
+    """Create a user with a one-time password that must be changed at first login."""
+    if role not in ROLES:
+        raise UserError("Unknown role.", field="role")
+    username, email = normalize_username(username), normalize_email(email)
+    _ensure_unique(username, email)
+    otp = generate_one_time_password()
+    user = User(username=username, email=email, password_hash=hash_password(otp), role=role,
+                must_change_password=True, password_changed_at=utcnow())
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise UserError("This username or email is taken.", field="username") from exc
+    audit.record("user_created", category="admin", user=admin,
+                 details={"target": username, "target_id": user.id, "role": role}, commit=False)
+    db.session.commit()
+    return user, otp
+
+
+def _would_remove_last_admin(target: User) -> bool:
+    return target.is_admin and target.active and active_admin_count() <= 1
+
+
+def admin_set_active(admin: User, target: User, active: bool) -> None:
+    if target.active == active:
+        return
+    if not active and _would_remove_last_admin(target):
+        raise UserError("The last active administrator cannot be deactivated.")
+    target.active = active
+    if not active:
+        target.session_token = new_session_token()  # end the user's sessions now
+    action = "user_reactivated" if active else "user_deactivated"
+    audit.record(action, category="admin", user=admin,
+                 details={"target": target.username, "target_id": target.id}, commit=False)
+    db.session.commit()
+
+
+def admin_set_role(admin: User, target: User, role: str) -> None:
+    if role not in ROLES:
+        raise UserError("Unknown role.")
+    if target.role == role:
+        return
+    if role == ROLE_TRADER and _would_remove_last_admin(target):
+        raise UserError("The last active administrator cannot be demoted.")
+    previous, target.role = target.role, role
+    audit.record("user_role_changed", category="admin", user=admin,
+                 details={"target": target.username, "target_id": target.id, "from": previous, "to": role},
+                 commit=False)
+    db.session.commit()
+
+
+def admin_reset_password(admin: User, target: User) -> str:
+    otp = generate_one_time_password()
+    _set_password(target, otp, must_change=True)
+    audit.record("user_password_reset", category="admin", user=admin,
+                 details={"target": target.username, "target_id": target.id}, commit=False)
+    db.session.commit()
+    return otp
+
+
+def admin_set_registration(admin: User, open_: bool) -> None:
+    set_setting(REGISTRATION_OPEN, "true" if open_ else "false", commit=False)
+    audit.record("registration_opened" if open_ else "registration_closed", category="admin", user=admin,
+                 commit=False)
+    db.session.commit()
+
+
+__all__ = ["ROLE_ADMIN", "ROLE_TRADER", "UserError"]

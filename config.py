@@ -1,0 +1,243 @@
+"""Deployment settings, read once from the environment into typed config classes.
+
+Trading settings that users edit live in database tables; this module only holds
+what an operator sets before starting a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+# A .env file in the project directory fills in variables that the environment does not set.
+load_dotenv(BASE_DIR / ".env", override=False)
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
+
+# Values that must never be accepted as real secrets.
+INSECURE_SECRETS = frozenset({"", "dev", "changeme", "change-me", "secret", "your-secret-key", "replace-me"})
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(RuntimeError):
+    """A deployment setting is missing or invalid; the process must not start."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def _env_str(name: str, default: str) -> str:
+    raw = os.environ.get(name)
+    return default if raw is None or raw.strip() == "" else raw.strip()
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{INSTANCE_DIR / 'algomirror.db'}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Resolve a relative SQLite path against the project directory, not the process's cwd."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        path = url[len(prefix):]
+        if path and not path.startswith(":memory:"):
+            return prefix + str((BASE_DIR / path).resolve())
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://"):]
+    return url
+
+
+def read_or_create_instance_secret(name: str, factory) -> str:
+    """Return the secret stored in instance/<name>, creating it (mode 0600) when absent."""
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / name
+    if path.exists():
+        return path.read_text().strip()
+    value = factory()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    logger.info("Generated %s into %s", name, path)
+    return value
+
+
+def new_fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    ENV_NAME = "base"
+    DEBUG = False
+    TESTING = False
+
+    SECRET_KEY: str | None = None
+    ENCRYPTION_KEY: str | None = None  # comma-separated Fernet keys, newest first
+    SQLALCHEMY_DATABASE_URI = ""
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+
+    REDIS_URL = "memory://"
+    LOG_LEVEL = "INFO"
+    LOG_DIR = str(BASE_DIR / "logs")
+    LOG_TO_FILE = True
+    PAPER_BROKER_URL = "http://127.0.0.1:5100"
+
+    # Rate limits (Flask-Limiter strings), DOMAIN.md security defaults.
+    RATELIMIT_ENABLED = True
+    RATELIMIT_GLOBAL = "1000 per minute"
+    RATELIMIT_AUTH = "10 per minute"
+    RATELIMIT_API = "100 per minute"
+    RATELIMIT_HEAVY = "20 per minute"
+
+    # Login lockout: this many failures within the window lock the username for LOCKOUT_MINUTES.
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_FAILURE_WINDOW_MINUTES = 15
+    LOCKOUT_MINUTES = 15
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    REMEMBER_COOKIE_DURATION_DAYS = 14
+    PREFERRED_URL_SCHEME = "http"
+
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT: int | None = None  # token lives as long as the session
+    WTF_CSRF_SSL_STRICT = True
+
+    AUDIT_PAGE_SIZE = 50
+    # Werkzeug method string; scrypt with its default cost (N=2^15, r=8, p=1).
+    PASSWORD_HASH_METHOD = "scrypt"
+    # Hosts trusted in X-Forwarded-For (number of proxies in front, e.g. nginx = 1).
+    PROXY_FIX_HOPS = 0
+
+    @classmethod
+    def load(cls) -> dict:
+        """Read the environment into a settings dict for app.config.from_mapping."""
+        settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+        settings.update(
+            SECRET_KEY=os.environ.get("SECRET_KEY") or None,
+            ENCRYPTION_KEY=os.environ.get("ENCRYPTION_KEY") or None,
+            SQLALCHEMY_DATABASE_URI=normalize_database_url(cls.database_url()),
+            REDIS_URL=_env_str("REDIS_URL", cls.REDIS_URL),
+            LOG_LEVEL=_env_str("LOG_LEVEL", cls.LOG_LEVEL).upper(),
+            LOG_DIR=_env_str("LOG_DIR", cls.LOG_DIR),
+            LOG_TO_FILE=_env_bool("LOG_TO_FILE", cls.LOG_TO_FILE),
+            PAPER_BROKER_URL=_env_str("PAPER_BROKER_URL", cls.PAPER_BROKER_URL),
+            RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
+            RATELIMIT_GLOBAL=_env_str("RATELIMIT_GLOBAL", cls.RATELIMIT_GLOBAL),
+            RATELIMIT_AUTH=_env_str("RATELIMIT_AUTH", cls.RATELIMIT_AUTH),
+            RATELIMIT_API=_env_str("RATELIMIT_API", cls.RATELIMIT_API),
+            RATELIMIT_HEAVY=_env_str("RATELIMIT_HEAVY", cls.RATELIMIT_HEAVY),
+            LOGIN_MAX_FAILURES=_env_int("LOGIN_MAX_FAILURES", cls.LOGIN_MAX_FAILURES),
+            LOGIN_FAILURE_WINDOW_MINUTES=_env_int(
+                "LOGIN_FAILURE_WINDOW_MINUTES", cls.LOGIN_FAILURE_WINDOW_MINUTES
+            ),
+            LOCKOUT_MINUTES=_env_int("LOCKOUT_MINUTES", cls.LOCKOUT_MINUTES),
+            PROXY_FIX_HOPS=_env_int("PROXY_FIX_HOPS", cls.PROXY_FIX_HOPS),
+        )
+        if settings["LOG_LEVEL"] not in logging.getLevelNamesMapping():
+            raise ConfigError(f"LOG_LEVEL {settings['LOG_LEVEL']!r} is not a logging level")
+        cls.finalize(settings)
+        return settings
+
+    @classmethod
+    def database_url(cls) -> str:
+        return _env_str("DATABASE_URL", default_database_url())
+
+    @classmethod
+    def finalize(cls, settings: dict) -> None:
+        """Environment-specific checks and defaults; development generates missing secrets."""
+        if not settings["SECRET_KEY"]:
+            settings["SECRET_KEY"] = read_or_create_instance_secret("secret_key", lambda: secrets.token_hex(32))
+        if not settings["ENCRYPTION_KEY"]:
+            settings["ENCRYPTION_KEY"] = read_or_create_instance_secret("encryption_key", new_fernet_key)
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    DEBUG = False  # the Werkzeug debugger would expose a console; enable explicitly with FLASK_DEBUG
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    LOG_TO_FILE = False
+    RATELIMIT_AUTH = "1000 per minute"
+    RATELIMIT_GLOBAL = "100000 per minute"
+    LOGIN_MAX_FAILURES = 5
+    # Same KDF at a lower cost so the suite stays fast; production keeps the default cost.
+    PASSWORD_HASH_METHOD = "scrypt:4096:8:1"
+
+    @classmethod
+    def database_url(cls) -> str:
+        # Never DATABASE_URL: a test run must not touch a development or production database.
+        return _env_str("TEST_DATABASE_URL", "sqlite://")
+
+    @classmethod
+    def finalize(cls, settings: dict) -> None:
+        # Tests never touch instance/: ephemeral secrets unless a test passes its own.
+        settings["SECRET_KEY"] = settings["SECRET_KEY"] or secrets.token_hex(32)
+        settings["ENCRYPTION_KEY"] = settings["ENCRYPTION_KEY"] or new_fernet_key()
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+    @classmethod
+    def finalize(cls, settings: dict) -> None:
+        secret = settings["SECRET_KEY"]
+        if not secret or secret.lower() in INSECURE_SECRETS or len(secret) < 32:
+            raise ConfigError("Production requires SECRET_KEY: at least 32 random characters, not a default")
+        enc = settings["ENCRYPTION_KEY"]
+        if not enc or enc.lower() in INSECURE_SECRETS:
+            raise ConfigError("Production requires ENCRYPTION_KEY (a Fernet key; generate one, never reuse a sample)")
+        settings["SESSION_COOKIE_SECURE"] = _env_bool("SESSION_COOKIE_SECURE", True)
+        settings["REMEMBER_COOKIE_SECURE"] = settings["SESSION_COOKIE_SECURE"]
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_name_from_env() -> str:
+    name = (os.environ.get("APP_ENV") or os.environ.get("FLASK_ENV") or "development").strip().lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}, got {name!r}")
+    return name

@@ -1,0 +1,123 @@
+"""Shared fixtures for the app's tests.
+
+The database is SQLite (a temporary file) unless TEST_DATABASE_URL names another one,
+e.g. PostgreSQL in CI. The schema is built once per session by the Alembic migrations,
+exactly as in production, and every test starts with empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import MetaData, create_engine, delete, text
+
+from tests.helpers import Browserless, make_user
+
+
+def _database_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+def _drop_everything(url: str) -> None:
+    engine = create_engine(url)
+    meta = MetaData()
+    meta.reflect(bind=engine)
+    meta.drop_all(bind=engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """A database migrated from empty to head by Alembic, once per test session."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    url = _database_url(tmp_path_factory)
+    _drop_everything(url)
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        from app.extensions import db
+
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def app_factory(database_url) -> Iterator:
+    """Build apps on the test database; overrides per call. Tables are emptied afterwards."""
+    from app import create_app
+
+    created = []
+
+    def build(**overrides):
+        settings = {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "RATELIMIT_KEY_PREFIX": f"algomirror-test-{uuid.uuid4().hex[:8]}",
+        }
+        settings.update(overrides)
+        application = create_app("testing", settings)
+        created.append(application)
+        return application
+
+    yield build
+
+    from app.extensions import db
+
+    for application in created:
+        with application.app_context():
+            db.session.remove()
+    if created:
+        with created[0].app_context():
+            with db.engine.begin() as conn:
+                for table in reversed(db.metadata.sorted_tables):
+                    conn.execute(delete(table))
+            db.engine.dispose()
+        for application in created[1:]:
+            with application.app_context():
+                db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    application = app_factory()
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def client(app) -> Browserless:
+    return Browserless(app.test_client())
+
+
+@pytest.fixture
+def admin(app):
+    return make_user(app, "alice", role="admin")
+
+
+@pytest.fixture
+def trader(app):
+    return make_user(app, "bob", role="trader")
+
+
+@pytest.fixture
+def admin_client(app, admin) -> Browserless:
+    c = Browserless(app.test_client())
+    c.login("alice")
+    return c
+
+
+@pytest.fixture
+def trader_client(app, trader) -> Browserless:
+    c = Browserless(app.test_client())
+    c.login("bob")
+    return c
