@@ -6,7 +6,7 @@ export UV_LINK_MODE := copy
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PYTHON_SOURCES := app paperbroker config.py app.py init_db.py bench tests
+PYTHON_SOURCES := $(wildcard app paperbroker config.py app.py init_db.py bench tests)
 
 .PHONY: run test lint typecheck pytest css setup clean paperbroker services
 
