@@ -34,12 +34,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(settings)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "algomirror")
     app.config.update(
-        RATELIMIT_STORAGE_URI=app.config["REDIS_URL"],
-        RATELIMIT_DEFAULT=app.config["RATELIMIT_GLOBAL"],
-        RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_HEADERS_ENABLED=True,
-        RATELIMIT_KEY_PREFIX=app.config.get("RATELIMIT_KEY_PREFIX", "algomirror"),
         REMEMBER_COOKIE_DURATION=_days(app.config["REMEMBER_COOKIE_DURATION_DAYS"]),
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
@@ -52,6 +48,10 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     configure_logging(app)
     _init_extensions(app)
     _register_blueprints(app)
+
+    from app.extensions import init_limiter
+
+    app.extensions["algomirror_limiter"] = init_limiter(app)
 
     from app import cli, errors
     from app.security import headers
@@ -71,12 +71,11 @@ def _days(n: int):
 
 
 def _init_extensions(app: Flask) -> None:
-    from app.extensions import csrf, db, limiter, login_manager, migrate
+    from app.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     csrf.init_app(app)
-    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."

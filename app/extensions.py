@@ -1,8 +1,9 @@
 """Flask extensions, created unbound and initialised in create_app()."""
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -22,6 +23,9 @@ NAMING_CONVENTION = {
 }
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -36,14 +40,55 @@ else:
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+# Rate-limit tiers (DOMAIN.md security defaults): a view is marked with @rate_tier(name) and
+# init_limiter() applies the tier's configured limit; each tier is one shared bucket per client IP.
+RATE_TIERS = {"auth": "RATELIMIT_AUTH", "api": "RATELIMIT_API", "heavy": "RATELIMIT_HEAVY"}
+EXEMPT = "exempt"
+# The auth tier counts credential submissions only, not page views.
+_TIER_METHODS = {"auth": ["POST"]}
 
 
-def _tier(name: str):
-    return lambda: current_app.config[name]
+def rate_tier(name: str) -> Callable[[F], F]:
+    """Mark a view with a rate-limit tier (auth, api, heavy) or as exempt (health probes)."""
+    if name not in RATE_TIERS and name != EXEMPT:
+        raise ValueError(f"unknown rate tier {name!r}")
+
+    def mark(view: F) -> F:
+        view.rate_tier = name  # type: ignore[attr-defined]
+        return view
+
+    return mark
 
 
-# Rate-limit tiers (DOMAIN.md security defaults). Each tier is one shared bucket per client IP.
-auth_limit = limiter.shared_limit(_tier("RATELIMIT_AUTH"), scope="auth", methods=["POST"])
-api_limit = limiter.shared_limit(_tier("RATELIMIT_API"), scope="api")
-heavy_limit = limiter.shared_limit(_tier("RATELIMIT_HEAVY"), scope="heavy")
+def init_limiter(app: Flask) -> Limiter:
+    """One limiter per app, built from its config, applied to every marked view.
+
+    Storage is REDIS_URL: with Redis every worker and host shares the counters; there is
+    no silent fallback to process memory when Redis is configured.
+    """
+    cfg = app.config
+    limiter = Limiter(
+        key_func=get_remote_address,
+        application_limits=[cfg["RATELIMIT_GLOBAL"]],
+        storage_uri=cfg["REDIS_URL"],
+        strategy="moving-window",
+        headers_enabled=True,
+        enabled=cfg["RATELIMIT_ENABLED"],
+        key_prefix=cfg["RATELIMIT_KEY_PREFIX"],
+        in_memory_fallback_enabled=False,
+    )
+    limiter.init_app(app)
+    views: dict[str, Any] = app.view_functions
+    for endpoint, view in list(views.items()):
+        tier = getattr(view, "rate_tier", None)
+        if tier == EXEMPT:
+            views[endpoint] = limiter.exempt(view)
+        elif tier:
+            views[endpoint] = limiter.shared_limit(
+                cfg[RATE_TIERS[tier]], scope=tier, methods=_TIER_METHODS.get(tier)
+            )(view)
+    return limiter
+
+
+def get_limiter() -> Limiter:
+    return current_app.extensions["algomirror_limiter"]

@@ -76,15 +76,12 @@ def app_factory(database_url) -> Iterator:
     for application in created:
         with application.app_context():
             db.session.remove()
-    if created:
-        with created[0].app_context():
-            with db.engine.begin() as conn:
-                for table in reversed(db.metadata.sorted_tables):
-                    conn.execute(delete(table))
             db.engine.dispose()
-        for application in created[1:]:
-            with application.app_context():
-                db.engine.dispose()
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(delete(table))
+    engine.dispose()
 
 
 @pytest.fixture

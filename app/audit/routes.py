@@ -4,7 +4,7 @@ from flask import Response, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
 from app.audit import bp
-from app.extensions import db, heavy_limit
+from app.extensions import db, rate_tier
 from app.models.audit import OUTCOMES, ActivityLog
 from app.services.audit import AuditFilter, distinct_values, to_csv, visible_entries
 from app.timeutil import ist_day_start_utc
@@ -56,8 +56,8 @@ def index():
 
 
 @bp.route("/export.csv")
+@rate_tier("heavy")
 @login_required
-@heavy_limit
 def export_csv():
     flt = _filter_from_args()
     entries = db.session.scalars(visible_entries(current_user, flt).limit(EXPORT_MAX_ROWS)).all()

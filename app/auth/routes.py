@@ -3,7 +3,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import bp
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
-from app.extensions import auth_limit
+from app.extensions import rate_tier
 from app.forms_common import ActionForm, is_safe_next
 from app.services import audit, users
 from app.services.settings import registration_open
@@ -14,7 +14,7 @@ def _registration_allowed() -> bool:
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@auth_limit
+@rate_tier("auth")
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("main.dashboard"))
@@ -37,7 +37,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@auth_limit
+@rate_tier("auth")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.dashboard"))
@@ -70,8 +70,8 @@ def logout():
 
 
 @bp.route("/change-password", methods=["GET", "POST"])
+@rate_tier("auth")
 @login_required
-@auth_limit
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():

@@ -4,7 +4,7 @@ from flask import jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import text
 
-from app.extensions import db, limiter
+from app.extensions import db, rate_tier
 from app.main import bp
 from app.services import users
 
@@ -25,14 +25,14 @@ def dashboard():
 
 
 @bp.route("/healthz")
-@limiter.exempt
+@rate_tier("exempt")
 def healthz():
     """Liveness: the process answers. No database, no auth."""
     return jsonify({"status": "ok"})
 
 
 @bp.route("/readyz")
-@limiter.exempt
+@rate_tier("exempt")
 def readyz():
     """Readiness: the database answers."""
     try:
