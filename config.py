@@ -60,14 +60,18 @@ def default_database_url() -> str:
 
 
 def normalize_database_url(url: str) -> str:
-    """Resolve a relative SQLite path against the project directory, not the process's cwd."""
+    """Resolve a relative SQLite path against the project directory, not the process's cwd,
+    and give PostgreSQL URLs an explicit driver."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
         path = url[len(prefix):]
         if path and not path.startswith(":memory:"):
             return prefix + str((BASE_DIR / path).resolve())
-    if url.startswith("postgres://"):
-        return "postgresql://" + url[len("postgres://"):]
+    # A bare postgres:// or postgresql:// URL uses psycopg2, the driver this project installs
+    # (SQLAlchemy 2.1 would otherwise pick psycopg 3).
+    for bare in ("postgres://", "postgresql://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
     return url
 
 

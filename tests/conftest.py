@@ -18,9 +18,11 @@ from tests.helpers import Browserless, make_user
 
 
 def _database_url(tmp_path_factory) -> str:
+    from config import normalize_database_url
+
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        return url
+        return normalize_database_url(url)
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 

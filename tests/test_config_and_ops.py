@@ -60,7 +60,7 @@ def test_environment_variables_are_honoured(clean_env, tmp_path):
     clean_env.setenv("LOG_LEVEL", "debug")
     clean_env.setenv("RATELIMIT_AUTH", "3 per minute")
     settings = config.DevelopmentConfig.load()
-    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql://u@db/algomirror"
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://u@db/algomirror"
     assert settings["LOG_LEVEL"] == "DEBUG"
     assert settings["RATELIMIT_AUTH"] == "3 per minute"
 
