@@ -71,6 +71,7 @@ def _days(n: int):
 
 
 def _init_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (register every model on the metadata)
     from app.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)

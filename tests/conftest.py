@@ -54,8 +54,21 @@ def database_url(tmp_path_factory) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def seed_rows(database_url) -> dict:
+    """Rows the migrations seed (e.g. the trading calendar), restored after every test."""
+    from app.extensions import db
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        rows = {table.name: [dict(r._mapping) for r in conn.execute(table.select())]
+                for table in db.metadata.sorted_tables}
+    engine.dispose()
+    return {name: data for name, data in rows.items() if data}
+
+
 @pytest.fixture
-def app_factory(database_url) -> Iterator:
+def app_factory(database_url, seed_rows) -> Iterator:
     """Build apps on the test database; overrides per call. Tables are emptied afterwards."""
     from app import create_app
 
@@ -83,6 +96,9 @@ def app_factory(database_url) -> Iterator:
     with engine.begin() as conn:
         for table in reversed(db.metadata.sorted_tables):
             conn.execute(delete(table))
+        for table in db.metadata.sorted_tables:
+            if table.name in seed_rows:
+                conn.execute(table.insert(), seed_rows[table.name])
     engine.dispose()
 
 

@@ -1,7 +1,21 @@
 """SQLAlchemy models, one module per area."""
 
+from app.models.accounts import TradingAccount
 from app.models.audit import ActivityLog
+from app.models.calendar import MarketHoliday, SpecialTradingSession, TradingHoursTemplate, TradingSession
+from app.models.services import ServiceHeartbeat, ServiceLease
 from app.models.settings import AppSetting
 from app.models.users import User
 
-__all__ = ["ActivityLog", "AppSetting", "User"]
+__all__ = [
+    "ActivityLog",
+    "AppSetting",
+    "MarketHoliday",
+    "ServiceHeartbeat",
+    "ServiceLease",
+    "SpecialTradingSession",
+    "TradingAccount",
+    "TradingHoursTemplate",
+    "TradingSession",
+    "User",
+]
