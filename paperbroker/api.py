@@ -1,0 +1,149 @@
+"""The /api/v1 dispatcher: route table, rate limits, faults, validation, auth, error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from paperbroker import faults as F
+from paperbroker.accounts import Account
+from paperbroker.core import Broker
+from paperbroker.orders import Reject
+from paperbroker.schemas import SCHEMAS, Schema, error_body, validate
+
+log = logging.getLogger(__name__)
+BROKER_KEY: web.AppKey[Broker] = web.AppKey("broker", Broker)
+Result = dict[str, Any] | tuple[int, dict[str, Any]] | web.StreamResponse
+Handler = Callable[[Broker, Account, dict[str, Any]], Result]
+INVALID_KEY = {"status": "error", "message": "Invalid openalgo apikey"}
+BAD_JSON = {"message": "The browser (or proxy) sent a request that this server could not understand."}
+UNEXPECTED = {"status": "error", "message": "An unexpected error occurred"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    handler: Handler
+    schema: Schema
+    style: str  # validation error style A/B/C/D
+    limit: str  # rate-limit group
+    method: str
+    auth_status: int
+    analyze_key: bool  # add "mode":"analyze" for analyzer-mode accounts
+
+
+REGISTRY: dict[str, Endpoint] = {}
+
+
+def endpoint(name: str, style: str, limit: str = "api", method: str = "POST", auth_status: int = 403,
+             analyze_key: bool = False) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as /api/v1/<name>."""
+
+    def deco(fn: Handler) -> Handler:
+        REGISTRY[name] = Endpoint(name, fn, SCHEMAS[name], style, limit, method, auth_status, analyze_key)
+        return fn
+
+    return deco
+
+
+def dumps(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def respond(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=dumps(body), status=status, content_type="application/json")
+
+
+def not_found(path: str) -> web.Response:
+    return respond({"status": "error", "message": "Not found", "path": path}, 404)
+
+
+def cut(request: web.Request) -> web.Response:
+    """Abort the TCP connection so the client sees it dropped without a response.
+
+    aiohttp then fails to write the returned placeholder and treats it as a client disconnect.
+    """
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=500)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["tail"].strip("/")
+    ep = REGISTRY.get(name)
+    if ep is None or request.method != ep.method:
+        return not_found(request.path)
+    broker = request.app[BROKER_KEY]
+    label = broker.limiter.hit(request.remote or "", ep.name, ep.limit)
+    if label is not None:
+        return respond({"message": label}, 429)
+    data: Any
+    if ep.method == "GET":
+        data = dict(request.query)
+    else:
+        if request.content_type != "application/json":
+            return respond(UNEXPECTED, 500)
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            return respond(BAD_JSON, 400)
+    apikey = data.get("apikey") if isinstance(data, dict) else None
+    decision = broker.faults.decide(ep.name, apikey if isinstance(apikey, str) else None)
+    if decision.delay:
+        await asyncio.sleep(decision.delay)
+    if decision.before is not None:
+        if decision.before == F.DROP:
+            return cut(request)
+        if decision.before == F.EXPIRED:
+            return respond(INVALID_KEY, ep.auth_status)
+        if decision.before == F.STORM:
+            return respond({"message": broker.limiter.limits[ep.limit].label}, 429)
+        return respond({"status": "error", "message": "Broker error: simulated internal server error"}, 500)
+    response = handle(broker, ep, data)
+    if decision.after_delay:
+        await asyncio.sleep(decision.after_delay)
+    if decision.after == F.LOST:
+        return cut(request)
+    return response
+
+
+def handle(broker: Broker, ep: Endpoint, data: Any) -> web.StreamResponse:
+    """Validate, authenticate and run one endpoint (synchronously: the engine is single-threaded)."""
+    clean, errors = validate(ep.schema, data, broker.reject_unknown)
+    if errors:
+        return respond(error_body(ep.style, errors), 400)
+    acct = broker.accounts.get(clean["apikey"])
+    if acct is None:
+        return respond(INVALID_KEY, ep.auth_status)
+    try:
+        result = ep.handler(broker, acct, clean)
+    except Reject as exc:
+        body: dict[str, Any] = {"status": "error", "message": exc.message}
+        if ep.analyze_key and acct.options.analyzer:
+            body["mode"] = "analyze"
+        return respond(body, exc.status)
+    except Exception:
+        log.exception("unexpected error in %s", ep.name)
+        return respond(UNEXPECTED, 500)
+    if isinstance(result, web.StreamResponse):
+        return result
+    status, body = result if isinstance(result, tuple) else (200, result)
+    if ep.analyze_key and acct.options.analyzer and body.get("status") == "success":
+        body["mode"] = "analyze"
+    return respond(body, status)
+
+
+async def health(request: web.Request) -> web.Response:
+    return respond({"status": "pass", "serviceId": "openalgo", "version": "1.0",
+                    "description": "OpenAlgo Trading Platform"})
+
+
+async def fallback(request: web.Request) -> web.Response:
+    return not_found(request.path)
