@@ -1,0 +1,1 @@
+"""The only code that talks to OpenAlgo: client adapter, typed errors, parsing, rate limits."""

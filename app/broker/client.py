@@ -1,0 +1,269 @@
+"""OpenAlgoClient: the adapter every other part of the app uses to talk to OpenAlgo.
+
+It wraps the SDK (one pooled httpx client per account), turns the SDK's error dicts into
+typed exceptions, parses numbers leniently into typed results, paces calls with a per-account
+limiter, never sends fields OpenAlgo does not declare, and logs each call without the key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from app.broker import parsing
+from app.broker.errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerRequestError,
+    BrokerUnavailable,
+    NotOpenAlgo,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+)
+from app.broker.ratelimit import AccountLimits
+from app.broker.sdk import ExtendedOpenAlgoAPI
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STRATEGY = "AlgoMirror"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    orders_per_second: int = 10
+    reads_per_second: int = 50
+
+
+def _body_from_message(message: str) -> Any:
+    """The SDK flattens non-200 answers into 'HTTP <code>: <raw body>'; recover the body."""
+    _, _, raw = message.partition(": ")
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+
+
+def _message_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
+    return str(value)
+
+
+def raise_for_error(result: Any, *, endpoint: str, is_order: bool) -> dict[str, Any]:
+    """Return a successful SDK result, or raise the typed error the caller must react to.
+
+    Order calls treat every "may have been sent" failure (timeout, cut connection, 5xx) as
+    OutcomeUnknown; reads treat them as BrokerUnavailable.
+    """
+    if not isinstance(result, dict):
+        raise NotOpenAlgo(f"Unexpected response from {endpoint}", endpoint=endpoint)
+    if result.get("status") != "error":
+        if result.get("status") != "success":
+            raise NotOpenAlgo(f"Unexpected response from {endpoint}: no success status", endpoint=endpoint)
+        return result
+    error_type = result.get("error_type")
+    code = result.get("code")
+    message = _message_text(result.get("message", ""))
+    if error_type == "connection_error":
+        raise BrokerUnavailable("Cannot connect to the OpenAlgo server (connection refused or host unreachable).",
+                                endpoint=endpoint)
+    if error_type == "timeout_error":
+        if is_order:
+            raise OutcomeUnknown("The order request timed out; it may have been placed.", endpoint=endpoint)
+        raise BrokerUnavailable("The OpenAlgo server did not answer in time.", endpoint=endpoint)
+    if error_type == "json_error":
+        raise NotOpenAlgo("The host answered with something other than OpenAlgo JSON.", status_code=code,
+                          endpoint=endpoint)
+    if error_type in ("http_error", "unknown_error") and code is None:
+        # Transport failure after connecting (connection reset, protocol error).
+        if is_order:
+            raise OutcomeUnknown("The connection broke before the answer arrived; the order may have been placed.",
+                                 endpoint=endpoint)
+        raise BrokerUnavailable("The connection to the OpenAlgo server broke.", endpoint=endpoint)
+    if error_type == "http_error":
+        body = _body_from_message(message)
+        if body is None:
+            if isinstance(code, int) and code >= 500 and not is_order:
+                raise BrokerUnavailable(f"The OpenAlgo server failed (HTTP {code}).", status_code=code,
+                                        endpoint=endpoint)
+            raise NotOpenAlgo(f"The host answered HTTP {code} with a non-OpenAlgo page.", status_code=code,
+                              endpoint=endpoint)
+        message = _message_text(body.get("message", "")) if isinstance(body, dict) else str(body)
+    return _raise_for_status(code, message, endpoint=endpoint, is_order=is_order)
+
+
+def _raise_for_status(code: Any, message: str, *, endpoint: str, is_order: bool) -> dict[str, Any]:
+    if code in (401, 403):
+        raise BrokerAuthError(
+            "The API key was refused (wrong key, or the broker session in OpenAlgo expired: log in again).",
+            status_code=code, endpoint=endpoint)
+    if code == 429:
+        raise RateLimited(f"Rate limited by the OpenAlgo server ({message or 'too many requests'}).",
+                          status_code=code, endpoint=endpoint)
+    if isinstance(code, int) and code >= 500:
+        if is_order:
+            raise OutcomeUnknown(f"The server failed after receiving the order (HTTP {code}): {message}",
+                                 status_code=code, endpoint=endpoint)
+        raise BrokerUnavailable(f"The OpenAlgo server failed (HTTP {code}): {message}", status_code=code,
+                                endpoint=endpoint)
+    if is_order:
+        raise OrderRejected(message or "The order was rejected.", status_code=code, endpoint=endpoint)
+    raise BrokerRequestError(message or "The request was refused.", status_code=code, endpoint=endpoint)
+
+
+class OpenAlgoClient:
+    """One OpenAlgo account. Thread-safe; share one instance per account (see registry)."""
+
+    def __init__(self, host_url: str, api_key: str, *, account_label: str = "-",
+                 settings: ClientSettings | None = None, ws_url: str | None = None):
+        self.settings = settings or ClientSettings()
+        self.host_url = host_url.rstrip("/")
+        self.account_label = account_label
+        timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
+        self._api = ExtendedOpenAlgoAPI(api_key=api_key, host=self.host_url, timeout=timeout, ws_url=ws_url)
+        self._limits = AccountLimits(self.settings.orders_per_second, self.settings.reads_per_second)
+
+    def close(self) -> None:
+        self._api.close()
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, endpoint: str, fn: Callable[[], Any], *, is_order: bool = False) -> dict[str, Any]:
+        (self._limits.orders if is_order else self._limits.reads).acquire()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return raise_for_error(fn(), endpoint=endpoint, is_order=is_order)
+        except BrokerError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            logger.info("broker call account=%s endpoint=%s latency_ms=%.1f outcome=%s",
+                        self.account_label, endpoint, (time.perf_counter() - started) * 1000, outcome)
+
+    # --- account ------------------------------------------------------------------------------
+
+    def ping(self) -> str:
+        """Check the key and the broker session; returns the broker's name."""
+        body = self._call("ping", self._api.ping)
+        data = body.get("data")
+        if not isinstance(data, dict) or data.get("message") != "pong":
+            raise NotOpenAlgo("The host answered /ping without 'pong': not an OpenAlgo server.", endpoint="ping")
+        return parsing.to_str(data.get("broker")) or "unknown"
+
+    def funds(self) -> parsing.Funds:
+        return parsing.parse_funds(self._call("funds", self._api.funds))
+
+    def positions(self) -> list[parsing.Position]:
+        return parsing.parse_positions(self._call("positionbook", self._api.positionbook))
+
+    def orderbook(self) -> list[parsing.Order]:
+        return parsing.parse_orderbook(self._call("orderbook", self._api.orderbook))
+
+    def tradebook(self) -> list[parsing.Trade]:
+        return parsing.parse_tradebook(self._call("tradebook", self._api.tradebook))
+
+    def holdings(self) -> parsing.Holdings:
+        return parsing.parse_holdings(self._call("holdings", self._api.holdings))
+
+    # --- market data --------------------------------------------------------------------------
+
+    def quote(self, symbol: str, exchange: str) -> parsing.Quote:
+        body = self._call("quotes", lambda: self._api.quotes(symbol=symbol, exchange=exchange))
+        return parsing.parse_quote(body.get("data") or {})
+
+    def multiquotes(self, instruments: list[tuple[str, str]]) -> dict[tuple[str, str], parsing.Quote]:
+        """Quotes for many (symbol, exchange) pairs in one request; unknown symbols are left out."""
+        symbols = [{"symbol": s, "exchange": e} for s, e in instruments]
+        body = self._call("multiquotes", lambda: self._api.multiquotes(symbols=symbols))
+        quotes: dict[tuple[str, str], parsing.Quote] = {}
+        for item in body.get("results") or []:
+            if isinstance(item, dict) and isinstance(item.get("data"), dict):
+                quotes[(parsing.to_str(item.get("symbol")), parsing.to_str(item.get("exchange")))] = (
+                    parsing.parse_quote(item["data"]))
+        return quotes
+
+    def expiries(self, symbol: str, exchange: str, instrument_type: str = "options") -> list[str]:
+        body = self._call("expiry", lambda: self._api.expiry(symbol=symbol, exchange=exchange,
+                                                              instrumenttype=instrument_type))
+        return [parsing.to_str(d) for d in body.get("data") or []]
+
+    def option_chain(self, underlying: str, exchange: str, expiry_date: str, strike_count: int | None = None,
+                     with_greeks: bool = True) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"underlying": underlying, "exchange": exchange, "expiry_date": expiry_date,
+                                  "with_greeks": with_greeks}
+        if strike_count is not None:
+            kwargs["strike_count"] = strike_count
+        return self._call("optionchain", lambda: self._api.optionchain(**kwargs))
+
+    def symbol_info(self, symbol: str, exchange: str) -> dict[str, Any]:
+        body = self._call("symbol", lambda: self._api.symbol(symbol=symbol, exchange=exchange))
+        return body.get("data") or {}
+
+    # --- orders -------------------------------------------------------------------------------
+
+    def place_order(self, *, symbol: str, exchange: str, action: str, quantity: int, product: str,
+                    price_type: str = "MARKET", price: str | None = None, trigger_price: str | None = None,
+                    strategy: str = DEFAULT_STRATEGY) -> parsing.OrderAck:
+        """Place one order. Raises OrderRejected, OutcomeUnknown (reconcile!), BrokerAuthError, RateLimited,
+        or BrokerUnavailable (the request never reached the server)."""
+        extra: dict[str, str] = {}
+        if price is not None:
+            extra["price"] = price
+        if trigger_price is not None:
+            extra["trigger_price"] = trigger_price
+        body = self._call("placeorder", lambda: self._api.placeorder(
+            strategy=strategy, symbol=symbol, action=action, exchange=exchange, price_type=price_type,
+            product=product, quantity=str(quantity), **extra), is_order=True)
+        return parsing.parse_order_ack(body)
+
+    def cancel_order(self, order_id: str, strategy: str = DEFAULT_STRATEGY) -> str:
+        body = self._call("cancelorder", lambda: self._api.cancelorder(order_id=order_id, strategy=strategy),
+                          is_order=True)
+        return parsing.to_str(body.get("orderid") or order_id)
+
+    def order_status(self, order_id: str, strategy: str = DEFAULT_STRATEGY) -> parsing.Order:
+        body = self._call("orderstatus", lambda: self._api.orderstatus(order_id=order_id, strategy=strategy))
+        return parsing.parse_order(body.get("data") or {})
+
+
+class ClientRegistry:
+    """One client (and so one HTTP pool and one limiter) per account, per process."""
+
+    def __init__(self, settings: ClientSettings | None = None):
+        self.settings = settings or ClientSettings()
+        self._clients: dict[tuple[Any, str, str], OpenAlgoClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, host_url: str, api_key: str, *, label: str = "-",
+            ws_url: str | None = None) -> OpenAlgoClient:
+        import hashlib
+
+        fingerprint = hashlib.sha256(api_key.encode()).hexdigest()[:16]
+        cache_key = (key, host_url, fingerprint)
+        with self._lock:
+            client = self._clients.get(cache_key)
+            if client is None:
+                stale = [k for k in self._clients if k[0] == key]
+                for k in stale:
+                    self._clients.pop(k).close()
+                client = OpenAlgoClient(host_url, api_key, account_label=label, settings=self.settings,
+                                        ws_url=ws_url)
+                self._clients[cache_key] = client
+            return client
+
+    def close_all(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -1,0 +1,269 @@
+"""Lenient parsing of OpenAlgo payloads into typed values.
+
+Brokers differ: numbers may arrive as strings ("320.66", "1,234.50"), fields may be missing
+or null, and sandbox responses carry extra keys. Everything that leaves this module is typed:
+money and prices as Decimal, quantities as int, order ids as str.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from app.broker.errors import NotOpenAlgo
+
+ZERO = Decimal("0")
+
+
+def to_decimal(value: Any, default: Decimal = ZERO) -> Decimal:
+    """Parse a number that may be a string, int, float or missing."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    text = str(value).strip().replace(",", "")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return default
+
+
+def to_int(value: Any, default: int = 0) -> int:
+    number = to_decimal(value, Decimal(default))
+    return int(number.to_integral_value())
+
+
+def to_str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def normalize_status(value: Any) -> str:
+    """Canonical order status: open, complete, cancelled, rejected, trigger pending (lower case)."""
+    status = to_str(value).strip().lower().replace("_", " ")
+    return {"canceled": "cancelled", "completed": "complete", "filled": "complete"}.get(status, status)
+
+
+@dataclass(frozen=True)
+class Funds:
+    available_cash: Decimal
+    collateral: Decimal
+    utilised_debits: Decimal
+    m2m_realized: Decimal
+    m2m_unrealized: Decimal
+
+    def as_json(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    exchange: str
+    product: str
+    quantity: int
+    average_price: Decimal
+    ltp: Decimal
+    pnl: Decimal
+
+    def as_json(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "exchange": self.exchange, "product": self.product,
+                "quantity": self.quantity, "average_price": str(self.average_price), "ltp": str(self.ltp),
+                "pnl": str(self.pnl)}
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    symbol: str
+    exchange: str
+    action: str
+    quantity: int
+    price: Decimal
+    trigger_price: Decimal
+    price_type: str
+    product: str
+    status: str
+    timestamp: str
+    filled_quantity: int | None = None
+    average_price: Decimal | None = None
+    rejection_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Trade:
+    order_id: str
+    symbol: str
+    exchange: str
+    product: str
+    action: str
+    quantity: int
+    average_price: Decimal
+    trade_value: Decimal
+    timestamp: str
+
+
+@dataclass(frozen=True)
+class Holding:
+    symbol: str
+    exchange: str
+    product: str
+    quantity: int
+    average_price: Decimal
+    pnl: Decimal
+    pnl_percent: Decimal
+    ltp: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Holdings:
+    items: list[Holding]
+    total_holding_value: Decimal
+    total_investment: Decimal
+    total_pnl: Decimal
+    total_pnl_percent: Decimal
+
+
+@dataclass(frozen=True)
+class Quote:
+    ltp: Decimal
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    prev_close: Decimal
+    bid: Decimal
+    ask: Decimal
+    volume: int
+    oi: int
+
+
+@dataclass(frozen=True)
+class OrderAck:
+    """The broker accepted an order request. `order_ids` has one id per (split) child order."""
+
+    order_ids: list[str]
+    pending_order_id: str | None = None  # semi-auto mode: queued for approval, no broker order yet
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _require_dict(payload: Any, what: str) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise NotOpenAlgo(f"Unexpected {what} response: expected an object")
+    return payload
+
+
+def _require_list(payload: Any, what: str) -> list[Any]:
+    if not isinstance(payload, list):
+        raise NotOpenAlgo(f"Unexpected {what} response: expected a list")
+    return payload
+
+
+def parse_funds(body: dict[str, Any]) -> Funds:
+    data = _require_dict(body.get("data"), "funds")
+    if data and "availablecash" not in data:
+        raise NotOpenAlgo("Unexpected funds response: no availablecash field")
+    return Funds(
+        available_cash=to_decimal(data.get("availablecash")),
+        collateral=to_decimal(data.get("collateral")),
+        utilised_debits=to_decimal(data.get("utiliseddebits")),
+        m2m_realized=to_decimal(data.get("m2mrealized")),
+        m2m_unrealized=to_decimal(data.get("m2munrealized")),
+    )
+
+
+def parse_positions(body: dict[str, Any]) -> list[Position]:
+    rows = body.get("data") or []
+    return [
+        Position(
+            symbol=to_str(r.get("symbol")), exchange=to_str(r.get("exchange")), product=to_str(r.get("product")),
+            quantity=to_int(r.get("quantity")), average_price=to_decimal(r.get("average_price")),
+            ltp=to_decimal(r.get("ltp")), pnl=to_decimal(r.get("pnl")),
+        )
+        for r in _require_list(rows, "positionbook")
+        if isinstance(r, dict)
+    ]
+
+
+def parse_order(r: dict[str, Any]) -> Order:
+    filled = r.get("filled_quantity")
+    average = r.get("average_price")
+    return Order(
+        order_id=to_str(r.get("orderid")), symbol=to_str(r.get("symbol")), exchange=to_str(r.get("exchange")),
+        action=to_str(r.get("action")).upper(), quantity=to_int(r.get("quantity")),
+        price=to_decimal(r.get("price")), trigger_price=to_decimal(r.get("trigger_price")),
+        price_type=to_str(r.get("pricetype") or r.get("price_type")), product=to_str(r.get("product")),
+        status=normalize_status(r.get("order_status")), timestamp=to_str(r.get("timestamp")),
+        filled_quantity=None if filled is None else to_int(filled),
+        average_price=None if average is None else to_decimal(average),
+        rejection_reason=to_str(r.get("rejection_reason")),
+    )
+
+
+def parse_orderbook(body: dict[str, Any]) -> list[Order]:
+    data = body.get("data") or {}
+    orders = data.get("orders") if isinstance(data, dict) else data
+    return [parse_order(r) for r in _require_list(orders or [], "orderbook") if isinstance(r, dict)]
+
+
+def parse_tradebook(body: dict[str, Any]) -> list[Trade]:
+    rows = body.get("data") or []
+    return [
+        Trade(
+            order_id=to_str(r.get("orderid")), symbol=to_str(r.get("symbol")), exchange=to_str(r.get("exchange")),
+            product=to_str(r.get("product")), action=to_str(r.get("action")).upper(),
+            quantity=to_int(r.get("quantity")), average_price=to_decimal(r.get("average_price")),
+            trade_value=to_decimal(r.get("trade_value")), timestamp=to_str(r.get("timestamp")),
+        )
+        for r in _require_list(rows, "tradebook")
+        if isinstance(r, dict)
+    ]
+
+
+def parse_holdings(body: dict[str, Any]) -> Holdings:
+    data = _require_dict(body.get("data") or {}, "holdings")
+    stats = data.get("statistics") or {}
+    items = [
+        Holding(
+            symbol=to_str(r.get("symbol")), exchange=to_str(r.get("exchange")), product=to_str(r.get("product")),
+            quantity=to_int(r.get("quantity")), average_price=to_decimal(r.get("average_price")),
+            pnl=to_decimal(r.get("pnl")), pnl_percent=to_decimal(r.get("pnlpercent")),
+            ltp=None if r.get("ltp") is None else to_decimal(r.get("ltp")),
+        )
+        for r in _require_list(data.get("holdings") or [], "holdings")
+        if isinstance(r, dict)
+    ]
+    return Holdings(
+        items=items,
+        total_holding_value=to_decimal(stats.get("totalholdingvalue")),
+        total_investment=to_decimal(stats.get("totalinvvalue")),
+        total_pnl=to_decimal(stats.get("totalprofitandloss")),
+        total_pnl_percent=to_decimal(stats.get("totalpnlpercentage")),
+    )
+
+
+def parse_quote(data: dict[str, Any]) -> Quote:
+    return Quote(
+        ltp=to_decimal(data.get("ltp")), open=to_decimal(data.get("open")), high=to_decimal(data.get("high")),
+        low=to_decimal(data.get("low")), prev_close=to_decimal(data.get("prev_close")),
+        bid=to_decimal(data.get("bid")), ask=to_decimal(data.get("ask")), volume=to_int(data.get("volume")),
+        oi=to_int(data.get("oi")),
+    )
+
+
+def parse_order_ack(body: dict[str, Any]) -> OrderAck:
+    if body.get("pending_order_id") is not None:
+        return OrderAck([], pending_order_id=to_str(body["pending_order_id"]), message=to_str(body.get("message")))
+    if body.get("orderid") is not None:
+        return OrderAck([to_str(body["orderid"])], message=to_str(body.get("message")))
+    results = body.get("results")
+    if isinstance(results, list):
+        ids = [to_str(r["orderid"]) for r in results if isinstance(r, dict) and r.get("orderid")]
+        return OrderAck(ids, message=to_str(body.get("message")), extra={"results": results})
+    return OrderAck([], message=to_str(body.get("message")))
