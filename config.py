@@ -95,6 +95,17 @@ def new_fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
+def _check_rate_limit(name: str, value: str) -> None:
+    # A typo must not silently switch a limit off (Flask-Limiter skips strings it cannot parse).
+    from limits import parse_many
+
+    try:
+        if not parse_many(value):
+            raise ValueError(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a rate limit like '10 per minute', got {value!r}") from exc
+
+
 class Config:
     """Settings shared by every environment."""
 
@@ -172,6 +183,8 @@ class Config:
         )
         if settings["LOG_LEVEL"] not in logging.getLevelNamesMapping():
             raise ConfigError(f"LOG_LEVEL {settings['LOG_LEVEL']!r} is not a logging level")
+        for name in ("RATELIMIT_GLOBAL", "RATELIMIT_AUTH", "RATELIMIT_API", "RATELIMIT_HEAVY"):
+            _check_rate_limit(name, settings[name])
         cls.finalize(settings)
         return settings
 
@@ -190,7 +203,7 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
-    DEBUG = False  # the Werkzeug debugger would expose a console; enable explicitly with FLASK_DEBUG
+    DEBUG = False  # never the Werkzeug debugger: it would expose a console to anyone who reaches the port
 
 
 class TestingConfig(Config):
@@ -229,6 +242,14 @@ class ProductionConfig(Config):
         enc = settings["ENCRYPTION_KEY"]
         if not enc or enc.lower() in INSECURE_SECRETS:
             raise ConfigError("Production requires ENCRYPTION_KEY (a Fernet key; generate one, never reuse a sample)")
+        from app.security.encryption import EncryptionError, parse_keys
+
+        try:
+            parse_keys(enc)
+        except EncryptionError as exc:
+            raise ConfigError(f"ENCRYPTION_KEY is invalid: {exc}") from exc
+        if settings["REDIS_URL"].startswith("memory://"):
+            logger.warning("REDIS_URL is memory://: rate limits are per worker process, not shared")
         settings["SESSION_COOKIE_SECURE"] = _env_bool("SESSION_COOKIE_SECURE", True)
         settings["REMEMBER_COOKIE_SECURE"] = settings["SESSION_COOKIE_SECURE"]
 

@@ -46,6 +46,9 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     from app.logging_setup import configure_logging
 
     configure_logging(app)
+    from app.security import headers
+
+    headers.init_app(app)  # first: every later hook (CSRF, limiter, login) logs with the request id
     _init_extensions(app)
     _register_blueprints(app)
 
@@ -54,9 +57,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.extensions["algomirror_limiter"] = init_limiter(app)
 
     from app import cli, errors
-    from app.security import headers
 
-    headers.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     _register_template_helpers(app)
@@ -115,10 +116,39 @@ def _register_template_helpers(app: Flask) -> None:
     from app.timeutil import format_ist
 
     app.jinja_env.filters["ist"] = format_ist
+    app.jinja_env.globals["asset_url"] = _asset_url
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
         return {"csp_nonce": lambda: g.get("csp_nonce", ""), "app_env": app.config["ENV_NAME"]}
+
+
+def _asset_url(filename: str) -> str:
+    """URL of a static file with a content version, so caches never serve a stale asset."""
+    from flask import current_app, url_for
+
+    return url_for("static", filename=filename, v=_asset_version(current_app.static_folder or "", filename))
+
+
+def _asset_version(folder: str, filename: str) -> str:
+    import hashlib
+    import os
+
+    path = os.path.join(folder, filename)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "0"
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    version = _ASSET_VERSIONS.get(key)
+    if version is None:
+        with open(path, "rb") as handle:
+            version = hashlib.sha256(handle.read()).hexdigest()[:10]
+        _ASSET_VERSIONS[key] = version
+    return version
+
+
+_ASSET_VERSIONS: dict[tuple[str, int, int], str] = {}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,8 +16,9 @@ from config import INSTANCE_DIR
 def rotate_encryption_key(yes: bool) -> None:
     """Re-encrypt every stored secret with a new key.
 
-    The new key becomes the primary; old keys stay readable so running processes keep
-    working until they restart with the new key list.
+    The new key becomes the primary and the old keys stay in the list, so the new list reads
+    every value. A process still running with only the old keys cannot read re-encrypted
+    values: stop the web and service processes, rotate, then start them with the new list.
     """
     from app.services.encryption import get_encryptor, reencrypt_all
 

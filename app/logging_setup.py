@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from concurrent_log_handler import ConcurrentRotatingFileHandler
 from flask import Flask, g, has_request_context
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
@@ -36,8 +36,9 @@ def configure_logging(app: Flask) -> None:
     if app.config["LOG_TO_FILE"]:
         log_dir = Path(app.config["LOG_DIR"])
         log_dir.mkdir(parents=True, exist_ok=True)
+        # Several gunicorn workers write the same file: this handler rotates under a file lock.
         handlers.append(
-            RotatingFileHandler(log_dir / "algomirror.log", maxBytes=10 * 1024 * 1024, backupCount=5)
+            ConcurrentRotatingFileHandler(str(log_dir / "algomirror.log"), maxBytes=10 * 1024 * 1024, backupCount=5)
         )
     for handler in handlers:
         handler.setFormatter(formatter)

@@ -26,6 +26,18 @@ def test_first_registered_user_becomes_admin_and_lands_on_dashboard(app, client)
     assert client.get("/dashboard").status_code == 200
 
 
+def test_racing_first_registration_does_not_create_second_admin(app, client):
+    from app.models.settings import AppSetting
+
+    # Another process claimed the bootstrap but has not committed its user yet (as seen from here).
+    db.session.add(AppSetting(key="admin_bootstrapped", value="other"))
+    db.session.commit()
+    response = _register(client)
+    assert response.status_code == 400
+    assert "Registration is closed" in response.get_data(as_text=True)
+    assert db.session.scalar(select(User)) is None
+
+
 def test_registration_is_closed_after_first_user(app, client, admin):
     page = client.get("/auth/register")
     assert page.status_code == 403

@@ -93,13 +93,50 @@ def test_unknown_app_env_is_refused(clean_env):
 
 def test_healthz_and_readyz(app, client):
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ok", "database": "ok"}
+    assert client.get("/readyz").json == {"status": "ok", "database": "ok", "rate_limit_storage": "ok"}
 
 
 def test_readyz_reports_database_down(app_factory, tmp_path):
     broken = app_factory(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
     response = broken.test_client().get("/readyz")
     assert response.status_code == 503 and response.json["database"] == "error"
+
+
+def test_readyz_reports_pending_migration(app_factory, tmp_path):
+    empty = app_factory(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/empty.db")
+    with empty.app_context():
+        from app.extensions import db
+
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0001')")
+    response = empty.test_client().get("/readyz")
+    assert response.status_code == 503 and response.json["database"] == "migration pending"
+
+
+def test_readyz_reports_redis_down(app_factory):
+    unreachable = app_factory(REDIS_URL="redis://127.0.0.1:1/0")
+    response = unreachable.test_client().get("/readyz")
+    assert response.status_code == 503 and response.json["rate_limit_storage"] == "error"
+
+
+def test_bad_rate_limit_string_fails_fast(clean_env, tmp_path):
+    clean_env.setattr(config, "INSTANCE_DIR", tmp_path)
+    clean_env.setenv("RATELIMIT_AUTH", "ten per minute")
+    with pytest.raises(ConfigError, match="RATELIMIT_AUTH"):
+        config.DevelopmentConfig.load()
+
+
+def test_production_refuses_non_fernet_encryption_key(clean_env):
+    clean_env.setenv("SECRET_KEY", "s" * 64)
+    clean_env.setenv("ENCRYPTION_KEY", "x" * 40)
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEY is invalid"):
+        config.ProductionConfig.load()
+
+
+def test_csrf_failure_responses_carry_request_id(app, client):
+    response = client.post("/auth/login", data={}, headers={"X-Request-ID": "csrf-trace"})
+    assert response.status_code == 400 and response.headers["X-Request-ID"] == "csrf-trace"
 
 
 def test_request_id_is_returned_and_logged(app, client, caplog):

@@ -1,10 +1,10 @@
 import logging
 
-from flask import jsonify, redirect, render_template, url_for
+from flask import current_app, jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import text
 
-from app.extensions import db, rate_tier
+from app.extensions import db, get_limiter, rate_tier
 from app.main import bp
 from app.services import users
 
@@ -34,11 +34,31 @@ def healthz():
 @bp.route("/readyz")
 @rate_tier("exempt")
 def readyz():
-    """Readiness: the database answers."""
+    """Readiness: the database answers at the latest schema revision, and rate-limit storage works."""
+    checks = {"database": _database_check(), "rate_limit_storage": _limiter_check()}
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify({"status": "ok" if ready else "unavailable", **checks}), (200 if ready else 503)
+
+
+def _database_check() -> str:
+    from alembic.script import ScriptDirectory
+
     try:
-        db.session.execute(text("SELECT 1"))
+        current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except Exception:
-        logger.exception("Readiness check failed")
+        logger.exception("Readiness: database query failed")
         db.session.rollback()
-        return jsonify({"status": "unavailable", "database": "error"}), 503
-    return jsonify({"status": "ok", "database": "ok"})
+        return "error"
+    heads = set(ScriptDirectory(current_app.extensions["migrate"].directory).get_heads())
+    if set(current) != heads:
+        logger.warning("Readiness: schema at %s, code expects %s", current, sorted(heads))
+        return "migration pending"
+    return "ok"
+
+
+def _limiter_check() -> str:
+    try:
+        return "ok" if get_limiter().storage.check() else "error"
+    except Exception:
+        logger.exception("Readiness: rate-limit storage check failed")
+        return "error"

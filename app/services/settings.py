@@ -6,6 +6,7 @@ from app.extensions import db
 from app.models.settings import AppSetting
 
 REGISTRATION_OPEN = "registration_open"
+ADMIN_BOOTSTRAPPED = "admin_bootstrapped"  # written with the first (admin) user
 
 
 def get_setting(key: str, default: str | None = None) -> str | None:

@@ -15,10 +15,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.domain.passwords import SPECIAL_CHARACTERS, password_problems
 from app.extensions import db
+from app.models.settings import AppSetting
 from app.models.types import utcnow
 from app.models.users import ROLE_ADMIN, ROLE_TRADER, ROLES, User, new_session_token
 from app.services import audit
-from app.services.settings import REGISTRATION_OPEN, registration_open, set_setting
+from app.services.settings import ADMIN_BOOTSTRAPPED, REGISTRATION_OPEN, get_setting, registration_open, set_setting
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +95,18 @@ def register(username: str, email: str, password: str) -> User:
         password_changed_at=utcnow(),
     )
     db.session.add(user)
+    if first_user:
+        # The bootstrap marker's primary key makes "first user" atomic: of two racing first
+        # registrations, one commit fails instead of creating a second admin.
+        db.session.add(AppSetting(key=ADMIN_BOOTSTRAPPED, value=username))
     try:
         db.session.flush()
-        if first_user and user_count() > 1:
-            # Another registration raced this one; only the true first user is admin.
-            user.role = ROLE_TRADER
         audit.record("register", category="auth", user=user, details={"role": user.role}, commit=False)
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
+        if first_user and get_setting(ADMIN_BOOTSTRAPPED) is not None:
+            raise UserError("Registration is closed. Ask an administrator for an account.") from exc
         raise UserError("This username or email is taken.", field="username") from exc
     return user
 
