@@ -38,6 +38,23 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _instance_file(name: str) -> str | None:
+    path = INSTANCE_DIR / name
+    if not path.exists():
+        return None
+    return path.read_text().strip() or None
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -124,6 +141,19 @@ class Config:
     LOG_DIR = str(BASE_DIR / "logs")
     LOG_TO_FILE = True
     PAPER_BROKER_URL = "http://127.0.0.1:5100"
+    PAPER_BROKER_WS_URL = "ws://127.0.0.1:8770"
+    # Admin token of the paper broker's /sim/ API (for "Add paper account"); make run writes
+    # instance/paperbroker_admin_token and exports it.
+    PAPERBROKER_ADMIN_TOKEN: str | None = None
+
+    # OpenAlgo client: timeouts in seconds and per-account pacing (OpenAlgo: orders 10/s, other 50/s).
+    BROKER_CONNECT_TIMEOUT = 3.0
+    BROKER_READ_TIMEOUT = 10.0
+    BROKER_ORDERS_PER_SECOND = 10
+    BROKER_READS_PER_SECOND = 50
+    # Dashboard: how long cached account data counts as fresh, and how long a page waits for refreshes.
+    ACCOUNT_DATA_FRESH_SECONDS = 5.0
+    DASHBOARD_WAIT_SECONDS = 0.25
 
     # Rate limits (Flask-Limiter strings), DOMAIN.md security defaults.
     RATELIMIT_ENABLED = True
@@ -169,6 +199,16 @@ class Config:
             LOG_DIR=_env_str("LOG_DIR", cls.LOG_DIR),
             LOG_TO_FILE=_env_bool("LOG_TO_FILE", cls.LOG_TO_FILE),
             PAPER_BROKER_URL=_env_str("PAPER_BROKER_URL", cls.PAPER_BROKER_URL),
+            PAPER_BROKER_WS_URL=_env_str("PAPER_BROKER_WS_URL", cls.PAPER_BROKER_WS_URL),
+            PAPERBROKER_ADMIN_TOKEN=(
+                os.environ.get("PAPERBROKER_ADMIN_TOKEN") or _instance_file("paperbroker_admin_token")
+            ),
+            BROKER_CONNECT_TIMEOUT=_env_float("BROKER_CONNECT_TIMEOUT", cls.BROKER_CONNECT_TIMEOUT),
+            BROKER_READ_TIMEOUT=_env_float("BROKER_READ_TIMEOUT", cls.BROKER_READ_TIMEOUT),
+            BROKER_ORDERS_PER_SECOND=_env_int("BROKER_ORDERS_PER_SECOND", cls.BROKER_ORDERS_PER_SECOND),
+            BROKER_READS_PER_SECOND=_env_int("BROKER_READS_PER_SECOND", cls.BROKER_READS_PER_SECOND),
+            ACCOUNT_DATA_FRESH_SECONDS=_env_float("ACCOUNT_DATA_FRESH_SECONDS", cls.ACCOUNT_DATA_FRESH_SECONDS),
+            DASHBOARD_WAIT_SECONDS=_env_float("DASHBOARD_WAIT_SECONDS", cls.DASHBOARD_WAIT_SECONDS),
             RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
             RATELIMIT_GLOBAL=_env_str("RATELIMIT_GLOBAL", cls.RATELIMIT_GLOBAL),
             RATELIMIT_AUTH=_env_str("RATELIMIT_AUTH", cls.RATELIMIT_AUTH),

@@ -97,7 +97,9 @@ def _migrations_dir():
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.accounts import bp as accounts_bp
     from app.admin import bp as admin_bp
+    from app.api import bp as api_bp
     from app.audit import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.main import bp as main_bp
@@ -106,6 +108,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(audit_bp, url_prefix="/audit")
+    app.register_blueprint(accounts_bp, url_prefix="/accounts")
+    app.register_blueprint(api_bp, url_prefix="/api")
 
     from app.auth.session import enforce_password_change
 

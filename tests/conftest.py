@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import MetaData, create_engine, delete, text
 
 from tests.helpers import Browserless, make_user
+from tests.support.paperbroker import Admin, BrokerProc, start_broker
 
 
 def _database_url(tmp_path_factory) -> str:
@@ -136,3 +137,30 @@ def trader_client(app, trader) -> Browserless:
     c = Browserless(app.test_client())
     c.login("bob")
     return c
+
+
+# --- the paper broker, for everything that talks to OpenAlgo -------------------------------------
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[BrokerProc]:
+    """One deterministic paper broker per test session, on free loopback ports."""
+    bp = start_broker("--no-rate-limit")
+    yield bp
+    bp.stop()
+
+
+@pytest.fixture(scope="session")
+def sim(broker: BrokerProc) -> Iterator[Admin]:
+    admin = Admin(broker.url)
+    yield admin
+    admin.http.close()
+
+
+@pytest.fixture
+def apikey(sim: Admin) -> Iterator[str]:
+    """A fresh paper account with default funds; prices reset; faults cleared afterwards."""
+    sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000, SBIN=800, RELIANCE=1400)
+    key = sim.new_account()
+    yield key
+    sim.call("DELETE", "/sim/faults")
+    sim.call("DELETE", f"/sim/accounts/{key}")

@@ -262,6 +262,12 @@ class ClientRegistry:
                 self._clients[cache_key] = client
             return client
 
+    def forget(self, key: Any) -> None:
+        """Close and drop the client of an account (deleted, or its key changed)."""
+        with self._lock:
+            for cache_key in [k for k in self._clients if k[0] == key]:
+                self._clients.pop(cache_key).close()
+
     def close_all(self) -> None:
         with self._lock:
             for client in self._clients.values():

@@ -21,7 +21,9 @@ def index():
 @bp.route("/dashboard")
 @login_required
 def dashboard():
-    return render_template("main/dashboard.html")
+    from app.services.dashboard import snapshot
+
+    return render_template("main/dashboard.html", snapshot=snapshot(current_user))
 
 
 @bp.route("/healthz")

@@ -7,30 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.broker.client import ClientSettings, OpenAlgoClient
-from tests.support.paperbroker import Admin, BrokerProc, start_broker
-
-
-@pytest.fixture(scope="session")
-def broker() -> Iterator[BrokerProc]:
-    bp = start_broker("--no-rate-limit")
-    yield bp
-    bp.stop()
-
-
-@pytest.fixture(scope="session")
-def sim(broker: BrokerProc) -> Iterator[Admin]:
-    admin = Admin(broker.url)
-    yield admin
-    admin.http.close()
-
-
-@pytest.fixture
-def apikey(sim: Admin) -> Iterator[str]:
-    sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000, SBIN=800, RELIANCE=1400)
-    key = sim.new_account()
-    yield key
-    sim.call("DELETE", "/sim/faults")
-    sim.call("DELETE", f"/sim/accounts/{key}")
+from tests.support.paperbroker import BrokerProc
 
 
 @pytest.fixture

@@ -1,0 +1,355 @@
+"""Trading accounts: validation, the connection check before any key is stored, ownership, lifecycle.
+
+Network calls (ping, positions, provisioning) always happen before the database transaction
+that records their result, never inside one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import abort, current_app
+from sqlalchemy import Select, func, select
+
+from app.broker.client import ClientRegistry, ClientSettings, OpenAlgoClient
+from app.broker.errors import BrokerAuthError, BrokerError, BrokerUnavailable, NotOpenAlgo, RateLimited
+from app.broker.paper import provision_paper_account
+from app.extensions import db
+from app.models.accounts import STATUS_CONNECTED, TradingAccount
+from app.models.types import utcnow
+from app.models.users import User
+from app.services import audit
+from app.services.encryption import get_encryptor
+from app.services.settings import get_setting, set_setting
+
+logger = logging.getLogger(__name__)
+
+HOST_ALLOWLIST = "account_host_allowlist"
+
+
+class AccountError(Exception):
+    """An account action was refused; `field` names the form field the message belongs to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# --- validation (pure) ---------------------------------------------------------------------------
+
+def normalize_url(raw: str, schemes: tuple[str, ...], field: str) -> str:
+    url = (raw or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        raise AccountError(f"Use a full URL starting with {' or '.join(s + '://' for s in schemes)}.", field)
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise AccountError("The URL must not contain a user name or password.", field)
+    if parts.query or parts.fragment:
+        raise AccountError("The URL must not contain a query (?…) or fragment (#…).", field)
+    try:
+        parts.port  # noqa: B018  (validates the port number)
+    except ValueError as exc:
+        raise AccountError("The port in the URL is not valid.", field) from exc
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def default_ws_url(host_url: str) -> str:
+    """OpenAlgo's WebSocket default: same host, port 8765, ws:// or wss:// to match the host."""
+    parts = urlsplit(host_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{scheme}://{parts.hostname}:8765"
+
+
+def check_api_key(raw: str) -> str:
+    key = raw or ""
+    if not key.strip():
+        raise AccountError("Enter the API key from OpenAlgo.", "api_key")
+    if key != key.strip() or any(c.isspace() for c in key):
+        raise AccountError("The API key contains spaces or line breaks; paste it again without them.", "api_key")
+    if len(key) > 256:
+        raise AccountError("The API key is too long (at most 256 characters).", "api_key")
+    return key
+
+
+def host_allowlist() -> list[str]:
+    raw = get_setting(HOST_ALLOWLIST, "") or ""
+    return [h.strip().lower() for h in raw.replace("\n", ",").split(",") if h.strip()]
+
+
+def set_host_allowlist(admin: User, hosts: list[str]) -> None:
+    cleaned = sorted({h.strip().lower() for h in hosts if h.strip()})
+    set_setting(HOST_ALLOWLIST, ",".join(cleaned), commit=False)
+    audit.record("account_hosts_allowlist_set", category="admin", user=admin, details={"hosts": cleaned},
+                 commit=False)
+    db.session.commit()
+
+
+def check_host_allowed(host_url: str) -> None:
+    allowed = host_allowlist()
+    hostname = (urlsplit(host_url).hostname or "").lower()
+    if allowed and hostname not in allowed:
+        raise AccountError(f"The administrator only allows these hosts: {', '.join(allowed)}.", "host_url")
+
+
+# --- broker access --------------------------------------------------------------------------------
+
+def client_settings() -> ClientSettings:
+    cfg = current_app.config
+    return ClientSettings(connect_timeout=cfg["BROKER_CONNECT_TIMEOUT"], read_timeout=cfg["BROKER_READ_TIMEOUT"],
+                          orders_per_second=cfg["BROKER_ORDERS_PER_SECOND"],
+                          reads_per_second=cfg["BROKER_READS_PER_SECOND"])
+
+
+def client_registry() -> ClientRegistry:
+    registry = current_app.extensions.get("broker_clients")
+    if registry is None:
+        registry = current_app.extensions.setdefault("broker_clients", ClientRegistry(client_settings()))
+    return registry
+
+
+def client_for(account: TradingAccount) -> OpenAlgoClient:
+    """The pooled client of an account (the key is decrypted here and nowhere else)."""
+    api_key = get_encryptor().decrypt(account.api_key_encrypted)
+    return client_registry().get(account.id, account.host_url, api_key, label=f"{account.id}:{account.account_name}",
+                                 ws_url=account.websocket_url)
+
+
+def explain_broker_error(exc: BrokerError, host_url: str) -> AccountError:
+    if isinstance(exc, BrokerAuthError):
+        return AccountError("OpenAlgo refused this API key: check the key, or log the broker in again in "
+                            "OpenAlgo.", "api_key")
+    if isinstance(exc, NotOpenAlgo):
+        return AccountError(f"{host_url} answered, but not like an OpenAlgo server. Use the OpenAlgo base URL "
+                            "(e.g. http://127.0.0.1:5000).", "host_url")
+    if isinstance(exc, RateLimited):
+        return AccountError("OpenAlgo is rate-limiting requests; wait a few seconds and try again.", "host_url")
+    if isinstance(exc, BrokerUnavailable):
+        return AccountError(f"Cannot reach {host_url}: {exc}", "host_url")
+    return AccountError(f"OpenAlgo answered with an error: {exc}", "host_url")
+
+
+def probe(host_url: str, api_key: str) -> str:
+    """Ping with a throw-away client; return the broker name or raise AccountError saying why not."""
+    client = OpenAlgoClient(host_url, api_key, account_label="probe", settings=client_settings())
+    try:
+        return client.ping()
+    except BrokerError as exc:
+        raise explain_broker_error(exc, host_url) from exc
+    finally:
+        client.close()
+
+
+# --- ownership ------------------------------------------------------------------------------------
+
+def owned_accounts(user: User, *, include_inactive: bool = True) -> Select[TradingAccount]:
+    """Every query for a user's accounts starts here: scoped to the user, deleted ones excluded."""
+    stmt = select(TradingAccount).where(TradingAccount.user_id == user.id, TradingAccount.deleted_at.is_(None))
+    if not include_inactive:
+        stmt = stmt.where(TradingAccount.is_active.is_(True))
+    return stmt.order_by(TradingAccount.is_primary.desc(), TradingAccount.failover_order, TradingAccount.id)
+
+
+def get_owned(user: User, account_id: int) -> TradingAccount:
+    """The user's account, or 404 (never 403: ids of other users' accounts are not confirmed)."""
+    account = db.session.scalar(select(TradingAccount).where(
+        TradingAccount.id == account_id, TradingAccount.user_id == user.id, TradingAccount.deleted_at.is_(None)))
+    if account is None:
+        abort(404)
+    return account
+
+
+def _name_taken(user: User, name: str, exclude_id: int | None = None) -> bool:
+    stmt = select(func.count()).select_from(TradingAccount).where(
+        TradingAccount.user_id == user.id, func.lower(TradingAccount.account_name) == name.lower())
+    if exclude_id is not None:
+        stmt = stmt.where(TradingAccount.id != exclude_id)
+    return (db.session.scalar(stmt) or 0) > 0
+
+
+def check_name(user: User, name: str, exclude_id: int | None = None) -> str:
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise AccountError("Enter an account name.", "account_name")
+    if len(cleaned) > 64:
+        raise AccountError("Use at most 64 characters.", "account_name")
+    if _name_taken(user, cleaned, exclude_id):
+        raise AccountError("You already have an account with this name.", "account_name")
+    return cleaned
+
+
+# --- lifecycle ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AccountInput:
+    account_name: str
+    host_url: str
+    websocket_url: str | None
+    api_key: str | None  # None on edit = keep the stored key
+    is_primary: bool = False
+
+
+def _next_failover_order(user: User) -> int:
+    current = db.session.scalar(select(func.max(TradingAccount.failover_order)).where(
+        TradingAccount.user_id == user.id, TradingAccount.deleted_at.is_(None)))
+    return (current or 0) + 10
+
+
+def create_account(user: User, data: AccountInput, *, is_paper: bool = False) -> TradingAccount:
+    """Validate, ping with the key, then store it encrypted. Nothing is saved if any step fails."""
+    name = check_name(user, data.account_name)
+    host = normalize_url(data.host_url, ("http", "https"), "host_url")
+    check_host_allowed(host)
+    ws = normalize_url(data.websocket_url, ("ws", "wss"), "websocket_url") if data.websocket_url else (
+        default_ws_url(host))
+    key = check_api_key(data.api_key or "")
+    broker = probe(host, key)  # network, outside any transaction
+    has_primary = db.session.scalar(select(func.count()).select_from(TradingAccount).where(
+        TradingAccount.user_id == user.id, TradingAccount.is_primary.is_(True),
+        TradingAccount.deleted_at.is_(None))) or 0
+    now = utcnow()
+    account = TradingAccount(
+        user_id=user.id, account_name=name, broker_name=broker, host_url=host, websocket_url=ws,
+        api_key_encrypted=get_encryptor().encrypt(key), api_key_last4=key[-4:], is_paper=is_paper,
+        is_primary=False, failover_order=_next_failover_order(user), connection_status=STATUS_CONNECTED,
+        last_connected_at=now, last_checked_at=now,
+    )
+    db.session.add(account)
+    db.session.flush()
+    if data.is_primary or not has_primary:
+        _make_primary(user, account)
+    audit.record("account_added", category="account", user=user, commit=False, details={
+        "account_id": account.id, "account_name": name, "host": host, "broker": broker, "paper": is_paper})
+    db.session.commit()
+    return account
+
+
+def update_account(user: User, account: TradingAccount, data: AccountInput) -> TradingAccount:
+    """Edit an account; a new key or host is pinged first, and refused with the reason if it fails."""
+    name = check_name(user, data.account_name, exclude_id=account.id)
+    host = normalize_url(data.host_url, ("http", "https"), "host_url")
+    check_host_allowed(host)
+    ws = normalize_url(data.websocket_url, ("ws", "wss"), "websocket_url") if data.websocket_url else (
+        default_ws_url(host))
+    new_key = check_api_key(data.api_key) if data.api_key else None
+    changes = sorted(k for k, changed in {
+        "account_name": name != account.account_name, "host_url": host != account.host_url,
+        "websocket_url": ws != account.websocket_url, "api_key": new_key is not None}.items() if changed)
+    if new_key is not None or host != account.host_url:
+        key = new_key or get_encryptor().decrypt(account.api_key_encrypted)
+        account.broker_name = probe(host, key)
+        if new_key is not None:
+            account.api_key_encrypted = get_encryptor().encrypt(new_key)
+            account.api_key_last4 = new_key[-4:]
+        account.connection_status = STATUS_CONNECTED
+        account.consecutive_failures = 0
+        account.last_connected_at = account.last_checked_at = utcnow()
+    account.account_name, account.host_url, account.websocket_url = name, host, ws
+    if data.is_primary and not account.is_primary:
+        _make_primary(user, account)
+        changes.append("primary")
+    audit.record("account_updated", category="account", user=user, commit=False,
+                 details={"account_id": account.id, "changed": changes})
+    db.session.commit()
+    return account
+
+
+def _make_primary(user: User, account: TradingAccount) -> None:
+    for other in db.session.scalars(owned_accounts(user)):
+        other.is_primary = other.id == account.id
+
+
+def set_primary(user: User, account: TradingAccount) -> None:
+    if not account.is_active:
+        raise AccountError("Activate the account before making it primary.")
+    _make_primary(user, account)
+    audit.record("account_primary_set", category="account", user=user, commit=False,
+                 details={"account_id": account.id, "account_name": account.account_name})
+    db.session.commit()
+
+
+def set_active(user: User, account: TradingAccount, active: bool) -> None:
+    if account.is_active == active:
+        return
+    account.is_active = active
+    promoted = None
+    if not active and account.is_primary:
+        account.is_primary = False
+        promoted = db.session.scalar(owned_accounts(user, include_inactive=False).where(
+            TradingAccount.id != account.id).limit(1))
+        if promoted is not None:
+            promoted.is_primary = True
+    audit.record("account_activated" if active else "account_deactivated", category="account", user=user,
+                 commit=False, details={"account_id": account.id, "account_name": account.account_name,
+                                        "new_primary": promoted.account_name if promoted else None})
+    db.session.commit()
+
+
+def move_in_failover(user: User, account: TradingAccount, direction: str) -> None:
+    """Swap the account with its neighbour in the backup order ("up" = used earlier)."""
+    ordered = list(db.session.scalars(select(TradingAccount).where(
+        TradingAccount.user_id == user.id, TradingAccount.deleted_at.is_(None)).order_by(
+        TradingAccount.failover_order, TradingAccount.id)))
+    index = next(i for i, a in enumerate(ordered) if a.id == account.id)
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(ordered):
+        ordered[index], ordered[other] = ordered[other], ordered[index]
+        for position, item in enumerate(ordered):
+            item.failover_order = (position + 1) * 10
+        audit.record("account_failover_order_changed", category="account", user=user, commit=False,
+                     details={"order": [a.account_name for a in ordered]})
+        db.session.commit()
+
+
+def open_positions(account: TradingAccount) -> list[str]:
+    """Symbols with a non-zero position, live from the broker. Raises AccountError when unknown."""
+    try:
+        positions = client_for(account).positions()
+    except BrokerError as exc:
+        raise AccountError(f"Cannot check this account's positions ({exc}). Deactivate it instead, or try "
+                           "again when OpenAlgo is reachable.") from exc
+    return [f"{p.symbol} ({p.quantity:+d})" for p in positions if p.quantity != 0]
+
+
+def delete_account(user: User, account: TradingAccount) -> None:
+    """Soft delete: refused while positions are open; history rows keep pointing at the row."""
+    open_now = open_positions(account)  # network, before the transaction
+    if open_now:
+        raise AccountError("This account has open positions: " + ", ".join(open_now[:5])
+                           + (" …" if len(open_now) > 5 else "") + ". Close them before deleting the account.")
+    name = account.account_name
+    account.deleted_at = utcnow()
+    account.is_active = False
+    was_primary, account.is_primary = account.is_primary, False
+    account.account_name = f"{name} [deleted #{account.id}]"[:64]
+    if was_primary:
+        successor = db.session.scalar(owned_accounts(user, include_inactive=False).where(
+            TradingAccount.id != account.id).limit(1))
+        if successor is not None:
+            successor.is_primary = True
+    audit.record("account_deleted", category="account", user=user, commit=False,
+                 details={"account_id": account.id, "account_name": name})
+    db.session.commit()
+    current_app.extensions.get("broker_clients", ClientRegistry()).forget(account.id)
+
+
+def add_paper_account(user: User) -> TradingAccount:
+    cfg = current_app.config
+    token = cfg.get("PAPERBROKER_ADMIN_TOKEN")
+    if not token:
+        raise AccountError("The paper broker's admin token is not configured (PAPERBROKER_ADMIN_TOKEN).")
+    try:
+        key = provision_paper_account(cfg["PAPER_BROKER_URL"], token)
+    except BrokerError as exc:
+        raise AccountError(f"Could not create a paper account: {exc}") from exc
+    count = db.session.scalar(select(func.count()).select_from(TradingAccount).where(
+        TradingAccount.user_id == user.id, TradingAccount.is_paper.is_(True))) or 0
+    name = f"Paper {count + 1}"
+    while _name_taken(user, name):
+        count += 1
+        name = f"Paper {count + 1}"
+    return create_account(user, AccountInput(name, cfg["PAPER_BROKER_URL"], cfg["PAPER_BROKER_WS_URL"], key),
+                          is_paper=True)
+

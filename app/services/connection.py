@@ -1,0 +1,92 @@
+"""Connection checks: ping an account, count failures, and record every status change.
+
+Three consecutive failed pings mark an account disconnected (DOMAIN.md); one good ping marks
+it connected again. A refused key (403) is an auth error at once: retrying will not help until
+the user renews the broker login in OpenAlgo.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.broker.errors import BrokerAuthError, BrokerError
+from app.extensions import db
+from app.models.accounts import STATUS_AUTH_ERROR, STATUS_CONNECTED, STATUS_DISCONNECTED, TradingAccount
+from app.models.types import utcnow
+from app.services import audit
+
+logger = logging.getLogger(__name__)
+
+FAILURES_BEFORE_DISCONNECT = 3
+
+
+@dataclass(frozen=True)
+class PingOutcome:
+    ok: bool
+    broker: str | None = None
+    error: str | None = None
+    auth_failed: bool = False
+
+
+def ping(account: TradingAccount) -> PingOutcome:
+    """Network only."""
+    from app.services.accounts import client_for
+
+    try:
+        return PingOutcome(True, broker=client_for(account).ping())
+    except BrokerAuthError as exc:
+        return PingOutcome(False, error=str(exc), auth_failed=True)
+    except BrokerError as exc:
+        return PingOutcome(False, error=str(exc))
+
+
+def next_status(current: str, failures: int, outcome: PingOutcome) -> tuple[str, int]:
+    """Pure transition: (status, consecutive failures) after one ping."""
+    if outcome.ok:
+        return STATUS_CONNECTED, 0
+    failures += 1
+    if outcome.auth_failed:
+        return STATUS_AUTH_ERROR, failures
+    if failures >= FAILURES_BEFORE_DISCONNECT:
+        return STATUS_DISCONNECTED, failures
+    return current, failures
+
+
+def apply_outcome(account: TradingAccount, outcome: PingOutcome) -> str | None:
+    """Store a ping result; returns the new status when it changed (and logs the change)."""
+    previous = account.connection_status
+    status, failures = next_status(previous, account.consecutive_failures, outcome)
+    now = utcnow()
+    account.connection_status, account.consecutive_failures, account.last_checked_at = status, failures, now
+    if outcome.ok:
+        account.last_connected_at = now
+        account.broker_name = outcome.broker or account.broker_name
+        account.last_error = None
+    else:
+        account.last_error = (outcome.error or "")[:500]
+    changed = status if status != previous else None
+    if changed:
+        logger.warning("Account %s (%s) is now %s (was %s): %s", account.id, account.account_name, status, previous,
+                       outcome.error or "ping ok")
+        audit.record("account_connection_changed", category="monitor", user=_owner(account), commit=False,
+                     success=outcome.ok, details={"account_id": account.id, "account_name": account.account_name,
+                                                  "from": previous, "to": status, "error": outcome.error})
+    db.session.commit()
+    return changed
+
+
+def _owner(account: TradingAccount):
+    from app.models.users import User
+
+    return db.session.get(User, account.user_id)
+
+
+def check_connection(account: TradingAccount) -> PingOutcome:
+    """Ping now and record the result (user-triggered "Test connection")."""
+    account_id = account.id
+    outcome = ping(account)
+    fresh = db.session.get(TradingAccount, account_id)
+    if fresh is not None:
+        apply_outcome(fresh, outcome)
+    return outcome
