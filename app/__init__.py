@@ -103,6 +103,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.audit import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.main import bp as main_bp
+    from app.trading import bp as trading_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
@@ -110,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(accounts_bp, url_prefix="/accounts")
     app.register_blueprint(api_bp, url_prefix="/api")
+    app.register_blueprint(trading_bp, url_prefix="/trading")
 
     from app.auth.session import enforce_password_change
 

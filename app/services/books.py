@@ -1,0 +1,164 @@
+"""Cross-account books: positions, orders, trades, holdings and funds of every account in one table.
+
+Positions, holdings and funds come from the shared cache (refreshed in parallel when stale);
+orders and trades are fetched live from every account in parallel, each with a deadline. An
+account that does not answer in time is listed with its error instead of blocking the page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask, current_app
+
+from app.broker.errors import BrokerError
+from app.domain.margin import available_margin, todays_pnl, used_margin
+from app.extensions import db
+from app.models.accounts import TradingAccount
+from app.models.users import User
+from app.services.account_data import load_accounts, refresh_stale
+from app.services.dashboard import funds_from_cache
+
+KINDS = ("positions", "orders", "trades", "holdings", "funds")
+LIVE_WAIT_SECONDS = 3.0
+
+
+@dataclass
+class Book:
+    kind: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # account name -> problem
+    ages: dict[str, float | None] = field(default_factory=dict)
+
+
+def _live_pool(app: Flask) -> ThreadPoolExecutor:
+    pool = app.extensions.get("books_pool")
+    if pool is None:
+        pool = app.extensions.setdefault("books_pool", ThreadPoolExecutor(32, thread_name_prefix="books"))
+    return pool
+
+
+def _fetch_live(account: TradingAccount, kind: str) -> list[dict[str, Any]]:
+    from app.services.accounts import client_for
+
+    client = client_for(account)
+    if kind == "orders":
+        return [{"order_id": o.order_id, "symbol": o.symbol, "exchange": o.exchange, "action": o.action,
+                 "quantity": o.quantity, "price": o.price, "trigger_price": o.trigger_price,
+                 "price_type": o.price_type, "product": o.product, "status": o.status,
+                 "filled_quantity": o.filled_quantity, "average_price": o.average_price, "time": o.timestamp}
+                for o in client.orderbook()]
+    return [{"order_id": t.order_id, "symbol": t.symbol, "exchange": t.exchange, "action": t.action,
+             "quantity": t.quantity, "average_price": t.average_price, "trade_value": t.trade_value,
+             "product": t.product, "time": t.timestamp} for t in client.tradebook()]
+
+
+def _cached_rows(account: TradingAccount, kind: str) -> list[dict[str, Any]]:
+    if kind == "positions":
+        return [{**p, "quantity": int(p.get("quantity") or 0), "average_price": Decimal(p["average_price"]),
+                 "ltp": Decimal(p["ltp"]), "pnl": Decimal(p["pnl"])} for p in (account.last_positions or [])]
+    if kind == "holdings":
+        return [{**h, "average_price": Decimal(h["average_price"]), "pnl": Decimal(h["pnl"]),
+                 "pnl_percent": Decimal(h["pnl_percent"])} for h in (account.last_holdings or {}).get("items", [])]
+    funds = funds_from_cache(account.last_funds)
+    if funds is None:
+        return []
+    return [{"available_cash": funds.available_cash, "collateral": funds.collateral,
+             "available_margin": available_margin(funds), "used_margin": used_margin(funds),
+             "realized_pnl": funds.m2m_realized, "unrealized_pnl": funds.m2m_unrealized,
+             "todays_pnl": todays_pnl(funds)}]
+
+
+def collect(user: User, kind: str) -> Book:
+    if kind not in KINDS:
+        raise ValueError(kind)
+    accounts = [a for a in load_accounts(user.id) if a.is_active]
+    book = Book(kind)
+    if kind in ("orders", "trades"):
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        pool = _live_pool(app)
+
+        def run(account_id: int) -> list[dict[str, Any]]:
+            with app.app_context():
+                account = db.session.get(TradingAccount, account_id)
+                try:
+                    return _fetch_live(account, kind) if account else []
+                finally:
+                    db.session.remove()
+
+        futures: dict[Future[list[dict[str, Any]]], TradingAccount] = {
+            pool.submit(run, a.id): a for a in accounts}
+        done, _pending = wait(futures, timeout=LIVE_WAIT_SECONDS)
+        for future, account in futures.items():
+            if future not in done:
+                book.errors[account.account_name] = "did not answer in time"
+                continue
+            try:
+                rows = future.result()
+            except BrokerError as exc:
+                book.errors[account.account_name] = str(exc)
+                continue
+            book.rows.extend({"account": account.account_name, "paper": account.is_paper, **r} for r in rows)
+        return book
+    refresh_stale(accounts, wait_seconds=current_app.config["DASHBOARD_WAIT_SECONDS"])
+    for account in accounts:
+        if account.last_error:
+            book.errors[account.account_name] = account.last_error
+        book.ages[account.account_name] = account.last_data_at.timestamp() if account.last_data_at else None
+        book.rows.extend({"account": account.account_name, "paper": account.is_paper, **r}
+                         for r in _cached_rows(account, kind))
+    return book
+
+
+FILTERS = ("account", "exchange", "product", "status")
+
+
+def apply_filters(rows: list[dict[str, Any]], args: dict[str, str]) -> list[dict[str, Any]]:
+    for key in FILTERS:
+        wanted = (args.get(key) or "").strip()
+        if wanted:
+            rows = [r for r in rows if str(r.get(key, "")).lower() == wanted.lower()]
+    return rows
+
+
+def sort_rows(rows: list[dict[str, Any]], column: str | None, descending: bool) -> list[dict[str, Any]]:
+    if not column or not rows or column not in rows[0]:
+        return rows
+
+    def key(row: dict[str, Any]) -> tuple[int, Any]:
+        value = row.get(column)
+        if isinstance(value, int | Decimal):
+            return (0, value)
+        return (1, str(value or "").lower())
+
+    return sorted(rows, key=key, reverse=descending)
+
+
+def totals(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dict[str, Decimal]:
+    return {c: sum((Decimal(r[c]) for r in rows if r.get(c) is not None), Decimal("0")) for c in columns}
+
+
+def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else _safe(str(row.get(c))) for c in columns])
+    return buffer.getvalue()
+
+
+def _safe(value: str) -> str:
+    return "'" + value if value[:1] in ("=", "+", "@") or (value[:1] == "-" and not _is_number(value)) else value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        Decimal(value)
+    except ArithmeticError:
+        return False
+    return True

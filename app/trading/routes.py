@@ -1,0 +1,97 @@
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Response, render_template, request
+from flask_login import current_user, login_required
+
+from app.extensions import rate_tier
+from app.services import books
+from app.trading import bp
+
+
+@dataclass(frozen=True)
+class BookView:
+    kind: str
+    title: str
+    columns: tuple[tuple[str, str], ...]  # (key, label)
+    money: tuple[str, ...]  # columns summed in the totals row
+    filters: tuple[str, ...]
+
+
+VIEWS = {
+    "positions": BookView("positions", "Positions", (
+        ("account", "Account"), ("symbol", "Symbol"), ("exchange", "Exchange"), ("product", "Product"),
+        ("quantity", "Qty"), ("average_price", "Avg price"), ("ltp", "LTP"), ("pnl", "P&L")),
+        ("pnl",), ("account", "exchange", "product")),
+    "orders": BookView("orders", "Order book", (
+        ("account", "Account"), ("time", "Time"), ("symbol", "Symbol"), ("exchange", "Exchange"),
+        ("action", "Side"), ("quantity", "Qty"), ("price_type", "Type"), ("price", "Price"),
+        ("trigger_price", "Trigger"), ("product", "Product"), ("status", "Status"), ("order_id", "Order id")),
+        (), ("account", "exchange", "product", "status")),
+    "trades": BookView("trades", "Trade book", (
+        ("account", "Account"), ("time", "Time"), ("symbol", "Symbol"), ("exchange", "Exchange"),
+        ("action", "Side"), ("quantity", "Qty"), ("average_price", "Price"), ("trade_value", "Value"),
+        ("product", "Product"), ("order_id", "Order id")),
+        ("trade_value",), ("account", "exchange", "product")),
+    "holdings": BookView("holdings", "Holdings", (
+        ("account", "Account"), ("symbol", "Symbol"), ("exchange", "Exchange"), ("quantity", "Qty"),
+        ("average_price", "Avg price"), ("pnl", "P&L"), ("pnl_percent", "P&L %")),
+        ("pnl",), ("account", "exchange")),
+    "funds": BookView("funds", "Funds", (
+        ("account", "Account"), ("available_cash", "Available cash"), ("collateral", "Collateral"),
+        ("available_margin", "Available margin"), ("used_margin", "Used margin"),
+        ("realized_pnl", "Realized M2M"), ("unrealized_pnl", "Unrealized M2M"), ("todays_pnl", "Today's P&L")),
+        ("available_cash", "collateral", "available_margin", "used_margin", "realized_pnl", "unrealized_pnl",
+         "todays_pnl"), ("account",)),
+}
+
+
+def _render(view: BookView):
+    book = books.collect(current_user, view.kind)
+    all_rows = book.rows
+    rows = books.apply_filters(all_rows, request.args)
+    sort = request.args.get("sort") or None
+    rows = books.sort_rows(rows, sort if sort in dict(view.columns) else None, request.args.get("dir") == "desc")
+    columns = [key for key, _ in view.columns]
+    if request.args.get("format") == "csv":
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        return Response(books.to_csv(rows, columns), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{view.kind}-{stamp}.csv"'})
+    options = {f: sorted({str(r.get(f)) for r in all_rows if r.get(f)}) for f in view.filters}
+    return render_template("trading/book.html", view=view, rows=rows, errors=book.errors, options=options,
+                           totals=books.totals(rows, view.money), args=request.args)
+
+
+@bp.route("/funds")
+@login_required
+@rate_tier("api")
+def funds():
+    return _render(VIEWS["funds"])
+
+
+@bp.route("/positions")
+@login_required
+@rate_tier("api")
+def positions():
+    return _render(VIEWS["positions"])
+
+
+@bp.route("/orderbook")
+@login_required
+@rate_tier("api")
+def orderbook():
+    return _render(VIEWS["orders"])
+
+
+@bp.route("/tradebook")
+@login_required
+@rate_tier("api")
+def tradebook():
+    return _render(VIEWS["trades"])
+
+
+@bp.route("/holdings")
+@login_required
+@rate_tier("api")
+def holdings():
+    return _render(VIEWS["holdings"])
