@@ -66,3 +66,19 @@ def test_a_failing_account_is_reported_not_blocking(two_accounts, sim):
     page = client.get("/trading/orderbook").get_data(as_text=True)
     assert 'data-testid="account-error"' in page and "<strong>Two</strong>" in page
     assert "SBIN" in page  # the healthy account is still shown
+
+
+def test_option_chain_from_primary(two_accounts):
+    client, _ = two_accounts
+    assert client.get("/trading/option-chain").status_code == 200
+    data = client.get("/api/option-chain?underlying=NIFTY&strikes=2").json
+    assert data["status"] == "success" and data["source"] == "One"
+    assert data["atm_strike"] == "26000.0" or data["atm_strike"] == "26000"
+    assert len(data["rows"]) == 5 and data["rows"][2]["ce"]["label"] == "ATM"
+    assert data["expiry"] == data["expiries"][0]
+
+
+def test_option_chain_bad_input_is_400(two_accounts):
+    client, _ = two_accounts
+    assert client.get("/api/option-chain?underlying=DOGE").status_code == 400
+    assert client.get("/api/option-chain?strikes=500").status_code == 400

@@ -1,4 +1,4 @@
-from flask import jsonify
+from flask import jsonify, request
 from flask_login import current_user, login_required
 
 from app.api import bp
@@ -50,3 +50,22 @@ def refresh_account(account_id: int):
     refresh_stale([target], wait_seconds=5.0, force=True)
     db.session.refresh(target)
     return jsonify(card_for(target).as_json())
+
+
+@bp.route("/option-chain")
+@rate_tier("api")
+def option_chain():
+    from app.domain.instruments import UNDERLYINGS
+    from app.services.option_chain import OptionChainError, chain
+
+    symbol = (request.args.get("underlying") or "NIFTY").upper()
+    if symbol not in UNDERLYINGS:
+        return jsonify({"status": "error", "message": f"Unknown underlying {symbol[:20]!r}."}), 400
+    strikes = request.args.get("strikes", 10, type=int)
+    if strikes is None or not 1 <= strikes <= 50:
+        return jsonify({"status": "error", "message": "strikes must be between 1 and 50."}), 400
+    try:
+        data = chain(current_user, symbol, request.args.get("expiry") or None, strikes)
+    except OptionChainError as exc:
+        return jsonify({"status": "error", "message": str(exc)}), 502
+    return jsonify({"status": "success", **data})

@@ -199,12 +199,14 @@ class OpenAlgoClient:
         return [parsing.to_str(d) for d in body.get("data") or []]
 
     def option_chain(self, underlying: str, exchange: str, expiry_date: str, strike_count: int | None = None,
-                     with_greeks: bool = True) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"underlying": underlying, "exchange": exchange, "expiry_date": expiry_date,
+                     with_greeks: bool = True) -> parsing.OptionChain:
+        """The chain around ATM. `expiry_date` may be '30-DEC-25' (as /expiry lists it) or '30DEC25'."""
+        kwargs: dict[str, Any] = {"underlying": underlying, "exchange": exchange,
+                                  "expiry_date": parsing.expiry_to_request_format(expiry_date),
                                   "with_greeks": with_greeks}
         if strike_count is not None:
             kwargs["strike_count"] = strike_count
-        return self._call("optionchain", lambda: self._api.optionchain(**kwargs))
+        return parsing.parse_option_chain(self._call("optionchain", lambda: self._api.optionchain(**kwargs)))
 
     def symbol_info(self, symbol: str, exchange: str) -> dict[str, Any]:
         body = self._call("symbol", lambda: self._api.symbol(symbol=symbol, exchange=exchange))

@@ -267,3 +267,71 @@ def parse_order_ack(body: dict[str, Any]) -> OrderAck:
         ids = [to_str(r["orderid"]) for r in results if isinstance(r, dict) and r.get("orderid")]
         return OrderAck(ids, message=to_str(body.get("message")), extra={"results": results})
     return OrderAck([], message=to_str(body.get("message")))
+
+
+@dataclass(frozen=True)
+class OptionLeg:
+    symbol: str
+    label: str
+    ltp: Decimal
+    prev_close: Decimal
+    volume: int
+    oi: int
+    iv: Decimal | None
+    delta: Decimal | None
+    gamma: Decimal | None
+    theta: Decimal | None
+    vega: Decimal | None
+    lot_size: int
+
+    @property
+    def change(self) -> Decimal:
+        return self.ltp - self.prev_close
+
+
+@dataclass(frozen=True)
+class OptionChainRow:
+    strike: Decimal
+    ce: OptionLeg | None
+    pe: OptionLeg | None
+
+
+@dataclass(frozen=True)
+class OptionChain:
+    underlying: str
+    underlying_ltp: Decimal
+    expiry: str
+    atm_strike: Decimal
+    rows: list[OptionChainRow]
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value)
+
+
+def parse_option_leg(raw: Any) -> OptionLeg | None:
+    if not isinstance(raw, dict):
+        return None
+    return OptionLeg(
+        symbol=to_str(raw.get("symbol")), label=to_str(raw.get("label")), ltp=to_decimal(raw.get("ltp")),
+        prev_close=to_decimal(raw.get("prev_close")), volume=to_int(raw.get("volume")), oi=to_int(raw.get("oi")),
+        iv=_optional_decimal(raw.get("implied_volatility")), delta=_optional_decimal(raw.get("delta")),
+        gamma=_optional_decimal(raw.get("gamma")), theta=_optional_decimal(raw.get("theta")),
+        vega=_optional_decimal(raw.get("vega")), lot_size=to_int(raw.get("lotsize")),
+    )
+
+
+def parse_option_chain(body: dict[str, Any]) -> OptionChain:
+    rows = [
+        OptionChainRow(strike=to_decimal(r.get("strike")), ce=parse_option_leg(r.get("ce")),
+                       pe=parse_option_leg(r.get("pe")))
+        for r in _require_list(body.get("chain") or [], "optionchain")
+        if isinstance(r, dict)
+    ]
+    return OptionChain(underlying=to_str(body.get("underlying")), underlying_ltp=to_decimal(body.get("underlying_ltp")),
+                       expiry=to_str(body.get("expiry_date")), atm_strike=to_decimal(body.get("atm_strike")), rows=rows)
+
+
+def expiry_to_request_format(expiry: str) -> str:
+    """'30-DEC-25' (from /expiry) → '30DEC25' (what option requests take)."""
+    return expiry.replace("-", "").upper()

@@ -95,3 +95,12 @@ def tradebook():
 @rate_tier("api")
 def holdings():
     return _render(VIEWS["holdings"])
+
+
+@bp.route("/option-chain")
+@login_required
+def option_chain():
+    from app.domain.instruments import UNDERLYINGS
+
+    return render_template("trading/option_chain.html", underlyings=list(UNDERLYINGS),
+                           selected=request.args.get("underlying", "NIFTY"))

@@ -75,9 +75,12 @@ def test_quotes_and_multiquotes(client):
 def test_expiries_and_option_chain(client):
     expiries = client.expiries("NIFTY", "NFO")
     assert expiries and all(len(e) == 9 and e[2] == "-" for e in expiries)
-    chain = client.option_chain("NIFTY", "NSE_INDEX", expiries[0].replace("-", ""), strike_count=2)
-    assert chain["atm_strike"] == 26000.0 and len(chain["chain"]) == 5
-    assert "delta" in chain["chain"][2]["ce"]
+    chain = client.option_chain("NIFTY", "NSE_INDEX", expiries[0], strike_count=2)
+    assert chain.atm_strike == Decimal("26000") and len(chain.rows) == 5
+    atm = chain.rows[2]
+    assert atm.strike == Decimal("26000") and atm.ce.label == "ATM" and atm.pe.label == "ATM"
+    assert atm.ce.delta is not None and Decimal("0.4") < atm.ce.delta < Decimal("0.6")
+    assert chain.rows[1].ce.label == "ITM1" and chain.rows[1].pe.label == "OTM1"
 
 
 def test_unknown_symbol_read_is_request_error(client):
