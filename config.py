@@ -48,6 +48,13 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env_str(name, default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _instance_file(name: str) -> str | None:
     path = INSTANCE_DIR / name
     if not path.exists():
@@ -153,6 +160,14 @@ class Config:
     BROKER_READS_PER_SECOND = 50
     # Dashboard: how long cached account data counts as fresh, and how long a page waits for refreshes.
     ACCOUNT_DATA_FRESH_SECONDS = 5.0
+    # Background services: ping every 30 s (re-pinging a failing host 1 s apart within a cycle,
+    # so 3 strikes land in one cycle), refresh account data every 15 s.
+    BACKGROUND_SERVICES = "auto"
+    CONNECTION_MONITOR_INTERVAL = 30.0
+    PING_RETRY_SECONDS = 1.0
+    ACCOUNT_REFRESH_INTERVAL = 15.0
+    # Ticks whose exchange time is older than this are refused by the last-price cache (0 = no limit).
+    PRICE_MAX_TICK_AGE_SECONDS = 300.0
     DASHBOARD_WAIT_SECONDS = 0.25
 
     # Rate limits (Flask-Limiter strings), DOMAIN.md security defaults.
@@ -209,6 +224,11 @@ class Config:
             BROKER_READS_PER_SECOND=_env_int("BROKER_READS_PER_SECOND", cls.BROKER_READS_PER_SECOND),
             ACCOUNT_DATA_FRESH_SECONDS=_env_float("ACCOUNT_DATA_FRESH_SECONDS", cls.ACCOUNT_DATA_FRESH_SECONDS),
             DASHBOARD_WAIT_SECONDS=_env_float("DASHBOARD_WAIT_SECONDS", cls.DASHBOARD_WAIT_SECONDS),
+            BACKGROUND_SERVICES=_env_choice("BACKGROUND_SERVICES", cls.BACKGROUND_SERVICES, ("auto", "on", "off")),
+            CONNECTION_MONITOR_INTERVAL=_env_float("CONNECTION_MONITOR_INTERVAL", cls.CONNECTION_MONITOR_INTERVAL),
+            PING_RETRY_SECONDS=_env_float("PING_RETRY_SECONDS", cls.PING_RETRY_SECONDS),
+            ACCOUNT_REFRESH_INTERVAL=_env_float("ACCOUNT_REFRESH_INTERVAL", cls.ACCOUNT_REFRESH_INTERVAL),
+            PRICE_MAX_TICK_AGE_SECONDS=_env_float("PRICE_MAX_TICK_AGE_SECONDS", cls.PRICE_MAX_TICK_AGE_SECONDS),
             RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
             RATELIMIT_GLOBAL=_env_str("RATELIMIT_GLOBAL", cls.RATELIMIT_GLOBAL),
             RATELIMIT_AUTH=_env_str("RATELIMIT_AUTH", cls.RATELIMIT_AUTH),
@@ -249,6 +269,7 @@ class DevelopmentConfig(Config):
 class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
+    BACKGROUND_SERVICES = "off"  # tests start runners themselves
     LOG_TO_FILE = False
     RATELIMIT_AUTH = "1000 per minute"
     RATELIMIT_GLOBAL = "100000 per minute"

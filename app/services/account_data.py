@@ -82,21 +82,28 @@ def store_result(result: FetchResult) -> None:
 class AccountRefresher:
     """A process-wide pool that refreshes accounts, at most one refresh per account at a time."""
 
-    def __init__(self, app: Flask, max_workers: int = 32):
+    def __init__(self, app: Flask, max_workers: int = 64):
         self.app = app
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="account-refresh")
         self._inflight: dict[int, Future[FetchResult]] = {}
         self._lock = threading.Lock()
 
     def refresh(self, account_ids: list[int]) -> dict[int, Future[FetchResult]]:
-        futures: dict[int, Future[FetchResult]] = {}
+        """Start refreshes; an account already being refreshed keeps its running one."""
+        return {account_id: future for account_id, (future, _new) in self.submit(account_ids).items()}
+
+    def submit(self, account_ids: list[int]) -> dict[int, tuple[Future[FetchResult], bool]]:
+        """Like refresh(), also telling which futures were started by this call."""
+        futures: dict[int, tuple[Future[FetchResult], bool]] = {}
         with self._lock:
             for account_id in account_ids:
                 future = self._inflight.get(account_id)
-                if future is None or future.done():
+                started = future is None or future.done()
+                if started:
                     future = self._pool.submit(self._run, account_id)
                     self._inflight[account_id] = future
-                futures[account_id] = future
+                assert future is not None
+                futures[account_id] = (future, started)
         return futures
 
     def _run(self, account_id: int) -> FetchResult:
@@ -142,8 +149,12 @@ def refresh_stale(accounts: list[TradingAccount], *, wait_seconds: float, force:
         or (now - a.last_checked_at).total_seconds() >= fresh_for)]
     if not stale:
         return
-    futures = refresher().refresh(stale)
-    wait(list(futures.values()), timeout=wait_seconds)
+    submitted = refresher().submit(stale)
+    # Wait only for refreshes started now: one still running from an earlier request is slow,
+    # and the page must not wait on it again (it shows the cached data with its age).
+    fresh = [future for future, started in submitted.values() if started or force]
+    if fresh:
+        wait(fresh, timeout=wait_seconds)
     db.session.expire_all()  # read what the refreshes stored
 
 

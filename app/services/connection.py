@@ -41,6 +41,21 @@ def ping(account: TradingAccount) -> PingOutcome:
         return PingOutcome(False, error=str(exc))
 
 
+def ping_confirmed(account: TradingAccount, *, retries: int, delay: float,
+                   sleep=None) -> list[PingOutcome]:
+    """Ping; when it fails for a reason other than the key, ping again up to `retries` times,
+    `delay` seconds apart, so a dead host reaches three strikes within one monitor cycle while
+    a single lost packet does not. Network only."""
+    import time
+
+    sleep = sleep or time.sleep
+    outcomes = [ping(account)]
+    while not outcomes[-1].ok and not outcomes[-1].auth_failed and len(outcomes) <= retries:
+        sleep(delay)
+        outcomes.append(ping(account))
+    return outcomes
+
+
 def next_status(current: str, failures: int, outcome: PingOutcome) -> tuple[str, int]:
     """Pure transition: (status, consecutive failures) after one ping."""
     if outcome.ok:
