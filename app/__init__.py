@@ -56,11 +56,18 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     app.extensions["algomirror_limiter"] = init_limiter(app)
 
-    from app import cli, errors
+    from app import cli, cli_services, errors
 
     errors.init_app(app)
     cli.init_app(app)
+    cli_services.init_app(app)
     _register_template_helpers(app)
+
+    from app.services.monitors import register_monitors
+    from app.services.runner import start_background_runner
+
+    register_monitors(app)
+    start_background_runner(app)  # no-op unless BACKGROUND_SERVICES allows it in this process
     logger.info("AlgoMirror app created (env=%s, db=%s)", name, app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0])
     return app
 
@@ -112,6 +119,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp, url_prefix="/accounts")
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(trading_bp, url_prefix="/trading")
+
+    from app.services_health import bp as services_health_bp
+
+    app.register_blueprint(services_health_bp, url_prefix="")
 
     from app.auth.session import enforce_password_change
 

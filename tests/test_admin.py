@@ -136,7 +136,7 @@ def _admin_urls(app):
     urls = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("admin."):
-            args = {name: 1 if name == "user_id" else "open" for name in rule.arguments}
+            args = {name: 1 if name.endswith("_id") else "open" for name in rule.arguments}
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 urls.append((method, rule.build(args)[1]))
     return urls
