@@ -220,3 +220,21 @@ def test_user_b_cannot_reach_user_a_account_by_id(alice, broker, apikey, paper_a
     assert mallory.get("/api/accounts").json == {"accounts": []}
     assert db.session.scalar(select(func.count()).select_from(ActivityLog).where(
         ActivityLog.username == "mallory", ActivityLog.category == "account")) == 0
+
+
+def test_admin_host_allowlist_limits_new_accounts(paper_app, broker, apikey):
+    make_user(paper_app, "root", role="admin")
+    admin = Browserless(paper_app.test_client())
+    admin.login("root")
+    bad = admin.post_form("/admin/account-hosts", {"hosts": "http://evil.example.com/x"}, page="/admin/account-hosts")
+    assert bad.status_code == 400 and "Not a host name" in bad.get_data(as_text=True)
+    admin.post_form("/admin/account-hosts", {"hosts": "openalgo.example.com"}, page="/admin/account-hosts")
+    response = add(admin, broker, apikey)
+    assert response.status_code == 400 and "only allows these hosts: openalgo.example.com" in response.get_data(
+        as_text=True)
+    assert accounts() == []
+    admin.post_form("/admin/account-hosts", {"hosts": "openalgo.example.com, 127.0.0.1"}, page="/admin/account-hosts")
+    assert add(admin, broker, apikey).status_code == 302
+    entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "account_hosts_allowlist_set")
+                              .order_by(ActivityLog.id.desc()))
+    assert entry.details == {"hosts": ["127.0.0.1", "openalgo.example.com"]}

@@ -1,4 +1,6 @@
-from flask import abort, flash, redirect, render_template, url_for
+import re
+
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -113,3 +115,28 @@ def set_registration(state: str):
     users.admin_set_registration(current_user, state == "open")
     flash("Public registration is " + ("open." if state == "open" else "closed."), "success")
     return redirect(url_for("admin.list_users"))
+
+
+@bp.route("/account-hosts", methods=["GET", "POST"])
+def account_hosts():
+    """The allow-list of OpenAlgo hosts users may add accounts for (empty = any host)."""
+    from app.accounts.forms import HostAllowlistForm
+    from app.services.accounts import host_allowlist, set_host_allowlist
+
+    form = HostAllowlistForm()
+    if request.method == "GET":
+        form.hosts.data = ", ".join(host_allowlist())
+    if form.validate_on_submit():
+        hosts = [h for h in (form.hosts.data or "").replace("\n", ",").split(",") if h.strip()]
+        bad = [h for h in hosts if not _HOST_RE.match(h.strip())]
+        if bad:
+            form.hosts.errors = [f"Not a host name: {', '.join(b.strip() for b in bad[:3])}. "
+                                 "Use names like openalgo.example.com or 127.0.0.1, without http://."]
+        else:
+            set_host_allowlist(current_user, hosts)
+            flash("Allowed hosts saved." if hosts else "Any host is allowed.", "success")
+            return redirect(url_for("admin.account_hosts"))
+    return render_template("admin/account_hosts.html", form=form), (400 if form.errors else 200)
+
+
+_HOST_RE = re.compile(r"^\s*[A-Za-z0-9.-]{1,253}\s*$")

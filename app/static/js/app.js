@@ -45,6 +45,12 @@
         if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
       });
     });
+    // Book pages reload themselves (keeping filters) while the tab is visible.
+    var auto = document.querySelector("[data-autorefresh]");
+    if (auto) {
+      var seconds = Number(auto.getAttribute("data-autorefresh")) || 15;
+      setInterval(function () { if (!document.hidden) { window.location.reload(); } }, seconds * 1000);
+    }
     document.querySelectorAll("[data-copy-target]").forEach(function (btn) {
       btn.addEventListener("click", function () {
         var el = document.querySelector(btn.getAttribute("data-copy-target"));
