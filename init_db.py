@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", default="upgrade", choices=["upgrade", "reset", "testdata"])
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (reset)")
     args = parser.parse_args(argv)
-    app = create_app()
+    app = create_app(overrides={"BACKGROUND_SERVICES": "off"})  # a maintenance command never trades
     with app.app_context():
         if args.command == "upgrade":
             upgrade_database()

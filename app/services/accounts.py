@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import abort, current_app
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.broker.client import ClientRegistry, ClientSettings, OpenAlgoClient
 from app.broker.errors import BrokerAuthError, BrokerError, BrokerUnavailable, NotOpenAlgo, RateLimited
@@ -217,12 +218,16 @@ def create_account(user: User, data: AccountInput, *, is_paper: bool = False) ->
         last_connected_at=now, last_checked_at=now,
     )
     db.session.add(account)
-    db.session.flush()
-    if data.is_primary or not has_primary:
-        _make_primary(user, account)
-    audit.record("account_added", category="account", user=user, commit=False, details={
-        "account_id": account.id, "account_name": name, "host": host, "broker": broker, "paper": is_paper})
-    db.session.commit()
+    try:
+        db.session.flush()
+        if data.is_primary or not has_primary:
+            _make_primary(user, account)
+        audit.record("account_added", category="account", user=user, commit=False, details={
+            "account_id": account.id, "account_name": name, "host": host, "broker": broker, "paper": is_paper})
+        db.session.commit()
+    except IntegrityError as exc:  # a concurrent add took the same name
+        db.session.rollback()
+        raise AccountError("You already have an account with this name.", "account_name") from exc
     return account
 
 
