@@ -55,10 +55,13 @@ def test_add_account_pings_then_stores_key_encrypted(alice, broker, apikey):
 
 
 class _Html(BaseHTTPRequestHandler):
+    body = b"<html><body>It works!</body></html>"
+    content_type = "text/html"
+
     def do_POST(self):
-        body = b"<html><body>It works!</body></html>"
+        body = self.body
         self.send_response(200)
-        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Type", self.content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -67,10 +70,27 @@ class _Html(BaseHTTPRequestHandler):
         pass
 
 
+class _WrongJson(_Html):
+    body = b'{"hello": "world"}'
+    content_type = "application/json"
+
+
+def _serve(handler):
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def html_host():
-    server = HTTPServer(("127.0.0.1", 0), _Html)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _serve(_Html)
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def json_host():
+    server = _serve(_WrongJson)
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
 
@@ -78,14 +98,15 @@ def html_host():
 @pytest.mark.parametrize(("host", "key", "field", "message"), [
     ("http://127.0.0.1:9", None, "host_url", "Cannot reach http://127.0.0.1:9"),
     ("HTML", None, "host_url", "answered, but not like an OpenAlgo server"),
+    ("JSON", None, "host_url", "answered, but not like an OpenAlgo server"),
     (None, "wrong-key-0000", "api_key", "OpenAlgo refused this API key"),
     ("http://user:pass@127.0.0.1:5000", None, "host_url", "must not contain a user name or password"),
     ("ftp://127.0.0.1:5000", None, "host_url", "Use a full URL starting with http:// or https://"),
     (None, "WITHSPACE", "api_key", "contains spaces or line breaks"),
 ])
-def test_bad_input_gets_clear_message_and_saves_nothing(alice, broker, apikey, html_host, host, key, field,
-                                                        message):
-    host = html_host if host == "HTML" else (host or broker.url)
+def test_bad_input_gets_clear_message_and_saves_nothing(alice, broker, apikey, html_host, json_host, host, key,
+                                                        field, message):
+    host = {"HTML": html_host, "JSON": json_host}.get(host or "", host or broker.url)
     key = f" {apikey}\n" if key == "WITHSPACE" else (key or apikey)
     response = alice.post_form("/accounts/add", {"account_name": "X", "host_url": host, "api_key": key},
                                page="/accounts/add")
@@ -173,6 +194,7 @@ def test_dashboard_api_shows_margin_by_single_formula(alice, broker, apikey):
     assert card["available_margin"] == "1000000.0" or card["available_margin"] == "1000000"
     assert data["totals"]["available_margin"] in ("1000000", "1000000.0") and data["totals"]["accounts"] == 1
     assert "available cash + collateral" in data["formula"]
+    assert data["market_data_source"] == "Main"
 
 
 def test_dashboard_serves_cache_for_a_hanging_account(alice, broker, apikey, sim, paper_app):

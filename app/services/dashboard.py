@@ -14,6 +14,7 @@ from app.models.accounts import TradingAccount
 from app.models.types import utcnow
 from app.models.users import User
 from app.services.account_data import load_accounts, refresh_stale
+from app.services.market_source import choose_source
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ def snapshot(user: User, *, refresh: bool = True) -> dict[str, Any]:
         refresh_stale(accounts, wait_seconds=current_app.config["DASHBOARD_WAIT_SECONDS"])
     cards = [card_for(a) for a in accounts]
     active = [c for c in cards if c.is_active]
+    source = choose_source(accounts)
     return {
+        "market_data_source": source.account_name if source else None,
         "accounts": [c.as_json() for c in cards],
         "totals": {
             "accounts": len(active),

@@ -39,6 +39,8 @@
         }
       });
     });
+    var source = document.querySelector("[data-market-source]");
+    if (source) { source.textContent = data.market_data_source || "—"; }
     var stamp = document.querySelector("[data-dashboard-updated]");
     if (stamp) { stamp.textContent = "updated " + new Date().toLocaleTimeString("en-IN"); }
   }
