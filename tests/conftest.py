@@ -7,6 +7,7 @@ exactly as in production, and every test starts with empty tables.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,10 @@ from sqlalchemy import MetaData, create_engine, delete, text
 
 from tests.helpers import Browserless, make_user
 from tests.support.paperbroker import Admin, BrokerProc, start_broker
+
+# In-process service runners log their shutdown from atexit, after pytest has closed the
+# captured streams; don't print "--- Logging error ---" noise for those last lines.
+logging.raiseExceptions = False
 
 
 def _database_url(tmp_path_factory) -> str:
