@@ -21,38 +21,24 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-TOKEN = "bench-admin-token"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.paperbroker import ADMIN_TOKEN
+from tests.support.paperbroker import start_broker as start_harness_broker
+
+TOKEN = ADMIN_TOKEN
 ACCOUNTS = 50
 
 
 def start_broker() -> tuple[subprocess.Popen[str], int, list[str]]:
-    args = [sys.executable, "-m", "paperbroker", "--port", "0", "--ws-port", "0", "--accounts", str(ACCOUNTS),
-            "--no-rate-limit", "--admin-token", TOKEN]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.strip())
-            if line.startswith("paperbroker ready"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(20) or not lines[-1].startswith("paperbroker ready"):
-        proc.kill()
-        raise SystemExit(f"paper broker did not start: {lines}")
-    port = int(lines[-1].rsplit("http_port=", 1)[1].split()[0])
-    keys = [ln.split("=", 1)[1] for ln in lines if ln.startswith("api_key=")]
-    return proc, port, keys
+    """The shared harness (tests/support/paperbroker.py): 50 accounts, live clock, no rate limits."""
+    bp = start_harness_broker("--no-rate-limit", accounts=ACCOUNTS, deterministic=False)
+    return bp.proc, bp.http_port, bp.keys
 
 
 async def timed_phase(session: aiohttp.ClientSession, url: str, bodies: list[tuple[str, bytes]],

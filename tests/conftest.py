@@ -149,7 +149,7 @@ def trader_client(app, trader) -> Browserless:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[BrokerProc]:
     """One deterministic paper broker per test session, on free loopback ports."""
-    bp = start_broker("--no-rate-limit")
+    bp = start_broker("--no-rate-limit", "--ws-auth-timeout", "1.0")
     yield bp
     bp.stop()
 

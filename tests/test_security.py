@@ -220,3 +220,16 @@ def test_mask_secret_shows_last_four_only():
     assert mask_secret("abcdef123456") == "••••••••3456"
     assert mask_secret("abc") == "••••••••"
     assert mask_secret("") == ""
+
+
+def test_api_tier_is_one_bucket_across_data_routes(app_factory):
+    from tests.helpers import make_user
+
+    application = app_factory(RATELIMIT_API="3 per minute")
+    make_user(application, "zed")
+    client = Browserless(application.test_client())
+    client.login("zed")
+    assert [client.get("/trading/funds").status_code for _ in range(3)] == [200, 200, 200]
+    assert client.get("/trading/positions").status_code == 429
+    assert client.get("/api/accounts").status_code == 429
+    assert client.get("/dashboard").status_code == 200  # pages outside the tier still answer

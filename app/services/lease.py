@@ -28,6 +28,7 @@ import os
 import socket
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -65,7 +66,7 @@ def parse_holder(holder: str) -> dict[str, Any]:
     return {"host": host, "pid": int(pid) if pid.isdigit() else None}
 
 
-class Lease:
+class Lease(ABC):
     """Common state and the row bookkeeping; subclasses decide who may hold it."""
 
     def __init__(self, engine: Engine, *, name: str = DEFAULT_LEASE_NAME, holder: str | None = None,
@@ -82,18 +83,18 @@ class Lease:
         self._lock = threading.Lock()
 
     # -- interface --
+    @abstractmethod
     def acquire(self) -> bool:
         """Try to become the leader. Returns True when this process now holds the lease."""
-        raise NotImplementedError
 
+    @abstractmethod
     def renew(self) -> bool:
         """Extend the lease. False: it is lost (stop at once). Raises SQLAlchemyError on a
         transient failure; the caller may retry until `is_valid()` turns False."""
-        raise NotImplementedError
 
+    @abstractmethod
     def release(self) -> None:
         """Give the lease up so another process can take it without waiting for expiry."""
-        raise NotImplementedError
 
     def close(self) -> None:
         """Release if held and free resources."""

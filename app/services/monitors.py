@@ -35,15 +35,17 @@ def monitored_accounts() -> list[TradingAccount]:
         TradingAccount.deleted_at.is_(None), TradingAccount.is_active.is_(True)).order_by(TradingAccount.id)))
 
 
+def _configured_interval(setting: str, default: float) -> float:
+    from flask import has_app_context
+
+    return float(current_app.config[setting]) if has_app_context() else default
+
+
 class ConnectionMonitor(Service):
     name = "connection_monitor"
-    interval = 30.0
 
     def __init__(self) -> None:
-        from flask import has_app_context
-
-        if has_app_context():
-            self.interval = current_app.config["CONNECTION_MONITOR_INTERVAL"]
+        self.interval = _configured_interval("CONNECTION_MONITOR_INTERVAL", 30.0)
 
     def run_once(self) -> str | None:
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -79,13 +81,9 @@ def _ping_in_context(app: Flask, account_id: int) -> list[PingOutcome]:
 
 class AccountDataRefresher(Service):
     name = "account_refresher"
-    interval = 15.0
 
     def __init__(self) -> None:
-        from flask import has_app_context
-
-        if has_app_context():
-            self.interval = current_app.config["ACCOUNT_REFRESH_INTERVAL"]
+        self.interval = _configured_interval("ACCOUNT_REFRESH_INTERVAL", 15.0)
 
     def run_once(self) -> str | None:
         ids = [a.id for a in monitored_accounts()]

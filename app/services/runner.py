@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -39,7 +40,7 @@ _RUNNER_KEY = "algomirror_runner"
 STATUS_OK, STATUS_ERROR, STATUS_IDLE, STATUS_STOPPED = "ok", "error", "idle", "stopped"
 
 
-class Service:
+class Service(ABC):
     """A background service: `run_once()` is called every `interval` seconds while this process leads.
 
     Attributes:
@@ -55,14 +56,14 @@ class Service:
     market_hours_only: bool = False
     exchange: str = "NSE"
 
+    @abstractmethod
     def run_once(self) -> str | None:
         """One iteration, inside an app context. Returns optional details for the heartbeat."""
-        raise NotImplementedError
 
-    def on_start(self) -> None:
+    def on_start(self) -> None:  # noqa: B027  (optional hook, empty by design)
         """Called in the service thread when a leadership term starts."""
 
-    def on_stop(self) -> None:
+    def on_stop(self) -> None:  # noqa: B027  (optional hook, empty by design)
         """Called in the service thread when the term ends (lost lease or shutdown)."""
 
 

@@ -62,39 +62,17 @@ def _render(view: BookView):
                            totals=books.totals(rows, view.money), args=request.args)
 
 
-@bp.route("/funds")
-@login_required
-@rate_tier("api")
-def funds():
-    return _render(VIEWS["funds"])
+def _book(kind: str):
+    return _render(VIEWS[kind])
 
 
-@bp.route("/positions")
-@login_required
-@rate_tier("api")
-def positions():
-    return _render(VIEWS["positions"])
-
-
-@bp.route("/orderbook")
-@login_required
-@rate_tier("api")
-def orderbook():
-    return _render(VIEWS["orders"])
-
-
-@bp.route("/tradebook")
-@login_required
-@rate_tier("api")
-def tradebook():
-    return _render(VIEWS["trades"])
-
-
-@bp.route("/holdings")
-@login_required
-@rate_tier("api")
-def holdings():
-    return _render(VIEWS["holdings"])
+# One view serves every book; the endpoint names (trading.funds, trading.positions, …) and the
+# paths keep the original product's URLs.
+for _path, _endpoint, _kind in (("/funds", "funds", "funds"), ("/positions", "positions", "positions"),
+                                ("/orderbook", "orderbook", "orders"), ("/tradebook", "tradebook", "trades"),
+                                ("/holdings", "holdings", "holdings")):
+    bp.add_url_rule(_path, endpoint=_endpoint, view_func=rate_tier("api")(login_required(_book)),
+                    defaults={"kind": _kind})
 
 
 @bp.route("/option-chain")

@@ -14,28 +14,10 @@ from tests.support.paperbroker import ADMIN_TOKEN, START, Admin, BrokerProc, sta
 __all__ = ["ADMIN_TOKEN", "START", "Admin", "BrokerProc", "start_broker"]
 
 
+# `broker`, `sim` and `apikey` come from tests/conftest.py; these tests call the admin client `admin`.
 @pytest.fixture(scope="session")
-def broker() -> Iterator[BrokerProc]:
-    bp = start_broker("--no-rate-limit", "--ws-auth-timeout", "1.0")
-    yield bp
-    bp.stop()
-
-
-@pytest.fixture(scope="session")
-def admin(broker: BrokerProc) -> Iterator[Admin]:
-    a = Admin(broker.url)
-    yield a
-    a.http.close()
-
-
-@pytest.fixture
-def apikey(admin: Admin) -> Iterator[str]:
-    """A fresh account with default funds; prices reset to round numbers; faults cleared afterwards."""
-    admin.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000, SBIN=800, RELIANCE=1400)
-    key = admin.new_account()
-    yield key
-    admin.call("DELETE", "/sim/faults")
-    admin.call("DELETE", f"/sim/accounts/{key}")
+def admin(sim: Admin) -> Admin:
+    return sim
 
 
 @pytest.fixture
