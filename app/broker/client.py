@@ -139,11 +139,13 @@ class OpenAlgoClient:
     # --- plumbing -----------------------------------------------------------------------------
 
     def _call(self, endpoint: str, fn: Callable[[], Any], *, is_order: bool = False) -> dict[str, Any]:
-        (self._limits.orders if is_order else self._limits.reads).acquire()
+        limiter = self._limits.orders if is_order else self._limits.reads
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return raise_for_error(fn(), endpoint=endpoint, is_order=is_order)
+            with limiter.slot():
+                result = fn()
+            return raise_for_error(result, endpoint=endpoint, is_order=is_order)
         except BrokerError as exc:
             outcome = type(exc).__name__
             raise

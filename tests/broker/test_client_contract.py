@@ -202,3 +202,25 @@ def test_not_openalgo_html_host(tmp_path):
     finally:
         client.close()
         server.shutdown()
+
+
+def test_client_pacing_queues_a_burst_instead_of_hitting_429():
+    """Against a broker enforcing OpenAlgo's 50 reads/s per route, 80 concurrent reads all succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.broker.client import ClientSettings
+    from tests.support.paperbroker import Admin, start_broker
+
+    limited = start_broker("--api-rate", "50", accounts=1)
+    client = OpenAlgoClient(limited.url, limited.keys[0], settings=ClientSettings(reads_per_second=45))
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            results = list(pool.map(lambda _: client.funds().available_cash, range(80)))
+        assert results == [Decimal("1000000")] * 80
+        raw = Admin(limited.url)  # without pacing the same burst is refused
+        codes = [raw.http.post("/api/v1/funds", json={"apikey": limited.keys[0]}).status_code for _ in range(60)]
+        assert 429 in codes
+        raw.http.close()
+    finally:
+        client.close()
+        limited.stop()

@@ -117,15 +117,37 @@ def test_limiter_queues_the_eleventh_order_until_the_window_frees():
     limiter = SlidingWindowLimiter(10, 1.0, clock=clock, sleep=clock.sleep)
     for i in range(10):
         clock.now = i * 0.01
-        assert limiter.acquire() == 0.0
+        limiter.release(limiter.acquire())  # answered at once, at t = i * 0.01
     clock.now = 0.5
-    assert limiter.acquire() == pytest.approx(0.5)  # waits until the first stamp (t=0) is 1 s old
+    limiter.acquire()  # waits until the first answer (t = 0) is one window old
     assert clock.now == pytest.approx(1.0)
+
+
+def test_limiter_counts_requests_in_flight():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(2, 1.0, clock=clock, sleep=clock.sleep)
+    first = limiter.acquire()
+    limiter.acquire()
+    with pytest.raises(TimeoutError):
+        limiter.acquire(timeout=5.0)  # both still in flight: no slot, however long we wait
+    limiter.release(first)
+    clock.now += 1.0
+    limiter.acquire(timeout=0.1)
+
+
+def test_limiter_window_starts_when_the_answer_arrives():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(1, 1.0, clock=clock, sleep=clock.sleep)
+    slot = limiter.acquire()
+    clock.now = 0.8  # a slow answer
+    limiter.release(slot)
+    limiter.acquire()
+    assert clock.now == pytest.approx(1.8)
 
 
 def test_limiter_refuses_to_wait_past_timeout():
     clock = FakeClock()
     limiter = SlidingWindowLimiter(1, 1.0, clock=clock, sleep=clock.sleep)
-    limiter.acquire()
+    limiter.release(limiter.acquire())
     with pytest.raises(TimeoutError):
         limiter.acquire(timeout=0.2)
