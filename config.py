@@ -168,6 +168,11 @@ class Config:
     ACCOUNT_REFRESH_INTERVAL = 15.0
     # Ticks whose exchange time is older than this are refused by the last-price cache (0 = no limit).
     PRICE_MAX_TICK_AGE_SECONDS = 300.0
+    # Leader lease: another process takes over within TTL + retry seconds of the holder dying.
+    SERVICE_LEASE_TTL_SECONDS = 10.0
+    SERVICE_LEASE_RENEW_SECONDS = 3.0
+    SERVICE_LEASE_RETRY_SECONDS = 3.0
+    CALENDAR_CACHE_SECONDS = 30.0
     DASHBOARD_WAIT_SECONDS = 0.25
 
     # Rate limits (Flask-Limiter strings), DOMAIN.md security defaults.
@@ -229,6 +234,10 @@ class Config:
             PING_RETRY_SECONDS=_env_float("PING_RETRY_SECONDS", cls.PING_RETRY_SECONDS),
             ACCOUNT_REFRESH_INTERVAL=_env_float("ACCOUNT_REFRESH_INTERVAL", cls.ACCOUNT_REFRESH_INTERVAL),
             PRICE_MAX_TICK_AGE_SECONDS=_env_float("PRICE_MAX_TICK_AGE_SECONDS", cls.PRICE_MAX_TICK_AGE_SECONDS),
+            SERVICE_LEASE_TTL_SECONDS=_env_float("SERVICE_LEASE_TTL_SECONDS", cls.SERVICE_LEASE_TTL_SECONDS),
+            SERVICE_LEASE_RENEW_SECONDS=_env_float("SERVICE_LEASE_RENEW_SECONDS", cls.SERVICE_LEASE_RENEW_SECONDS),
+            SERVICE_LEASE_RETRY_SECONDS=_env_float("SERVICE_LEASE_RETRY_SECONDS", cls.SERVICE_LEASE_RETRY_SECONDS),
+            CALENDAR_CACHE_SECONDS=_env_float("CALENDAR_CACHE_SECONDS", cls.CALENDAR_CACHE_SECONDS),
             RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
             RATELIMIT_GLOBAL=_env_str("RATELIMIT_GLOBAL", cls.RATELIMIT_GLOBAL),
             RATELIMIT_AUTH=_env_str("RATELIMIT_AUTH", cls.RATELIMIT_AUTH),
@@ -245,6 +254,13 @@ class Config:
             raise ConfigError(f"LOG_LEVEL {settings['LOG_LEVEL']!r} is not a logging level")
         for name in ("RATELIMIT_GLOBAL", "RATELIMIT_AUTH", "RATELIMIT_API", "RATELIMIT_HEAVY"):
             _check_rate_limit(name, settings[name])
+        for name in ("BROKER_ORDERS_PER_SECOND", "BROKER_READS_PER_SECOND", "BROKER_CONNECT_TIMEOUT",
+                     "BROKER_READ_TIMEOUT", "CONNECTION_MONITOR_INTERVAL", "ACCOUNT_REFRESH_INTERVAL",
+                     "SERVICE_LEASE_TTL_SECONDS", "SERVICE_LEASE_RENEW_SECONDS", "SERVICE_LEASE_RETRY_SECONDS"):
+            if settings[name] <= 0:
+                raise ConfigError(f"{name} must be greater than 0, got {settings[name]!r}")
+        if settings["SERVICE_LEASE_RENEW_SECONDS"] >= settings["SERVICE_LEASE_TTL_SECONDS"]:
+            raise ConfigError("SERVICE_LEASE_RENEW_SECONDS must be shorter than SERVICE_LEASE_TTL_SECONDS")
         cls.finalize(settings)
         return settings
 

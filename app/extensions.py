@@ -48,16 +48,29 @@ EXEMPT = "exempt"
 _TIER_METHODS = {"auth": ["POST"]}
 
 
-def rate_tier(name: str) -> Callable[[F], F]:
-    """Mark a view with a rate-limit tier (auth, api, heavy) or as exempt (health probes)."""
+def rate_tier(name: str, methods: list[str] | None = None) -> Callable[[F], F]:
+    """Mark a view with a rate-limit tier (auth, api, heavy) or as exempt (health probes).
+
+    `methods` limits counting to those methods (e.g. only the POST of a form page pings a broker).
+    """
     if name not in RATE_TIERS and name != EXEMPT:
         raise ValueError(f"unknown rate tier {name!r}")
 
     def mark(view: F) -> F:
         view.rate_tier = name  # type: ignore[attr-defined]
+        view.rate_tier_methods = methods  # type: ignore[attr-defined]
         return view
 
     return mark
+
+
+def user_or_ip() -> str:
+    """Signed-in traffic is counted per user (a family behind one NAT shares an IP); the rest per IP."""
+    from flask_login import current_user
+
+    if current_user and current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return get_remote_address()
 
 
 def init_limiter(app: Flask) -> Limiter:
@@ -84,8 +97,10 @@ def init_limiter(app: Flask) -> Limiter:
         if tier == EXEMPT:
             views[endpoint] = limiter.exempt(view)
         elif tier:
+            methods = getattr(view, "rate_tier_methods", None) or _TIER_METHODS.get(tier)
             views[endpoint] = limiter.shared_limit(
-                cfg[RATE_TIERS[tier]], scope=tier, methods=_TIER_METHODS.get(tier)
+                cfg[RATE_TIERS[tier]], scope=tier, methods=methods,
+                key_func=None if tier == "auth" else user_or_ip,
             )(view)
     return limiter
 

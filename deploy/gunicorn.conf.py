@@ -56,10 +56,9 @@ keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # - the SQLAlchemy engine and its connection pool (PostgreSQL sockets) and the Redis client
 #   must not be shared between processes; created before the fork they would be inherited
 #   by every worker and corrupt each other's connections;
-# - the background runner planned for later phases starts inside app processes and takes a
-#   lease in the database so that exactly one process runs the services; it must start in
-#   the workers that hold the lease, never in the master, and its threads do not survive
-#   a fork.
+# - the background runner (BACKGROUND_SERVICES=auto) starts inside every worker and takes a
+#   lease in the database so that exactly one process runs the services; it must never start
+#   in the master, and its threads would not survive a fork.
 # The cost is that each worker imports the app itself (a second or two at start).
 preload_app = False
 

@@ -13,6 +13,7 @@ if [ ! -s "$token_file" ]; then
 fi
 export PAPERBROKER_ADMIN_TOKEN="$(cat "$token_file")"
 export PAPER_BROKER_URL="${PAPER_BROKER_URL:-http://127.0.0.1:${PAPERBROKER_PORT:-5100}}"
+export PAPER_BROKER_WS_URL="${PAPER_BROKER_WS_URL:-ws://127.0.0.1:${PAPERBROKER_WS_PORT:-8770}}"
 
 broker_log=logs/paperbroker.log
 : > "$broker_log"

@@ -256,6 +256,8 @@ def test_admin_host_allowlist_limits_new_accounts(paper_app, broker, apikey):
         as_text=True)
     assert accounts() == []
     admin.post_form("/admin/account-hosts", {"hosts": "openalgo.example.com, 127.0.0.1"}, page="/admin/account-hosts")
+    sneaky = add(admin, broker, apikey, websocket_url="ws://collector.example.net:8765")
+    assert sneaky.status_code == 400 and 'data-field-error="websocket_url"' in sneaky.get_data(as_text=True)
     assert add(admin, broker, apikey).status_code == 302
     entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "account_hosts_allowlist_set")
                               .order_by(ActivityLog.id.desc()))

@@ -218,3 +218,15 @@ def test_gunicorn_entry_point_builds_app(tmp_path):
 def test_production_app_does_not_start_without_secrets(tmp_path):
     result = _run(["-c", "import app; app.app"], {"APP_ENV": "production"}, tmp_path)
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value", "match"), [
+    ("BROKER_ORDERS_PER_SECOND", "0", "BROKER_ORDERS_PER_SECOND must be greater than 0"),
+    ("SERVICE_LEASE_RENEW_SECONDS", "20", "shorter than SERVICE_LEASE_TTL_SECONDS"),
+    ("BACKGROUND_SERVICES", "sometimes", "BACKGROUND_SERVICES must be one of"),
+])
+def test_service_and_broker_settings_fail_fast(clean_env, tmp_path, name, value, match):
+    clean_env.setattr(config, "INSTANCE_DIR", tmp_path)
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=match):
+        config.DevelopmentConfig.load()

@@ -233,3 +233,31 @@ def test_api_tier_is_one_bucket_across_data_routes(app_factory):
     assert client.get("/trading/positions").status_code == 429
     assert client.get("/api/accounts").status_code == 429
     assert client.get("/dashboard").status_code == 200  # pages outside the tier still answer
+
+
+def test_api_tier_counts_per_user_not_per_ip(app_factory):
+    from tests.helpers import make_user
+
+    application = app_factory(RATELIMIT_API="2 per minute")
+    clients = []
+    for name in ("mum", "dad"):
+        make_user(application, name)
+        client = Browserless(application.test_client())
+        client.login(name)
+        clients.append(client)
+    mum, dad = clients
+    assert [mum.get("/api/accounts").status_code for _ in range(3)] == [200, 200, 429]
+    assert dad.get("/api/accounts").status_code == 200  # same IP, own budget
+
+
+def test_heavy_tier_does_not_count_opening_forms(app_factory):
+    from tests.helpers import make_user
+
+    application = app_factory(RATELIMIT_HEAVY="2 per minute")
+    make_user(application, "zoe")
+    client = Browserless(application.test_client())
+    client.login("zoe")
+    assert [client.get("/accounts/add").status_code for _ in range(4)] == [200] * 4
+    codes = [client.post_form("/accounts/add", {"account_name": "x", "host_url": "ftp://x", "api_key": "k"},
+                              page="/accounts/add").status_code for _ in range(3)]
+    assert codes == [400, 400, 429]

@@ -30,7 +30,7 @@ def manage():
 
 
 @bp.route("/add", methods=["GET", "POST"])
-@rate_tier("heavy")
+@rate_tier("heavy", methods=["POST"])
 def add():
     form = AccountForm()
     if request.method == "GET" and not form.host_url.data:
@@ -50,7 +50,7 @@ def add():
 
 
 @bp.route("/edit/<int:account_id>", methods=["GET", "POST"])
-@rate_tier("heavy")
+@rate_tier("heavy", methods=["POST"])
 def edit(account_id: int):
     account = account_service.get_owned(current_user, account_id)
     form = AccountForm(obj=account if request.method == "GET" else None)

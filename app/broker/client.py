@@ -82,6 +82,9 @@ def raise_for_error(result: Any, *, endpoint: str, is_order: bool) -> dict[str, 
             raise OutcomeUnknown("The order request timed out; it may have been placed.", endpoint=endpoint)
         raise BrokerUnavailable("The OpenAlgo server did not answer in time.", endpoint=endpoint)
     if error_type == "json_error":
+        if is_order:
+            raise OutcomeUnknown("The answer to the order request was not readable; the order may have been placed.",
+                                 status_code=code, endpoint=endpoint)
         raise NotOpenAlgo("The host answered with something other than OpenAlgo JSON.", status_code=code,
                           endpoint=endpoint)
     if error_type in ("http_error", "unknown_error") and code is None:
@@ -93,7 +96,10 @@ def raise_for_error(result: Any, *, endpoint: str, is_order: bool) -> dict[str, 
     if error_type == "http_error":
         body = _body_from_message(message)
         if body is None:
-            if isinstance(code, int) and code >= 500 and not is_order:
+            if isinstance(code, int) and code >= 500:
+                if is_order:  # e.g. a proxy's 502/504 page: the order may have gone through behind it
+                    raise OutcomeUnknown(f"The server failed after receiving the order (HTTP {code}).",
+                                         status_code=code, endpoint=endpoint)
                 raise BrokerUnavailable(f"The OpenAlgo server failed (HTTP {code}).", status_code=code,
                                         endpoint=endpoint)
             raise NotOpenAlgo(f"The host answered HTTP {code} with a non-OpenAlgo page.", status_code=code,

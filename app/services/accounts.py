@@ -88,11 +88,11 @@ def set_host_allowlist(admin: User, hosts: list[str]) -> None:
     db.session.commit()
 
 
-def check_host_allowed(host_url: str) -> None:
+def check_host_allowed(url: str, field: str = "host_url") -> None:
     allowed = host_allowlist()
-    hostname = (urlsplit(host_url).hostname or "").lower()
+    hostname = (urlsplit(url).hostname or "").lower()
     if allowed and hostname not in allowed:
-        raise AccountError(f"The administrator only allows these hosts: {', '.join(allowed)}.", "host_url")
+        raise AccountError(f"The administrator only allows these hosts: {', '.join(allowed)}.", field)
 
 
 # --- broker access --------------------------------------------------------------------------------
@@ -205,6 +205,7 @@ def create_account(user: User, data: AccountInput, *, is_paper: bool = False) ->
     check_host_allowed(host)
     ws = normalize_url(data.websocket_url, ("ws", "wss"), "websocket_url") if data.websocket_url else (
         default_ws_url(host))
+    check_host_allowed(ws, "websocket_url")  # the feed sends the key there too
     key = check_api_key(data.api_key or "")
     broker = probe(host, key)  # network, outside any transaction
     has_primary = db.session.scalar(select(func.count()).select_from(TradingAccount).where(
@@ -238,6 +239,7 @@ def update_account(user: User, account: TradingAccount, data: AccountInput) -> T
     check_host_allowed(host)
     ws = normalize_url(data.websocket_url, ("ws", "wss"), "websocket_url") if data.websocket_url else (
         default_ws_url(host))
+    check_host_allowed(ws, "websocket_url")
     new_key = check_api_key(data.api_key) if data.api_key else None
     changes = sorted(k for k, changed in {
         "account_name": name != account.account_name, "host_url": host != account.host_url,

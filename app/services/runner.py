@@ -349,7 +349,7 @@ def _autostart_allowed(app: Flask) -> bool:
 def start_background_runner(app: Flask, **options: Any) -> ServiceRunner | None:
     """Start this process's runner for the app when BACKGROUND_SERVICES allows it.
 
-    BACKGROUND_SERVICES: "off" (default) never; "auto" in development and production web
+    BACKGROUND_SERVICES: "off" never (the testing default); "auto" in development and production web
     processes (gunicorn workers, `python app.py`, `flask run`), not in other CLI commands or
     tests; "on" always. Safe to call in every worker: the lease picks one leader, and a second
     call in the same process returns the running instance.
