@@ -101,3 +101,17 @@ def test_feed_streams_index_prices_from_the_market_data_account(monitored, sim):
         assert reading is not None and reading.ltp == Decimal("26012.35")
     finally:
         feed.on_stop()
+
+
+def test_feed_closes_connections_when_the_market_closes(monitored, sim):
+    feed = MarketDataFeed()
+    feed.on_start()
+    try:
+        feed.run_once()
+        assert list(feed.manager.status()) == [next(iter(feed.sources))]
+        feed.on_idle()
+        assert feed.sources == {} and feed.manager.status() == {}
+        feed.run_once()  # market open again: reconnects
+        assert len(feed.manager.status()) == 1
+    finally:
+        feed.on_stop()

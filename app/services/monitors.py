@@ -125,6 +125,14 @@ class MarketDataFeed(Service):
             self.manager = None
         self.sources.clear()
 
+    def on_idle(self) -> None:
+        """Market closed: drop every connection; the next run in market hours reconnects."""
+        if self.manager is not None and self.sources:
+            for host in list(self.sources):
+                self.manager.drop_host(host)
+            logger.info("Market closed: closed %d market-data connections", len(self.sources))
+            self.sources.clear()
+
     def desired_sources(self) -> dict[str, TradingAccount]:
         """One account per OpenAlgo host: the market-data account of the users on that host."""
         by_user: dict[int, list[TradingAccount]] = {}

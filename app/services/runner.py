@@ -66,6 +66,9 @@ class Service(ABC):
     def on_stop(self) -> None:  # noqa: B027  (optional hook, empty by design)
         """Called in the service thread when the term ends (lost lease or shutdown)."""
 
+    def on_idle(self) -> None:  # noqa: B027  (optional hook, empty by design)
+        """Called instead of run_once outside market hours (e.g. to close connections)."""
+
 
 class FunctionService(Service):
     """A service made of a function, for simple loops and tests."""
@@ -257,6 +260,7 @@ class ServiceRunner:
         with self.app.app_context():
             try:
                 if service.market_hours_only and not self._market_hours(service):
+                    service.on_idle()
                     return STATUS_IDLE, None, None
                 return STATUS_OK, None, service.run_once()
             except Exception as exc:
