@@ -64,7 +64,7 @@ def _wants_html() -> bool:
 @admin_required
 def services():
     report = services_report()
-    code = 200 if report["status"] == "ok" else 503  # a probe sees "no leader" without parsing JSON
     if _wants_html():
-        return render_template("admin/calendar/services_health.html", report=report), code
+        return render_template("admin/calendar/services_health.html", report=report)
+    code = 200 if report["status"] == "ok" else 503  # a probe sees "no leader" without parsing JSON
     return jsonify(_jsonable(report)), code

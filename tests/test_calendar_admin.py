@@ -263,7 +263,9 @@ def test_services_health_json_shows_lease_and_heartbeats(app, admin_client):
 
 
 def test_services_health_without_leader_reports_no_leader(admin_client):
-    body = admin_client.get("/healthz/services").get_json()
+    response = admin_client.get("/healthz/services")
+    assert response.status_code == 503  # probes see it without parsing JSON
+    body = response.get_json()
     assert body["status"] == "no_leader" and body["lease"] is None and body["services"] == []
 
 
