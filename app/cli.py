@@ -26,17 +26,22 @@ def rotate_encryption_key(yes: bool) -> None:
         click.confirm("Re-encrypt all stored secrets with a new key?", abort=True)
     new_key = Fernet.generate_key().decode()
     rotated = get_encryptor().with_new_primary(new_key)
-    count = reencrypt_all(rotated)
     key_file = INSTANCE_DIR / "encryption_key"
+    # The new key list (new key first, old keys kept) is saved before any row is rewritten:
+    # whatever happens next, every stored value stays readable with it.
     if os.environ.get("ENCRYPTION_KEY"):
-        click.echo(f"Re-encrypted {count} values. ENCRYPTION_KEY comes from the environment:")
-        click.echo("set it to the following value (new key first) and restart every process:")
+        click.echo("ENCRYPTION_KEY comes from the environment. Set it to the following value (new key first)")
+        click.echo("and restart every process; it reads both the old and the re-encrypted values:")
         click.echo(rotated.serialized())
     else:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(rotated.serialized())
-        click.echo(f"Re-encrypted {count} values; new key list written to {key_file}. Restart every process.")
+            handle.flush()
+            os.fsync(handle.fileno())
+    count = reencrypt_all(rotated)
+    where = "the environment value above" if os.environ.get("ENCRYPTION_KEY") else str(key_file)
+    click.echo(f"Re-encrypted {count} values under the new key; key list in {where}. Restart every process.")
     current_app.config["ENCRYPTION_KEY"] = rotated.serialized()
 
 

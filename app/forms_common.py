@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
@@ -58,7 +58,14 @@ class ActionForm(FlaskForm):
 
 
 def is_safe_next(target: str | None) -> bool:
-    """Only same-site relative paths are followed after login."""
-    if not target:
+    """Only same-site relative paths are followed after login.
+
+    Browsers drop tabs and newlines inside URLs and treat "\\" like "/", so "/\t/evil.com"
+    would become "//evil.com": any whitespace or control character, or a second slash or
+    backslash right after the first, is refused.
+    """
+    if not target or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in target):
         return False
-    return bool(re.match(r"^/(?![/\\])", target)) and "\n" not in target and "\r" not in target
+    parts = urlsplit(target)
+    return (not parts.scheme and not parts.netloc and target.startswith("/")
+            and not target.startswith(("//", "/\\")))

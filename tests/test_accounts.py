@@ -262,3 +262,43 @@ def test_admin_host_allowlist_limits_new_accounts(paper_app, broker, apikey):
     entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "account_hosts_allowlist_set")
                               .order_by(ActivityLog.id.desc()))
     assert entry.details == {"hosts": ["127.0.0.1", "openalgo.example.com"]}
+
+
+def test_long_names_can_be_deleted_and_reused_repeatedly(alice, broker, sim):
+    name = "N" * 60
+    for _ in range(2):
+        add(alice, broker, sim.new_account(), name=name)
+        account = next(a for a in accounts() if a.account_name == name)
+        response = alice.post_form(f"/accounts/{account.id}/delete", page="/accounts/manage", follow_redirects=True)
+        assert response.status_code == 200 and "Account deleted" in response.get_data(as_text=True)
+        db.session.expire_all()
+    names = [a.account_name for a in accounts()]
+    assert len(set(names)) == 2 and all(n.endswith(("]",)) and len(n) <= 64 for n in names)
+
+
+def test_inactive_account_cannot_become_primary_by_edit(alice, broker, sim):
+    add(alice, broker, sim.new_account(), name="A")
+    add(alice, broker, sim.new_account(), name="B")
+    _a, b = accounts()
+    alice.post_form(f"/accounts/{b.id}/deactivate", page="/accounts/manage")
+    response = alice.post_form(f"/accounts/edit/{b.id}", {
+        "account_name": "B", "host_url": broker.url, "websocket_url": broker.ws_url, "api_key": "",
+        "is_primary": "y"}, page=f"/accounts/edit/{b.id}")
+    assert response.status_code == 400 and "Activate the account before making it primary" in response.get_data(
+        as_text=True)
+    db.session.expire_all()
+    assert [(x.account_name, x.is_primary) for x in accounts()] == [("A", True), ("B", False)]
+
+
+def test_unreachable_account_can_be_deleted_only_after_deactivation(alice, broker, apikey, sim):
+    add(alice, broker, apikey)
+    [account] = accounts()
+    sim.post("/sim/faults", {"apikey": apikey, "drop_rate": 1.0, "routes": ["positionbook"]})
+    refused = alice.post_form(f"/accounts/{account.id}/delete", page="/accounts/manage", follow_redirects=True)
+    assert "Deactivate the account first" in refused.get_data(as_text=True)
+    alice.post_form(f"/accounts/{account.id}/deactivate", page="/accounts/manage")
+    alice.post_form(f"/accounts/{account.id}/delete", page="/accounts/manage")
+    db.session.expire_all()
+    assert accounts()[0].deleted_at is not None
+    entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "account_deleted"))
+    assert entry.details["positions_verified"] is False

@@ -1,5 +1,6 @@
 """Registration, login, lockout, logout and password changes, through real HTTP requests."""
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -143,6 +144,24 @@ def test_login_next_parameter_only_follows_local_paths(app, client, trader):
     data["csrf_token"] = client.token()
     local = client.post("/auth/login?next=/audit/", data=data)
     assert local.headers["Location"].endswith("/audit/")
+
+
+@pytest.mark.parametrize("target", ["//evil.example.com", "/\\evil.example.com", "/\t/evil.example.com",
+                                    "/%09/evil.example.com", "https://evil.example.com/", "/\n/evil.example.com",
+                                    "javascript:alert(1)"])
+def test_unsafe_next_targets_are_refused(target):
+    from urllib.parse import unquote
+
+    from app.forms_common import is_safe_next
+
+    assert not is_safe_next(unquote(target))
+
+
+def test_tab_trick_next_does_not_redirect_off_site(app, client, trader):
+    token = client.token()
+    response = client.post("/auth/login?next=/%09/evil.example.com",
+                           data={"identifier": "bob", "password": PASSWORD, "csrf_token": token})
+    assert response.headers["Location"].endswith("/dashboard")
 
 
 def test_logout_requires_post(app, trader_client):

@@ -82,3 +82,21 @@ def test_option_chain_bad_input_is_400(two_accounts):
     client, _ = two_accounts
     assert client.get("/api/option-chain?underlying=DOGE").status_code == 400
     assert client.get("/api/option-chain?strikes=500").status_code == 400
+
+
+def test_one_users_slow_accounts_cannot_take_every_fetch_slot():
+    import threading
+
+    from app.services.books import MAX_FETCHES_PER_USER, LiveFetches
+
+    release = threading.Event()
+    fetches = LiveFetches(workers=4)
+    hog = [fetches.submit(1, account_id, "orders", lambda _id: release.wait(5) and []) for account_id in range(40)]
+    assert sum(f is not None for f in hog) == MAX_FETCHES_PER_USER  # the rest are reported busy
+    again = fetches.submit(1, 0, "orders", lambda _id: [])
+    assert again is hog[0]  # an account already being read keeps its running read
+    other = fetches.submit(2, 99, "orders", lambda _id: ["ok"])
+    assert other is not None
+    release.set()
+    assert other.result(timeout=10) == ["ok"]
+    fetches.pool.shutdown(wait=True)

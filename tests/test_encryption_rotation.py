@@ -82,7 +82,7 @@ def test_cli_prints_new_key_list_when_key_comes_from_environment(app, monkeypatc
     monkeypatch.setenv("ENCRYPTION_KEY", app.config["ENCRYPTION_KEY"])
     result = app.test_cli_runner().invoke(args=["rotate-encryption-key", "--yes"])
     assert result.exit_code == 0
-    assert "set it to the following value" in result.output
+    assert "Set it to the following value" in result.output
     assert app.config["ENCRYPTION_KEY"] in result.output
 
 

@@ -115,3 +115,25 @@ def test_feed_closes_connections_when_the_market_closes(monitored, sim):
         assert len(feed.manager.status()) == 1
     finally:
         feed.on_stop()
+
+
+def test_monitor_writes_nothing_once_the_lease_is_lost(monitored, sim):
+    _application, keys, (primary_id, _backup_id) = monitored
+    sim.post("/sim/faults", {"apikey": keys[0], "drop_rate": 1.0, "routes": ["ping"]})
+    monitor = ConnectionMonitor()
+    monitor.still_leading = lambda: False  # the lease was lost while the pings were in flight
+    assert monitor.run_once().startswith("lease lost")
+    assert _account(primary_id).connection_status == "connected"
+    assert db.session.scalar(select(ActivityLog).where(ActivityLog.category == "monitor")) is None
+
+
+def test_a_good_data_refresh_after_an_outage_is_a_logged_recovery(monitored, sim):
+    _application, keys, (primary_id, _backup_id) = monitored
+    sim.post("/sim/faults", {"apikey": keys[0], "drop_rate": 1.0, "routes": ["ping"]})
+    ConnectionMonitor().run_once()
+    sim.call("DELETE", "/sim/faults")
+    AccountDataRefresher().run_once()
+    assert _account(primary_id).connection_status == "connected"
+    changes = db.session.scalars(select(ActivityLog.details).where(
+        ActivityLog.action == "account_connection_changed").order_by(ActivityLog.id)).all()
+    assert [(c["from"], c["to"]) for c in changes] == [("connected", "disconnected"), ("disconnected", "connected")]

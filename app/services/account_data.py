@@ -20,7 +20,7 @@ from sqlalchemy import select
 from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerAuthError, BrokerError
 from app.extensions import db
-from app.models.accounts import STATUS_AUTH_ERROR, STATUS_CONNECTED, TradingAccount
+from app.models.accounts import TradingAccount
 from app.models.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,14 @@ def fetch_account(client: OpenAlgoClient, account_id: int) -> FetchResult:
 
 
 def store_result(result: FetchResult) -> None:
-    """Write one fetch result into the account's cache row (short transaction)."""
+    """Write one fetch result into the account's cache row (short transaction).
+
+    A successful fetch, or a refused key, is also a connection check: it goes through the one
+    place that changes connection status (and logs and audits the change). Other failures are
+    left to the connection monitor's three-strike rule.
+    """
+    from app.services.connection import PingOutcome, apply_outcome
+
     account = db.session.get(TradingAccount, result.account_id)
     if account is None:
         return
@@ -68,14 +75,11 @@ def store_result(result: FetchResult) -> None:
         account.last_funds, account.last_positions, account.last_holdings = (
             result.funds, result.positions, result.holdings)
         account.last_data_at = result.fetched_at or now
-        account.last_error = None
-        account.last_connected_at = now
-        account.connection_status = STATUS_CONNECTED
-        account.consecutive_failures = 0
+        apply_outcome(account, PingOutcome(True))
+    elif result.auth_failed:
+        apply_outcome(account, PingOutcome(False, error=result.error, auth_failed=True))
     else:
         account.last_error = result.error[:500]
-        if result.auth_failed:
-            account.connection_status = STATUS_AUTH_ERROR
     db.session.commit()
 
 
@@ -154,6 +158,7 @@ def refresh_stale(accounts: list[TradingAccount], *, wait_seconds: float, force:
     # and the page must not wait on it again (it shows the cached data with its age).
     fresh = [future for future, started in submitted.values() if started or force]
     if fresh:
+        db.session.commit()  # no transaction (and pooled connection) held while waiting
         wait(fresh, timeout=wait_seconds)
     db.session.expire_all()  # read what the refreshes stored
 

@@ -164,7 +164,8 @@ def get_owned(user: User, account_id: int) -> TradingAccount:
 
 def _name_taken(user: User, name: str, exclude_id: int | None = None) -> bool:
     stmt = select(func.count()).select_from(TradingAccount).where(
-        TradingAccount.user_id == user.id, func.lower(TradingAccount.account_name) == name.lower())
+        TradingAccount.user_id == user.id, func.lower(TradingAccount.account_name) == name.lower(),
+        TradingAccount.deleted_at.is_(None))
     if exclude_id is not None:
         stmt = stmt.where(TradingAccount.id != exclude_id)
     return (db.session.scalar(stmt) or 0) > 0
@@ -207,7 +208,8 @@ def create_account(user: User, data: AccountInput, *, is_paper: bool = False) ->
         default_ws_url(host))
     check_host_allowed(ws, "websocket_url")  # the feed sends the key there too
     key = check_api_key(data.api_key or "")
-    broker = probe(host, key)  # network, outside any transaction
+    db.session.commit()  # end the read transaction: no connection is held across the network call
+    broker = probe(host, key)
     has_primary = db.session.scalar(select(func.count()).select_from(TradingAccount).where(
         TradingAccount.user_id == user.id, TradingAccount.is_primary.is_(True),
         TradingAccount.deleted_at.is_(None))) or 0
@@ -246,6 +248,7 @@ def update_account(user: User, account: TradingAccount, data: AccountInput) -> T
         "websocket_url": ws != account.websocket_url, "api_key": new_key is not None}.items() if changed)
     if new_key is not None or host != account.host_url:
         key = new_key or get_encryptor().decrypt(account.api_key_encrypted)
+        db.session.commit()  # end the read transaction before the network call
         account.broker_name = probe(host, key)
         if new_key is not None:
             account.api_key_encrypted = get_encryptor().encrypt(new_key)
@@ -255,6 +258,8 @@ def update_account(user: User, account: TradingAccount, data: AccountInput) -> T
         account.last_connected_at = account.last_checked_at = utcnow()
     account.account_name, account.host_url, account.websocket_url = name, host, ws
     if data.is_primary and not account.is_primary:
+        if not account.is_active:
+            raise AccountError("Activate the account before making it primary.")
         _make_primary(user, account)
         changes.append("primary")
     audit.record("account_updated", category="account", user=user, commit=False,
@@ -310,19 +315,30 @@ def move_in_failover(user: User, account: TradingAccount, direction: str) -> Non
         db.session.commit()
 
 
-def open_positions(account: TradingAccount) -> list[str]:
-    """Symbols with a non-zero position, live from the broker. Raises AccountError when unknown."""
+def open_positions(account: TradingAccount) -> list[str] | None:
+    """Symbols with a non-zero position, live from the broker; None when the broker cannot say."""
+    client = client_for(account)
+    db.session.commit()  # no transaction open across the network call
     try:
-        positions = client_for(account).positions()
-    except BrokerError as exc:
-        raise AccountError(f"Cannot check this account's positions ({exc}). Deactivate it instead, or try "
-                           "again when OpenAlgo is reachable.") from exc
+        positions = client.positions()
+    except BrokerError:
+        return None
     return [f"{p.symbol} ({p.quantity:+d})" for p in positions if p.quantity != 0]
 
 
 def delete_account(user: User, account: TradingAccount) -> None:
-    """Soft delete: refused while positions are open; history rows keep pointing at the row."""
-    open_now = open_positions(account)  # network, before the transaction
+    """Soft delete: refused while positions are open; history rows keep pointing at the row.
+
+    When the broker cannot be asked, only an account the user already deactivated may be
+    deleted (an explicit choice: AlgoMirror then stops watching positions it cannot see).
+    """
+    was_active = account.is_active
+    open_now = open_positions(account)  # network, outside any transaction
+    if open_now is None:
+        if was_active:
+            raise AccountError("Cannot check this account's positions: OpenAlgo does not answer. Deactivate the "
+                               "account first if you still want to delete it, or try again when it is reachable.")
+        logger.warning("Deleting account %s without a position check (broker unreachable)", account.id)
     if open_now:
         raise AccountError("This account has open positions: " + ", ".join(open_now[:5])
                            + (" …" if len(open_now) > 5 else "") + ". Close them before deleting the account.")
@@ -330,14 +346,15 @@ def delete_account(user: User, account: TradingAccount) -> None:
     account.deleted_at = utcnow()
     account.is_active = False
     was_primary, account.is_primary = account.is_primary, False
-    account.account_name = f"{name} [deleted #{account.id}]"[:64]
+    suffix = f" [deleted #{account.id}]"
+    account.account_name = name[: 64 - len(suffix)] + suffix  # frees the name; the id keeps it unique
     if was_primary:
         successor = db.session.scalar(owned_accounts(user, include_inactive=False).where(
             TradingAccount.id != account.id).limit(1))
         if successor is not None:
             successor.is_primary = True
     audit.record("account_deleted", category="account", user=user, commit=False,
-                 details={"account_id": account.id, "account_name": name})
+                 details={"account_id": account.id, "account_name": name, "positions_verified": open_now is not None})
     db.session.commit()
     current_app.extensions.get("broker_clients", ClientRegistry()).forget(account.id)
 
@@ -347,6 +364,7 @@ def add_paper_account(user: User) -> TradingAccount:
     token = cfg.get("PAPERBROKER_ADMIN_TOKEN")
     if not token:
         raise AccountError("The paper broker's admin token is not configured (PAPERBROKER_ADMIN_TOKEN).")
+    db.session.commit()  # no transaction open across the network call
     try:
         key = provision_paper_account(cfg["PAPER_BROKER_URL"], token)
     except BrokerError as exc:

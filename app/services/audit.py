@@ -122,7 +122,7 @@ CSV_HEADER = ["time_ist", "time_utc", "user", "action", "category", "outcome", "
 
 def _csv_safe(value: str) -> str:
     # Spreadsheet formula injection: a cell starting with = + - @ is shown as text.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def to_csv(entries: Iterable[ActivityLog]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +22,7 @@ from app.domain.margin import available_margin, todays_pnl, used_margin
 from app.extensions import db
 from app.models.accounts import TradingAccount
 from app.models.users import User
+from app.security.encryption import EncryptionError
 from app.services.account_data import load_accounts, refresh_stale
 from app.services.dashboard import funds_from_cache
 
@@ -36,11 +38,38 @@ class Book:
     ages: dict[str, float | None] = field(default_factory=dict)
 
 
-def _live_pool(app: Flask) -> ThreadPoolExecutor:
-    pool = app.extensions.get("books_pool")
-    if pool is None:
-        pool = app.extensions.setdefault("books_pool", ThreadPoolExecutor(32, thread_name_prefix="books"))
-    return pool
+MAX_FETCHES_PER_USER = 16
+
+
+class LiveFetches:
+    """The process's pool for live order/trade reads. An account being read keeps its running
+    read (no pile-up from auto-refreshing pages), and one user never holds more than
+    MAX_FETCHES_PER_USER reads, so slow accounts of one user cannot starve everyone else."""
+
+    def __init__(self, workers: int = 48):
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="books")
+        self.running: dict[tuple[int, str], tuple[int, Future[list[dict[str, Any]]]]] = {}
+        self.lock = threading.Lock()
+
+    def submit(self, user_id: int, account_id: int, kind: str, run) -> Future[list[dict[str, Any]]] | None:
+        with self.lock:
+            for key in [k for k, (_u, f) in self.running.items() if f.done()]:
+                del self.running[key]
+            current = self.running.get((account_id, kind))
+            if current is not None:
+                return current[1]
+            if sum(1 for u, _f in self.running.values() if u == user_id) >= MAX_FETCHES_PER_USER:
+                return None
+            future = self.pool.submit(run, account_id)
+            self.running[(account_id, kind)] = (user_id, future)
+            return future
+
+
+def _live_fetches(app: Flask) -> LiveFetches:
+    fetches = app.extensions.get("books_fetches")
+    if fetches is None:
+        fetches = app.extensions.setdefault("books_fetches", LiveFetches())
+    return fetches
 
 
 def _fetch_live(account: TradingAccount, kind: str) -> list[dict[str, Any]]:
@@ -81,7 +110,7 @@ def collect(user: User, kind: str) -> Book:
     book = Book(kind)
     if kind in ("orders", "trades"):
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        pool = _live_pool(app)
+        fetches = _live_fetches(app)
 
         def run(account_id: int) -> list[dict[str, Any]]:
             with app.app_context():
@@ -91,19 +120,22 @@ def collect(user: User, kind: str) -> Book:
                 finally:
                     db.session.remove()
 
-        futures: dict[Future[list[dict[str, Any]]], TradingAccount] = {
-            pool.submit(run, a.id): a for a in accounts}
-        done, _pending = wait(futures, timeout=LIVE_WAIT_SECONDS)
-        for future, account in futures.items():
-            if future not in done:
-                book.errors[account.account_name] = "did not answer in time"
-                continue
-            try:
-                rows = future.result()
-            except BrokerError as exc:
-                book.errors[account.account_name] = str(exc)
-                continue
-            book.rows.extend({"account": account.account_name, "paper": account.is_paper, **r} for r in rows)
+        names = {a.id: (a.account_name, a.is_paper) for a in accounts}
+        futures: dict[int, Future[list[dict[str, Any]]] | None] = {
+            a.id: fetches.submit(user.id, a.id, kind, run) for a in accounts}
+        db.session.commit()  # no transaction held while waiting on brokers
+        wait([f for f in futures.values() if f is not None], timeout=LIVE_WAIT_SECONDS)
+        for account_id, future in futures.items():
+            name, paper = names[account_id]
+            if future is None:
+                book.errors[name] = "busy: earlier requests to your accounts are still running"
+            elif not future.done():
+                book.errors[name] = "did not answer in time"
+            elif (exc := future.exception()) is not None:
+                book.errors[name] = str(exc) if isinstance(exc, BrokerError | EncryptionError) else (
+                    f"internal error ({type(exc).__name__})")
+            else:
+                book.rows.extend({"account": name, "paper": paper, **r} for r in future.result())
         return book
     refresh_stale(accounts, wait_seconds=current_app.config["DASHBOARD_WAIT_SECONDS"])
     for account in accounts:
@@ -153,7 +185,8 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _safe(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "@") or (value[:1] == "-" and not _is_number(value)) else value
+    risky = value[:1] in ("=", "+", "@", "\t", "\r") or (value[:1] == "-" and not _is_number(value))
+    return "'" + value if risky else value
 
 
 def _is_number(value: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerAuthError, BrokerError
 from app.extensions import db
 from app.models.accounts import STATUS_AUTH_ERROR, STATUS_CONNECTED, STATUS_DISCONNECTED, TradingAccount
@@ -29,16 +30,20 @@ class PingOutcome:
     auth_failed: bool = False
 
 
-def ping(account: TradingAccount) -> PingOutcome:
+def ping_client(client: OpenAlgoClient) -> PingOutcome:
     """Network only."""
-    from app.services.accounts import client_for
-
     try:
-        return PingOutcome(True, broker=client_for(account).ping())
+        return PingOutcome(True, broker=client.ping())
     except BrokerAuthError as exc:
         return PingOutcome(False, error=str(exc), auth_failed=True)
     except BrokerError as exc:
         return PingOutcome(False, error=str(exc))
+
+
+def ping(account: TradingAccount) -> PingOutcome:
+    from app.services.accounts import client_for
+
+    return ping_client(client_for(account))
 
 
 def ping_confirmed(account: TradingAccount, *, retries: int, delay: float,
@@ -99,8 +104,12 @@ def _owner(account: TradingAccount):
 
 def check_connection(account: TradingAccount) -> PingOutcome:
     """Ping now and record the result (user-triggered "Test connection")."""
+    from app.services.accounts import client_for
+
     account_id = account.id
-    outcome = ping(account)
+    client = client_for(account)
+    db.session.commit()  # no transaction open across the network call
+    outcome = ping_client(client)
     fresh = db.session.get(TradingAccount, account_id)
     if fresh is not None:
         apply_outcome(fresh, outcome)

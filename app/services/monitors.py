@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -57,11 +58,15 @@ class ConnectionMonitor(Service):
                 outcomes = list(pool.map(lambda account_id: _ping_in_context(app, account_id), ids))
         changes = 0
         for account_id, results in zip(ids, outcomes, strict=True):
+            if not self.still_leading():
+                return "lease lost: stopped before writing the remaining results"
             account = db.session.get(TradingAccount, account_id)
             if account is None or account.deleted_at is not None:
                 continue
             for outcome in results:
                 changes += apply_outcome(account, outcome) is not None
+        if not self.still_leading():
+            return "lease lost: market-data sources not updated"
         switches = update_sources()
         return f"pinged {len(ids)}, {changes} status changes, {len(switches)} market-data switches"
 
@@ -114,7 +119,9 @@ class MarketDataFeed(Service):
 
     def __init__(self) -> None:
         self.manager: FeedManager | None = None
-        self.sources: dict[str, int] = {}  # host -> account id whose key the connection uses
+        # host -> (account id, key fingerprint, ws url) the connection uses: a changed key or URL
+        # on the same account reconnects too.
+        self.sources: dict[str, tuple[int, str, str]] = {}
 
     def on_start(self) -> None:
         self.manager = FeedManager(cache=last_prices(current_app._get_current_object()))  # type: ignore[attr-defined]
@@ -157,12 +164,13 @@ class MarketDataFeed(Service):
         for host, account in wanted.items():
             key = get_encryptor().decrypt(account.api_key_encrypted)
             ws_url = account.websocket_url or ""
+            source = (account.id, hashlib.sha256(key.encode()).hexdigest()[:16], ws_url)
             if host not in self.sources:
                 self.manager.subscribe(host, ws_url, key, instruments, self.OWNER)
-            elif self.sources[host] != account.id:
+            elif self.sources[host] != source:
                 logger.warning("Market feed for %s now uses account %s", host, account.account_name)
                 self.manager.switch_source(host, ws_url, key)
-            self.sources[host] = account.id
+            self.sources[host] = source
         for host in [h for h in self.sources if h not in wanted]:
             self.manager.drop_host(host)
             del self.sources[host]

@@ -8,6 +8,7 @@ from typing import Any
 from app.broker.errors import BrokerError
 from app.broker.parsing import OptionLeg
 from app.domain.instruments import underlying as lookup_underlying
+from app.extensions import db
 from app.models.users import User
 from app.services.accounts import client_for
 from app.services.market_source import market_data_account
@@ -34,8 +35,10 @@ def expiries(user: User, symbol: str) -> list[str]:
     if account is None:
         raise OptionChainError("Add an account first: the option chain comes from your primary account.")
     und = lookup_underlying(symbol)
+    client = client_for(account)
+    db.session.commit()  # no transaction open across the network call
     try:
-        return client_for(account).expiries(und.symbol, und.derivatives_exchange, "options")
+        return client.expiries(und.symbol, und.derivatives_exchange, "options")
     except BrokerError as exc:
         raise OptionChainError(f"{account.account_name}: {exc}") from exc
 
@@ -47,6 +50,8 @@ def chain(user: User, symbol: str, expiry: str | None, strikes: int) -> dict[str
         raise OptionChainError("Add an account first: the option chain comes from your primary account.")
     und = lookup_underlying(symbol)
     client = client_for(account)
+    source_name = account.account_name
+    db.session.commit()  # no transaction open across the network calls
     try:
         available = client.expiries(und.symbol, und.derivatives_exchange, "options")
         if not available:
@@ -54,9 +59,9 @@ def chain(user: User, symbol: str, expiry: str | None, strikes: int) -> dict[str
         chosen = expiry if expiry in available else available[0]
         data = client.option_chain(und.symbol, und.quote_exchange, chosen, strike_count=strikes)
     except BrokerError as exc:
-        raise OptionChainError(f"{account.account_name}: {exc}") from exc
+        raise OptionChainError(f"{source_name}: {exc}") from exc
     return {
         "underlying": und.symbol, "underlying_ltp": str(data.underlying_ltp), "expiry": chosen,
-        "expiries": available, "atm_strike": str(data.atm_strike), "source": account.account_name,
+        "expiries": available, "atm_strike": str(data.atm_strike), "source": source_name,
         "rows": [{"strike": str(r.strike), "ce": _leg(r.ce), "pe": _leg(r.pe)} for r in data.rows],
     }

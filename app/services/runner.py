@@ -66,6 +66,12 @@ class Service(ABC):
     def on_stop(self) -> None:  # noqa: B027  (optional hook, empty by design)
         """Called in the service thread when the term ends (lost lease or shutdown)."""
 
+    def still_leading(self) -> bool:
+        """Fencing check for long iterations: call it before each side effect and stop when it is
+        False (the lease was lost mid-iteration; another process may already run this service).
+        The runner replaces it for every term; a service made outside a runner always leads."""
+        return True
+
     def on_idle(self) -> None:  # noqa: B027  (optional hook, empty by design)
         """Called instead of run_once outside market hours (e.g. to close connections)."""
 
@@ -234,6 +240,7 @@ class ServiceRunner:
 
     # -- one service --
     def _service_loop(self, service: Service, term: threading.Event) -> None:
+        service.still_leading = lambda: not term.is_set() and self.lease.is_valid()  # type: ignore[method-assign]
         with self.app.app_context():
             _call_hook(service, "on_start")
         last_written: tuple[str, str | None] | None = None
