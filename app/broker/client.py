@@ -250,10 +250,27 @@ class OpenAlgoClient:
 class ClientRegistry:
     """One client (and so one HTTP pool and one limiter) per account, per process."""
 
+    # A replaced client may still be in use by another thread: close it only after this grace.
+    RETIRE_AFTER_SECONDS = 120.0
+
     def __init__(self, settings: ClientSettings | None = None):
         self.settings = settings or ClientSettings()
         self._clients: dict[tuple[Any, str, str], OpenAlgoClient] = {}
+        self._retired: list[tuple[float, OpenAlgoClient]] = []
         self._lock = threading.Lock()
+
+    def _retire(self, client: OpenAlgoClient) -> None:
+        self._retired.append((time.monotonic(), client))
+
+    def _close_retired(self) -> None:
+        cutoff = time.monotonic() - self.RETIRE_AFTER_SECONDS
+        keep = []
+        for retired_at, client in self._retired:
+            if retired_at < cutoff:
+                client.close()
+            else:
+                keep.append((retired_at, client))
+        self._retired = keep
 
     def get(self, key: Any, host_url: str, api_key: str, *, label: str = "-",
             ws_url: str | None = None) -> OpenAlgoClient:
@@ -262,11 +279,12 @@ class ClientRegistry:
         fingerprint = hashlib.sha256(api_key.encode()).hexdigest()[:16]
         cache_key = (key, host_url, fingerprint)
         with self._lock:
+            self._close_retired()
             client = self._clients.get(cache_key)
             if client is None:
                 stale = [k for k in self._clients if k[0] == key]
                 for k in stale:
-                    self._clients.pop(k).close()
+                    self._retire(self._clients.pop(k))
                 client = OpenAlgoClient(host_url, api_key, account_label=label, settings=self.settings,
                                         ws_url=ws_url)
                 self._clients[cache_key] = client
@@ -276,10 +294,11 @@ class ClientRegistry:
         """Close and drop the client of an account (deleted, or its key changed)."""
         with self._lock:
             for cache_key in [k for k in self._clients if k[0] == key]:
-                self._clients.pop(cache_key).close()
+                self._retire(self._clients.pop(cache_key))
 
     def close_all(self) -> None:
         with self._lock:
-            for client in self._clients.values():
+            for client in [*self._clients.values(), *(c for _t, c in self._retired)]:
                 client.close()
             self._clients.clear()
+            self._retired.clear()

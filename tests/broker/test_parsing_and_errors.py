@@ -154,3 +154,19 @@ def test_limiter_refuses_to_wait_past_timeout():
     limiter.release(limiter.acquire())
     with pytest.raises(TimeoutError):
         limiter.acquire(timeout=0.2)
+
+
+def test_registry_keeps_a_replaced_client_usable_for_a_grace_period():
+    from app.broker.client import ClientRegistry
+
+    registry = ClientRegistry()
+    old = registry.get(1, "http://127.0.0.1:9", "key-one")
+    assert registry.get(1, "http://127.0.0.1:9", "key-one") is old
+    new = registry.get(1, "http://127.0.0.1:9", "key-two")  # the key changed
+    assert new is not old
+    assert not old._api.client.is_closed  # a call still running on it is not cut off
+    registry.RETIRE_AFTER_SECONDS = 0.0
+    registry.get(2, "http://127.0.0.1:9", "other")
+    assert old._api.client.is_closed
+    registry.close_all()
+    assert new._api.client.is_closed
