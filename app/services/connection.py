@@ -74,7 +74,12 @@ def next_status(current: str, failures: int, outcome: PingOutcome) -> tuple[str,
 
 
 def apply_outcome(account: TradingAccount, outcome: PingOutcome) -> str | None:
-    """Store a ping result; returns the new status when it changed (and logs the change)."""
+    """Store a ping result; returns the new status when it changed (and logs the change).
+
+    The row is re-read under a row lock (PostgreSQL) so the leader's monitor and a web worker's
+    refresh cannot overwrite each other's count of strikes.
+    """
+    db.session.refresh(account, attribute_names=["connection_status", "consecutive_failures"], with_for_update=True)
     previous = account.connection_status
     status, failures = next_status(previous, account.consecutive_failures, outcome)
     now = utcnow()
