@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError
 from app.domain.margin import available_margin, todays_pnl, used_margin
 from app.extensions import db
@@ -72,10 +73,8 @@ def _live_fetches(app: Flask) -> LiveFetches:
     return fetches
 
 
-def _fetch_live(account: TradingAccount, kind: str) -> list[dict[str, Any]]:
-    from app.services.accounts import client_for
-
-    client = client_for(account)
+def _fetch_live(client: OpenAlgoClient, kind: str) -> list[dict[str, Any]]:
+    """Network only."""
     if kind == "orders":
         return [{"order_id": o.order_id, "symbol": o.symbol, "exchange": o.exchange, "action": o.action,
                  "quantity": o.quantity, "price": o.price, "trigger_price": o.trigger_price,
@@ -113,12 +112,15 @@ def collect(user: User, kind: str) -> Book:
         fetches = _live_fetches(app)
 
         def run(account_id: int) -> list[dict[str, Any]]:
+            from app.services.accounts import client_for
+
             with app.app_context():
-                account = db.session.get(TradingAccount, account_id)
                 try:
-                    return _fetch_live(account, kind) if account else []
+                    account = db.session.get(TradingAccount, account_id)
+                    client = client_for(account) if account else None
                 finally:
-                    db.session.remove()
+                    db.session.remove()  # no session held across the broker call
+            return _fetch_live(client, kind) if client else []
 
         names = {a.id: (a.account_name, a.is_paper) for a in accounts}
         futures: dict[int, Future[list[dict[str, Any]]] | None] = {

@@ -46,7 +46,7 @@ def ping(account: TradingAccount) -> PingOutcome:
     return ping_client(client_for(account))
 
 
-def ping_confirmed(account: TradingAccount, *, retries: int, delay: float,
+def ping_confirmed(client: OpenAlgoClient, *, retries: int, delay: float,
                    sleep=None) -> list[PingOutcome]:
     """Ping; when it fails for a reason other than the key, ping again up to `retries` times,
     `delay` seconds apart, so a dead host reaches three strikes within one monitor cycle while
@@ -54,10 +54,10 @@ def ping_confirmed(account: TradingAccount, *, retries: int, delay: float,
     import time
 
     sleep = sleep or time.sleep
-    outcomes = [ping(account)]
+    outcomes = [ping_client(client)]
     while not outcomes[-1].ok and not outcomes[-1].auth_failed and len(outcomes) <= retries:
         sleep(delay)
-        outcomes.append(ping(account))
+        outcomes.append(ping_client(client))
     return outcomes
 
 

@@ -22,6 +22,7 @@ from app.domain.instruments import UNDERLYINGS
 from app.extensions import db
 from app.models.accounts import TradingAccount
 from app.services.account_data import refresher
+from app.services.accounts import client_for
 from app.services.connection import FAILURES_BEFORE_DISCONNECT, PingOutcome, apply_outcome, ping_confirmed
 from app.services.market_data import FeedManager, LastPriceCache
 from app.services.market_source import choose_source, update_sources
@@ -78,10 +79,10 @@ def _ping_in_context(app: Flask, account_id: int) -> list[PingOutcome]:
             account = db.session.get(TradingAccount, account_id)
             if account is None:
                 return []
-            return ping_confirmed(account, retries=FAILURES_BEFORE_DISCONNECT - 1,
-                                  delay=app.config["PING_RETRY_SECONDS"])
+            client = client_for(account)
         finally:
-            db.session.remove()
+            db.session.remove()  # no session held across the pings
+        return ping_confirmed(client, retries=FAILURES_BEFORE_DISCONNECT - 1, delay=app.config["PING_RETRY_SECONDS"])
 
 
 class AccountDataRefresher(Service):
