@@ -29,7 +29,7 @@ from app.broker.errors import (
     RateLimited,
 )
 from app.broker.ratelimit import AccountLimits
-from app.broker.sdk import ExtendedOpenAlgoAPI
+from app.broker.sdk import new_api
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class OpenAlgoClient:
         self.host_url = host_url.rstrip("/")
         self.account_label = account_label
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
-        self._api = ExtendedOpenAlgoAPI(api_key=api_key, host=self.host_url, timeout=timeout, ws_url=ws_url)
+        self._api = new_api(api_key=api_key, host=self.host_url, timeout=timeout, ws_url=ws_url)
         self._limits = AccountLimits(self.settings.orders_per_second, self.settings.reads_per_second)
 
     def close(self) -> None:
