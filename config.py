@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -99,18 +102,69 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def read_or_create_instance_secret(name: str, factory) -> str:
-    """Return the secret stored in instance/<name>, creating it (mode 0600) when absent."""
-    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    path = INSTANCE_DIR / name
-    if path.exists():
-        return path.read_text().strip()
-    value = factory()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def read_or_create_instance_secret(name: str, factory: Callable[[], str], directory: Path | None = None) -> str:
+    """Return the secret stored in <instance>/<name>, creating it (mode 0600) when absent.
+
+    Safe when several processes start at once (gunicorn workers on an empty instance/):
+    each candidate is written completely to a temporary file and hard-linked into place,
+    which fails if the name exists, so exactly one writer wins, a reader never sees a
+    partial file, and every process returns what the winner wrote.
+
+    Raises:
+        ConfigError: the file exists but stays empty (e.g. truncated by hand).
+    """
+    folder = directory if directory is not None else INSTANCE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if not path.exists():
+        _publish_secret(path, factory())
+    return _read_secret(path)
+
+
+def _publish_secret(path: Path, value: str) -> None:
+    # mkstemp creates the file with mode 0600 in the same directory, so the link is on one filesystem.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            return  # another process won the race; everyone reads its value
+        except OSError:
+            # A filesystem without hard links: exclusive create, readers wait for the content.
+            _publish_exclusive(path, value)
+            return
+        logger.info("Generated %s into %s", path.name, path)
+    finally:
+        os.unlink(tmp_name)
+
+
+def _publish_exclusive(path: Path, value: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
-    logger.info("Generated %s into %s", name, path)
-    return value
+        handle.flush()
+        os.fsync(handle.fileno())
+    logger.info("Generated %s into %s", path.name, path)
+
+
+def _read_secret(path: Path, wait_seconds: float = 5.0) -> str:
+    # An empty file is one being written by the exclusive-create fallback (or an older
+    # version of this code): wait briefly for its content instead of using an empty secret.
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        value = path.read_text().strip()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise ConfigError(f"{path} is empty; delete it to generate a new secret, or set the variable")
+        time.sleep(0.05)
 
 
 def new_fernet_key() -> str:
@@ -158,6 +212,9 @@ class Config:
     BROKER_READ_TIMEOUT = 10.0
     BROKER_ORDERS_PER_SECOND = 10
     BROKER_READS_PER_SECOND = 50
+    # With REDIS_URL redis://… that pacing is counted in Redis under this prefix, shared by all processes.
+    BROKER_PACING_KEY_PREFIX = "algomirror:pacing"
+    BROKER_PACING_MAX_WAIT_SECONDS = 30.0  # a call waiting longer for a slot fails with RateLimited
     # Dashboard: how long cached account data counts as fresh, and how long a page waits for refreshes.
     ACCOUNT_DATA_FRESH_SECONDS = 5.0
     # Background services: ping every 30 s (re-pinging a failing host 1 s apart within a cycle,
@@ -227,6 +284,9 @@ class Config:
             BROKER_READ_TIMEOUT=_env_float("BROKER_READ_TIMEOUT", cls.BROKER_READ_TIMEOUT),
             BROKER_ORDERS_PER_SECOND=_env_int("BROKER_ORDERS_PER_SECOND", cls.BROKER_ORDERS_PER_SECOND),
             BROKER_READS_PER_SECOND=_env_int("BROKER_READS_PER_SECOND", cls.BROKER_READS_PER_SECOND),
+            BROKER_PACING_KEY_PREFIX=_env_str("BROKER_PACING_KEY_PREFIX", cls.BROKER_PACING_KEY_PREFIX),
+            BROKER_PACING_MAX_WAIT_SECONDS=_env_float("BROKER_PACING_MAX_WAIT_SECONDS",
+                                                      cls.BROKER_PACING_MAX_WAIT_SECONDS),
             ACCOUNT_DATA_FRESH_SECONDS=_env_float("ACCOUNT_DATA_FRESH_SECONDS", cls.ACCOUNT_DATA_FRESH_SECONDS),
             DASHBOARD_WAIT_SECONDS=_env_float("DASHBOARD_WAIT_SECONDS", cls.DASHBOARD_WAIT_SECONDS),
             BACKGROUND_SERVICES=_env_choice("BACKGROUND_SERVICES", cls.BACKGROUND_SERVICES, ("auto", "on", "off")),
@@ -254,7 +314,8 @@ class Config:
             raise ConfigError(f"LOG_LEVEL {settings['LOG_LEVEL']!r} is not a logging level")
         for name in ("RATELIMIT_GLOBAL", "RATELIMIT_AUTH", "RATELIMIT_API", "RATELIMIT_HEAVY"):
             _check_rate_limit(name, settings[name])
-        for name in ("BROKER_ORDERS_PER_SECOND", "BROKER_READS_PER_SECOND", "BROKER_CONNECT_TIMEOUT",
+        for name in ("BROKER_ORDERS_PER_SECOND", "BROKER_READS_PER_SECOND", "BROKER_PACING_MAX_WAIT_SECONDS",
+                     "BROKER_CONNECT_TIMEOUT",
                      "BROKER_READ_TIMEOUT", "CONNECTION_MONITOR_INTERVAL", "ACCOUNT_REFRESH_INTERVAL",
                      "SERVICE_LEASE_TTL_SECONDS", "SERVICE_LEASE_RENEW_SECONDS", "SERVICE_LEASE_RETRY_SECONDS"):
             if settings[name] <= 0:
