@@ -96,9 +96,9 @@ def json_host():
 
 
 @pytest.mark.parametrize(("host", "key", "field", "message"), [
-    ("http://127.0.0.1:9", None, "host_url", "Cannot reach http://127.0.0.1:9"),
-    ("HTML", None, "host_url", "answered, but not like an OpenAlgo server"),
-    ("JSON", None, "host_url", "answered, but not like an OpenAlgo server"),
+    ("http://127.0.0.1:9", None, "host_url", "Could not verify an OpenAlgo server at this address"),
+    ("HTML", None, "host_url", "Could not verify an OpenAlgo server at this address"),
+    ("JSON", None, "host_url", "Could not verify an OpenAlgo server at this address"),
     (None, "wrong-key-0000", "api_key", "OpenAlgo refused this API key"),
     ("http://user:pass@127.0.0.1:5000", None, "host_url", "must not contain a user name or password"),
     ("ftp://127.0.0.1:5000", None, "host_url", "Use a full URL starting with http:// or https://"),
@@ -249,19 +249,26 @@ def test_admin_host_allowlist_limits_new_accounts(paper_app, broker, apikey):
     admin = Browserless(paper_app.test_client())
     admin.login("root")
     bad = admin.post_form("/admin/account-hosts", {"hosts": "http://evil.example.com/x"}, page="/admin/account-hosts")
-    assert bad.status_code == 400 and "Not a host name" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "write host or host:port, without http://" in bad.get_data(as_text=True)
     admin.post_form("/admin/account-hosts", {"hosts": "openalgo.example.com"}, page="/admin/account-hosts")
     response = add(admin, broker, apikey)
-    assert response.status_code == 400 and "only allows these hosts: openalgo.example.com" in response.get_data(
-        as_text=True)
+    assert response.status_code == 400 and (
+        f"127.0.0.1:{broker.http_port} is not on the administrator&#39;s list of allowed hosts: openalgo.example.com"
+        in response.get_data(as_text=True))
     assert accounts() == []
+    # A bare host allows ports 80 and 443 only: the paper broker's ports must be listed.
     admin.post_form("/admin/account-hosts", {"hosts": "openalgo.example.com, 127.0.0.1"}, page="/admin/account-hosts")
+    assert add(admin, broker, apikey).status_code == 400 and accounts() == []
+    admin.post_form("/admin/account-hosts", {
+        "hosts": f"openalgo.example.com\n127.0.0.1:{broker.http_port}, 127.0.0.1:{broker.ws_port}"},
+        page="/admin/account-hosts")
     sneaky = add(admin, broker, apikey, websocket_url="ws://collector.example.net:8765")
     assert sneaky.status_code == 400 and 'data-field-error="websocket_url"' in sneaky.get_data(as_text=True)
     assert add(admin, broker, apikey).status_code == 302
     entry = db.session.scalar(select(ActivityLog).where(ActivityLog.action == "account_hosts_allowlist_set")
                               .order_by(ActivityLog.id.desc()))
-    assert entry.details == {"hosts": ["127.0.0.1", "openalgo.example.com"]}
+    assert entry.details == {"hosts": sorted([f"127.0.0.1:{broker.http_port}", f"127.0.0.1:{broker.ws_port}",
+                                              "openalgo.example.com"])}
 
 
 def test_long_names_can_be_deleted_and_reused_repeatedly(alice, broker, sim):

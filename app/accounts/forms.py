@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField, SubmitField
+from wtforms import BooleanField, PasswordField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 
@@ -16,4 +16,5 @@ class AccountForm(FlaskForm):
 
 
 class HostAllowlistForm(FlaskForm):
-    hosts = StringField("Allowed hosts (comma-separated host names; empty = any)", validators=[Length(max=2000)])
+    hosts = TextAreaField("Allowed hosts (host or host:port, separated by commas or new lines; empty = any)",
+                          validators=[Length(max=2000)])

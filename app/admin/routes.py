@@ -1,4 +1,4 @@
-import re
+import logging
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -11,6 +11,8 @@ from app.forms_common import ActionForm
 from app.models.users import User
 from app.services import users
 from app.services.settings import registration_open
+
+logger = logging.getLogger(__name__)
 
 
 def _target(user_id: int) -> User:
@@ -119,24 +121,56 @@ def set_registration(state: str):
 
 @bp.route("/account-hosts", methods=["GET", "POST"])
 def account_hosts():
-    """The allow-list of OpenAlgo hosts users may add accounts for (empty = any host)."""
+    """The allow-list of hosts users may add accounts for: ``host`` or ``host:port`` entries (empty = any)."""
     from app.accounts.forms import HostAllowlistForm
-    from app.services.accounts import host_allowlist, set_host_allowlist
+    from app.domain.hosts import HostRuleError
+    from app.services import outbound
 
     form = HostAllowlistForm()
     if request.method == "GET":
-        form.hosts.data = ", ".join(host_allowlist())
+        form.hosts.data = ", ".join(outbound.allowlist_text())
     if form.validate_on_submit():
-        hosts = [h for h in (form.hosts.data or "").replace("\n", ",").split(",") if h.strip()]
-        bad = [h for h in hosts if not _HOST_RE.match(h.strip())]
-        if bad:
-            form.hosts.errors = [f"Not a host name: {', '.join(b.strip() for b in bad[:3])}. "
-                                 "Use names like openalgo.example.com or 127.0.0.1, without http://."]
+        try:
+            saved = outbound.save_allowlist(current_user, form.hosts.data or "")
+        except HostRuleError as exc:
+            db.session.rollback()
+            form.hosts.errors = [exc.message]
         else:
-            set_host_allowlist(current_user, hosts)
-            flash("Allowed hosts saved." if hosts else "Any host is allowed.", "success")
+            flash("Allowed hosts saved." if saved else "Any host is allowed.", "success")
             return redirect(url_for("admin.account_hosts"))
-    return render_template("admin/account_hosts.html", form=form), (400 if form.errors else 200)
+    return render_template("admin/account_hosts.html", form=form, paper_hint=_paper_broker_entries()), (
+        400 if form.errors else 200)
 
 
-_HOST_RE = re.compile(r"^\s*[A-Za-z0-9.-]{1,253}\s*$")
+def _paper_broker_entries() -> str:
+    """The entries the bundled paper broker needs (REST and WebSocket), for the page's hint."""
+    from flask import current_app
+
+    from app.domain import hosts
+
+    found = []
+    for key in ("PAPER_BROKER_URL", "PAPER_BROKER_WS_URL"):
+        try:
+            found.append(hosts.destination(current_app.config.get(key) or "").address)
+        except hosts.HostRuleError:
+            continue
+    return ", ".join(found)
+
+
+@bp.app_context_processor
+def _host_allowlist_warning() -> dict[str, bool]:
+    """Admins see a banner on every page while production runs without an outbound allow-list."""
+    from flask import current_app, has_request_context
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.services import outbound
+
+    if not has_request_context() or not outbound.allowlist_required(current_app.config):
+        return {}
+    try:
+        if not (current_user.is_authenticated and current_user.is_admin):
+            return {}
+        return {"host_allowlist_missing": outbound.allowlist() is None}
+    except SQLAlchemyError:  # e.g. rendering the error page of a database outage
+        logger.debug("host allow-list check skipped", exc_info=True)
+        return {}

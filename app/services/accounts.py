@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from flask import abort, current_app
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.broker.client import ClientRegistry, ClientSettings, OpenAlgoClient
-from app.broker.errors import BrokerAuthError, BrokerError, BrokerUnavailable, NotOpenAlgo, RateLimited
+from app.broker.errors import BrokerAuthError, BrokerError
 from app.broker.paper import provision_paper_account
+from app.domain import hosts
 from app.extensions import db
 from app.models.accounts import STATUS_CONNECTED, TradingAccount
 from app.models.types import utcnow
 from app.models.users import User
-from app.services import audit
+from app.services import audit, outbound
 from app.services.encryption import get_encryptor
-from app.services.settings import get_setting, set_setting
 
 logger = logging.getLogger(__name__)
-
-HOST_ALLOWLIST = "account_host_allowlist"
-
 
 class AccountError(Exception):
     """An account action was refused; `field` names the form field the message belongs to."""
@@ -42,26 +39,28 @@ class AccountError(Exception):
 # --- validation (pure) ---------------------------------------------------------------------------
 
 def normalize_url(raw: str, schemes: tuple[str, ...], field: str) -> str:
+    """The canonical form of a host or WebSocket URL (see app/domain/hosts.py), or AccountError."""
     url = (raw or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in schemes or not parts.hostname:
+    scheme, sep, _rest = url.partition("://")
+    if not sep or scheme.lower() not in schemes:
         raise AccountError(f"Use a full URL starting with {' or '.join(s + '://' for s in schemes)}.", field)
-    if parts.username or parts.password or "@" in parts.netloc:
-        raise AccountError("The URL must not contain a user name or password.", field)
-    if parts.query or parts.fragment:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None  # canonical_url reports it
+    if parts is not None and (parts.query or parts.fragment):
         raise AccountError("The URL must not contain a query (?…) or fragment (#…).", field)
     try:
-        parts.port  # noqa: B018  (validates the port number)
-    except ValueError as exc:
-        raise AccountError("The port in the URL is not valid.", field) from exc
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+        return hosts.canonical_url(url)
+    except hosts.HostRuleError as exc:
+        raise AccountError(exc.message, field) from exc
 
 
 def default_ws_url(host_url: str) -> str:
     """OpenAlgo's WebSocket default: same host, port 8765, ws:// or wss:// to match the host."""
-    parts = urlsplit(host_url)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    return f"{scheme}://{parts.hostname}:8765"
+    dest = hosts.destination(host_url)
+    scheme = "wss" if dest.scheme == "https" else "ws"
+    return f"{scheme}://{hosts.Destination(scheme, dest.host, 8765, '').address}"
 
 
 def check_api_key(raw: str) -> str:
@@ -75,24 +74,18 @@ def check_api_key(raw: str) -> str:
     return key
 
 
-def host_allowlist() -> list[str]:
-    raw = get_setting(HOST_ALLOWLIST, "") or ""
-    return [h.strip().lower() for h in raw.replace("\n", ",").split(",") if h.strip()]
-
-
-def set_host_allowlist(admin: User, hosts: list[str]) -> None:
-    cleaned = sorted({h.strip().lower() for h in hosts if h.strip()})
-    set_setting(HOST_ALLOWLIST, ",".join(cleaned), commit=False)
-    audit.record("account_hosts_allowlist_set", category="admin", user=admin, details={"hosts": cleaned},
-                 commit=False)
-    db.session.commit()
-
+# --- outbound allow-list (app/services/outbound.py) ---------------------------------------------
 
 def check_host_allowed(url: str, field: str = "host_url") -> None:
-    allowed = host_allowlist()
-    hostname = (urlsplit(url).hostname or "").lower()
-    if allowed and hostname not in allowed:
-        raise AccountError(f"The administrator only allows these hosts: {', '.join(allowed)}.", field)
+    """Refuse a URL whose host:port the administrator's allow-list does not cover (empty list: any)."""
+    allowed = outbound.allowlist()
+    if allowed is None:
+        return
+    dest = hosts.destination(url)
+    if not hosts.is_allowed(dest, allowed):
+        listed = ", ".join(str(e) for e in allowed) or "(none)"
+        raise AccountError(f"{dest.address} is not on the administrator's list of allowed hosts: {listed}. "
+                           "A host without a port allows ports 80 and 443 only.", field)
 
 
 # --- broker access --------------------------------------------------------------------------------
@@ -118,18 +111,26 @@ def client_for(account: TradingAccount) -> OpenAlgoClient:
                                  ws_url=account.websocket_url)
 
 
+# One answer for every failed check except a refused key: it must not tell a closed port from an
+# open non-HTTP port or from a foreign web service, nor repeat anything the remote host said, or
+# the add form becomes a port scanner that reads banners (docs/security.md).
+UNVERIFIED_HOST = ("Could not verify an OpenAlgo server at this address with this key. Check that the URL is the "
+                   "OpenAlgo base URL (e.g. http://127.0.0.1:5000) and that OpenAlgo is running, then try again.")
+KEY_REFUSED = "OpenAlgo refused this API key: check the key, or log the broker in again in OpenAlgo."
+
+
 def explain_broker_error(exc: BrokerError, host_url: str) -> AccountError:
+    """The user-facing reason a check failed; the detail goes to the log only.
+
+    A 401/403 answered with JSON (OpenAlgo's "Invalid openalgo apikey") is reported as a
+    refused key: it is the one answer a user can act on. Any other failure (refused
+    connection, timeout, garbage, HTML, other JSON, 429, 5xx) gets UNVERIFIED_HOST.
+    """
+    logger.warning("Account check failed: host=%r error=%s endpoint=%s status=%s detail=%r", host_url,
+                   type(exc).__name__, exc.endpoint, exc.status_code, str(exc)[:300])
     if isinstance(exc, BrokerAuthError):
-        return AccountError("OpenAlgo refused this API key: check the key, or log the broker in again in "
-                            "OpenAlgo.", "api_key")
-    if isinstance(exc, NotOpenAlgo):
-        return AccountError(f"{host_url} answered, but not like an OpenAlgo server. Use the OpenAlgo base URL "
-                            "(e.g. http://127.0.0.1:5000).", "host_url")
-    if isinstance(exc, RateLimited):
-        return AccountError("OpenAlgo is rate-limiting requests; wait a few seconds and try again.", "host_url")
-    if isinstance(exc, BrokerUnavailable):
-        return AccountError(f"Cannot reach {host_url}: {exc}", "host_url")
-    return AccountError(f"OpenAlgo answered with an error: {exc}", "host_url")
+        return AccountError(KEY_REFUSED, "api_key")
+    return AccountError(UNVERIFIED_HOST, "host_url")
 
 
 def probe(host_url: str, api_key: str) -> str:
@@ -199,14 +200,23 @@ def _next_failover_order(user: User) -> int:
     return (current or 0) + 10
 
 
+def _urls(data: AccountInput) -> tuple[str, str]:
+    host = normalize_url(data.host_url, ("http", "https"), "host_url")
+    ws = normalize_url(data.websocket_url, ("ws", "wss"), "websocket_url") if data.websocket_url else (
+        default_ws_url(host))
+    return host, ws
+
+
+def _check_allowed(host: str, ws: str) -> None:
+    check_host_allowed(host)
+    check_host_allowed(ws, "websocket_url")  # the feed sends the key there too
+
+
 def create_account(user: User, data: AccountInput, *, is_paper: bool = False) -> TradingAccount:
     """Validate, ping with the key, then store it encrypted. Nothing is saved if any step fails."""
     name = check_name(user, data.account_name)
-    host = normalize_url(data.host_url, ("http", "https"), "host_url")
-    check_host_allowed(host)
-    ws = normalize_url(data.websocket_url, ("ws", "wss"), "websocket_url") if data.websocket_url else (
-        default_ws_url(host))
-    check_host_allowed(ws, "websocket_url")  # the feed sends the key there too
+    host, ws = _urls(data)
+    _check_allowed(host, ws)
     key = check_api_key(data.api_key or "")
     db.session.commit()  # end the read transaction: no connection is held across the network call
     broker = probe(host, key)
@@ -234,25 +244,38 @@ def create_account(user: User, data: AccountInput, *, is_paper: bool = False) ->
     return account
 
 
+KEY_AGAIN = ("Enter the API key again: a stored key is only ever sent to the host and WebSocket URL it was "
+             "entered for, and you changed {what}.")
+
+
 def update_account(user: User, account: TradingAccount, data: AccountInput) -> TradingAccount:
-    """Edit an account; a new key or host is pinged first, and refused with the reason if it fails."""
+    """Edit an account; a new key or host is pinged first, and refused with the reason if it fails.
+
+    Key custody: the stored key never goes to a destination the user did not enter it for. A
+    changed host or WebSocket URL (compared after normalisation, so case, a trailing slash or
+    an explicit default port are not changes) is refused unless the key is entered again, before
+    anything is sent or saved. Every edit that sends a key (a new key or a new URL) is checked
+    against the allow-list; a rename or a primary change is not, so tightening the list does not
+    lock users out of renaming accounts it already covers.
+    """
     name = check_name(user, data.account_name, exclude_id=account.id)
-    host = normalize_url(data.host_url, ("http", "https"), "host_url")
-    check_host_allowed(host)
-    ws = normalize_url(data.websocket_url, ("ws", "wss"), "websocket_url") if data.websocket_url else (
-        default_ws_url(host))
-    check_host_allowed(ws, "websocket_url")
+    host, ws = _urls(data)
     new_key = check_api_key(data.api_key) if data.api_key else None
+    host_changed = not hosts.same_destination(host, account.host_url)
+    ws_changed = not hosts.same_destination(ws, account.websocket_url or default_ws_url(account.host_url))
+    if new_key is not None or host_changed or ws_changed:
+        _check_allowed(host, ws)
+    if new_key is None and (host_changed or ws_changed):
+        what = " and ".join(w for w, c in (("the host URL", host_changed), ("the WebSocket URL", ws_changed)) if c)
+        raise AccountError(KEY_AGAIN.format(what=what), "api_key")
     changes = sorted(k for k, changed in {
-        "account_name": name != account.account_name, "host_url": host != account.host_url,
-        "websocket_url": ws != account.websocket_url, "api_key": new_key is not None}.items() if changed)
-    if new_key is not None or host != account.host_url:
-        key = new_key or get_encryptor().decrypt(account.api_key_encrypted)
+        "account_name": name != account.account_name, "host_url": host_changed,
+        "websocket_url": ws_changed, "api_key": new_key is not None}.items() if changed)
+    if new_key is not None:
         db.session.commit()  # end the read transaction before the network call
-        account.broker_name = probe(host, key)
-        if new_key is not None:
-            account.api_key_encrypted = get_encryptor().encrypt(new_key)
-            account.api_key_last4 = new_key[-4:]
+        account.broker_name = probe(host, new_key)
+        account.api_key_encrypted = get_encryptor().encrypt(new_key)
+        account.api_key_last4 = new_key[-4:]
         account.connection_status = STATUS_CONNECTED
         account.consecutive_failures = 0
         account.last_connected_at = account.last_checked_at = utcnow()
@@ -364,6 +387,7 @@ def add_paper_account(user: User) -> TradingAccount:
     token = cfg.get("PAPERBROKER_ADMIN_TOKEN")
     if not token:
         raise AccountError("The paper broker's admin token is not configured (PAPERBROKER_ADMIN_TOKEN).")
+    _check_allowed(*_urls(AccountInput("", cfg["PAPER_BROKER_URL"], cfg["PAPER_BROKER_WS_URL"], None)))
     db.session.commit()  # no transaction open across the network call
     try:
         key = provision_paper_account(cfg["PAPER_BROKER_URL"], token)
