@@ -28,7 +28,7 @@ from app.broker.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from app.broker.ratelimit import AccountLimits
+from app.broker.ratelimit import AccountLimits, PacingConfig, pacing_identity
 from app.broker.sdk import new_api
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,16 @@ class ClientSettings:
     read_timeout: float = 10.0
     orders_per_second: int = 10
     reads_per_second: int = 50
+    # Pacing shared across processes in Redis when this is a redis:// URL (ratelimit_redis.py).
+    pacing_redis_url: str | None = None
+    pacing_key_prefix: str = "algomirror:pacing"
+    pacing_max_wait: float | None = 30.0
+
+    def pacing(self) -> PacingConfig:
+        # A call in flight keeps its Redis slot for up to this lease: longer than a call can take.
+        return PacingConfig(self.orders_per_second, self.reads_per_second, max_wait=self.pacing_max_wait,
+                            redis_url=self.pacing_redis_url, key_prefix=self.pacing_key_prefix,
+                            in_flight_lease=self.connect_timeout + self.read_timeout + 10.0)
 
 
 def _body_from_message(message: str) -> Any:
@@ -137,7 +147,7 @@ class OpenAlgoClient:
         self.account_label = account_label
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
         self._api = new_api(api_key=api_key, host=self.host_url, timeout=timeout, ws_url=ws_url)
-        self._limits = AccountLimits(self.settings.orders_per_second, self.settings.reads_per_second)
+        self._limits = AccountLimits.build(self.settings.pacing(), account=pacing_identity(self.host_url, api_key))
 
     def close(self) -> None:
         self._api.close()

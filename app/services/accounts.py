@@ -94,7 +94,9 @@ def client_settings() -> ClientSettings:
     cfg = current_app.config
     return ClientSettings(connect_timeout=cfg["BROKER_CONNECT_TIMEOUT"], read_timeout=cfg["BROKER_READ_TIMEOUT"],
                           orders_per_second=cfg["BROKER_ORDERS_PER_SECOND"],
-                          reads_per_second=cfg["BROKER_READS_PER_SECOND"])
+                          reads_per_second=cfg["BROKER_READS_PER_SECOND"],
+                          pacing_redis_url=cfg["REDIS_URL"], pacing_key_prefix=cfg["BROKER_PACING_KEY_PREFIX"],
+                          pacing_max_wait=cfg["BROKER_PACING_MAX_WAIT_SECONDS"])
 
 
 def client_registry() -> ClientRegistry:
