@@ -1,8 +1,9 @@
-"""Index underlyings: where they are quoted and where their derivatives trade (DOMAIN.md)."""
+"""Index underlyings (where they are quoted, where their derivatives trade) and leg vocabulary."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,29 @@ UNDERLYINGS: dict[str, Underlying] = {
 def underlying(symbol: str) -> Underlying:
     """Look up an index underlying. Raises KeyError for an unknown symbol."""
     return UNDERLYINGS[symbol.strip().upper()]
+
+
+class OptionType(StrEnum):
+    """Call or put, written as OpenAlgo writes them in symbols."""
+
+    CE = "CE"
+    PE = "PE"
+
+
+class Action(StrEnum):
+    """Order side of a leg."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        """+1 for BUY, -1 for SELL: the sign of the leg's exposure."""
+        return 1 if self is Action.BUY else -1
+
+
+class InstrumentKind(StrEnum):
+    """What a leg trades."""
+
+    OPTION = "option"
+    FUTURE = "future"
