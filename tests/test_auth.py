@@ -236,3 +236,66 @@ def test_login_and_logout_are_audited(app, trader_client):
     trader_client.post_form("/auth/logout", page="/dashboard")
     actions = db.session.scalars(select(ActivityLog.action).order_by(ActivityLog.id)).all()
     assert actions == ["login", "logout"]
+
+
+@pytest.mark.parametrize(("identifier", "password"), [
+    ("bo\x00b", PASSWORD), ("\x00", PASSWORD), ("bob@example.com\x00", PASSWORD), ("bob", "Str0ng!\x00Passw0rd")])
+def test_nul_byte_in_login_is_a_normal_failed_login_and_audited(app, client, trader, identifier, password):
+    response = client.login(identifier, password)
+    assert response.status_code == 401
+    assert "Invalid username or password." in response.get_data(as_text=True)
+    [entry] = db.session.scalars(select(ActivityLog).where(ActivityLog.action == "login")).all()
+    assert entry.outcome == "failure" and entry.details["reason"] == "bad_credentials"
+    assert "\x00" not in (entry.username or "")
+    if "\x00" in identifier:
+        assert entry.user_id is None and entry.username == identifier.strip().lower().replace("\x00", "\ufffd")
+    else:
+        assert entry.username == "bob"
+    assert client.login("bob").status_code == 302  # the app is still fine
+
+
+def test_wrong_current_passwords_count_towards_the_login_lockout(app, trader_client):
+    policy = app.config["LOGIN_MAX_FAILURES"]
+    for _ in range(policy):
+        response = trader_client.post_form("/auth/change-password", {
+            "current_password": "Wr0ng!password", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+            page="/auth/change-password")
+        assert "The current password is not correct." in response.get_data(as_text=True)
+    locked = db.session.scalars(select(ActivityLog).where(ActivityLog.action == "account_locked")).all()
+    assert len(locked) == 1 and locked[0].details["via"] == "password_change"
+    # Locked: even the right current password is refused, and so is signing in elsewhere.
+    response = trader_client.post_form("/auth/change-password", {
+        "current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        page="/auth/change-password")
+    assert response.status_code == 400
+    assert "Too many wrong passwords. Try again later." in response.get_data(as_text=True)
+    assert Browserless(app.test_client()).login("bob", PASSWORD).status_code == 401
+
+
+def test_right_password_forgives_earlier_failures(app, client, trader):
+    policy = app.config["LOGIN_MAX_FAILURES"]
+    for _ in range(policy - 1):
+        client.login("bob", "Wr0ng!password")
+    assert client.login("bob").status_code == 302
+    client.post_form("/auth/logout", page="/dashboard")
+    for _ in range(policy - 1):
+        assert client.login("bob", "Wr0ng!password").status_code == 401
+    assert client.login("bob").status_code == 302
+    assert db.session.scalar(select(ActivityLog).where(ActivityLog.action == "account_locked")) is None
+
+
+def test_failure_window_restarts_after_it_expires(app, client, trader):
+    from datetime import timedelta
+
+    from app.models.types import utcnow
+
+    policy = app.config["LOGIN_MAX_FAILURES"]
+    for _ in range(policy - 1):
+        client.login("bob", "Wr0ng!password")
+    user = db.session.scalar(select(User).where(User.username == "bob"))
+    user.first_failed_login_at = utcnow() - timedelta(minutes=app.config["LOGIN_FAILURE_WINDOW_MINUTES"], seconds=1)
+    db.session.commit()
+    client.login("bob", "Wr0ng!password")
+    db.session.expire_all()
+    user = db.session.scalar(select(User).where(User.username == "bob"))
+    assert user.failed_login_count == 1 and user.locked_until is None

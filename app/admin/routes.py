@@ -9,7 +9,7 @@ from app.admin.forms import CreateUserForm, RoleForm
 from app.extensions import db
 from app.forms_common import ActionForm
 from app.models.users import User
-from app.services import users
+from app.services import sessions, users
 from app.services.settings import registration_open
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def list_users():
         role_form=RoleForm(),
         registration_open=registration_open(),
         active_admins=users.active_admin_count(),
+        live_sessions=sessions.live_counts(),
     )
 
 
@@ -88,6 +89,16 @@ def reset_password(user_id: int):
     def act(target: User):
         otp = users.admin_reset_password(current_user, target)
         return render_template("admin/one_time_password.html", user=target, otp=otp, created=False)
+
+    return _post_action(user_id, act)
+
+
+@bp.route("/users/<int:user_id>/end-sessions", methods=["POST"])
+def end_user_sessions(user_id: int):
+    def act(target: User):
+        ended = users.admin_end_sessions(current_user, target)
+        flash(f"Signed out {target.username} on {ended} device{'s' if ended != 1 else ''}.", "success")
+        return redirect(url_for("admin.list_users"))
 
     return _post_action(user_id, act)
 

@@ -1,8 +1,9 @@
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
 from app.auth import bp
 from app.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
+from app.auth.session import current_sign_in_id, sign_in, sign_out
 from app.extensions import rate_tier
 from app.forms_common import ActionForm, is_safe_next
 from app.services import audit, users
@@ -28,7 +29,7 @@ def register():
         except users.UserError as exc:
             _attach_error(form, exc)
         else:
-            login_user(user)
+            sign_in(user, remember=False)
             flash(f"Welcome, {user.username}. " + ("You are the administrator." if user.is_admin else ""),
                   "success")
             return redirect(url_for("main.dashboard"))
@@ -46,7 +47,7 @@ def login():
     if form.validate_on_submit():
         result = users.authenticate(form.identifier.data, form.password.data)
         if result.ok and result.user is not None:
-            login_user(result.user, remember=bool(form.remember.data))
+            sign_in(result.user, remember=bool(form.remember.data))
             target = request.args.get("next")
             if result.user.must_change_password:
                 flash("Choose a new password to replace your one-time password.", "warning")
@@ -64,7 +65,7 @@ def logout():
     form = ActionForm()
     if form.validate_on_submit():
         audit.record("logout", category="auth", user=current_user)
-        logout_user()
+        sign_out()
         flash("You have signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -76,13 +77,14 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            users.change_password(current_user, form.current_password.data, form.password.data)
+            ended = users.change_password(current_user, form.current_password.data, form.password.data,
+                                          keep_session_id=current_sign_in_id())
         except users.UserError as exc:
             _attach_error(form, exc)
         else:
-            # The session token changed: sign this session in again; every other one is now invalid.
-            login_user(current_user, remember=False)
-            flash("Password changed. Other sessions have been signed out.", "success")
+            # This browser stays signed in; every other sign-in of the user was revoked.
+            others = f" {ended} other sign-in{'s' if ended != 1 else ''} ended." if ended else ""
+            flash("Password changed." + others, "success")
             return redirect(url_for("main.dashboard"))
     status = 400 if form.errors else 200
     return render_template("auth/change_password.html", form=form), status

@@ -4,6 +4,7 @@ from app.models.accounts import TradingAccount
 from app.models.audit import ActivityLog
 from app.models.calendar import MarketHoliday, SpecialTradingSession, TradingHoursTemplate, TradingSession
 from app.models.services import ServiceHeartbeat, ServiceLease
+from app.models.sessions import UserSession
 from app.models.settings import AppSetting
 from app.models.users import User
 
@@ -18,4 +19,5 @@ __all__ = [
     "TradingHoursTemplate",
     "TradingSession",
     "User",
+    "UserSession",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -17,10 +16,6 @@ ROLE_TRADER = "trader"
 ROLES = (ROLE_ADMIN, ROLE_TRADER)
 
 
-def new_session_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
 class User(UserMixin, Model):
     __tablename__ = "users"
 
@@ -31,8 +26,6 @@ class User(UserMixin, Model):
     role: Mapped[str] = mapped_column(String(16), default=ROLE_TRADER, server_default=ROLE_TRADER)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # Rotated on password change: invalidates every other session and remember-me cookie.
-    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     failed_login_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     first_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -48,8 +41,28 @@ class User(UserMixin, Model):
     def is_active(self) -> bool:  # Flask-Login: inactive users cannot log in
         return bool(self.active)
 
+    def bind_sign_in(self, token: str) -> None:
+        """Tie this loaded object to one sign-in (app/services/sessions.py).
+
+        Flask-Login stores `get_id()` in the session and remember-me cookies, so they carry
+        the sign-in's random token, never the user id. Not a column: set per request.
+        """
+        self._sign_in_token = token
+
     def get_id(self) -> str:
-        return self.session_token
+        token = getattr(self, "_sign_in_token", None)
+        if token is None:
+            raise RuntimeError("user is not bound to a sign-in; call bind_sign_in() first")
+        return token
+
+    # UserMixin compares users by get_id(); compare by row instead, so two objects of the same
+    # user are equal whichever sign-in (if any) they were loaded through.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, User):
+            return NotImplemented
+        return self.id is not None and self.id == other.id
+
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username} {self.role}>"

@@ -6,19 +6,19 @@ import logging
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.domain.passwords import SPECIAL_CHARACTERS, password_problems
 from app.extensions import db
 from app.models.settings import AppSetting
-from app.models.types import utcnow
-from app.models.users import ROLE_ADMIN, ROLE_TRADER, ROLES, User, new_session_token
-from app.services import audit
+from app.models.types import UTCDateTime, utcnow
+from app.models.users import ROLE_ADMIN, ROLE_TRADER, ROLES, User
+from app.services import audit, sessions
 from app.services.settings import ADMIN_BOOTSTRAPPED, REGISTRATION_OPEN, get_setting, registration_open, set_setting
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ def normalize_email(email: str) -> str:
 
 def find_by_login(identifier: str) -> User | None:
     ident = identifier.strip().lower()
-    if not ident:
+    # No stored name or email contains NUL, and PostgreSQL refuses it in a query parameter.
+    if not ident or "\x00" in ident:
         return None
     column = User.email if "@" in ident else User.username
     return db.session.scalar(select(User).where(column == ident))
@@ -128,76 +129,156 @@ GENERIC_LOGIN_ERROR = (
 )
 
 
+def verify_password(password_hash: str, password: str) -> bool:
+    """The one place a user's real password hash is checked (tests count the calls)."""
+    return check_password_hash(password_hash, password)
+
+
+def _spend_like_a_check(password: str) -> None:
+    # An unknown or locked username costs the same scrypt work as a real check, so timing does
+    # not reveal which it was.
+    check_password_hash(_DUMMY_HASH, password)
+
+
+def typed_login_name(identifier: str) -> str:
+    """The login name as typed, safe to store in the audit log (no NUL, at most 64 characters)."""
+    return identifier.strip().lower().replace("\x00", "\ufffd")[:64]
+
+
 def authenticate(identifier: str, password: str) -> LoginResult:
     """Check credentials, apply lockout, and audit the attempt.
 
+    Lockout holds under concurrency: an attempt first claims one of the policy's
+    LOGIN_MAX_FAILURES slots in one conditional UPDATE (`_claim_attempt`), and only an
+    attempt that got a slot reaches the password hash. The attempt that took the last slot
+    and failed writes the lock and the one `account_locked` event.
     The error text never tells whether the username exists.
     """
     user = find_by_login(identifier)
-    now = utcnow()
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
-        audit.record("login", category="auth", success=False, username=identifier.strip().lower()[:64],
+        _spend_like_a_check(password)
+        audit.record("login", category="auth", success=False, username=typed_login_name(identifier),
                      details={"reason": "bad_credentials"})
         return LoginResult(None, GENERIC_LOGIN_ERROR)
-    if user.locked_until is not None and user.locked_until > now:
-        check_password_hash(_DUMMY_HASH, password)
+    slot = _claim_attempt(user.id)
+    if slot is None:
+        _spend_like_a_check(password)
         audit.record("login", category="auth", user=user, success=False, details={"reason": "locked"})
         return LoginResult(None, GENERIC_LOGIN_ERROR)
-    if not check_password_hash(user.password_hash, password):
-        _register_failure(user, now)
+    if not verify_password(user.password_hash, password):
+        _register_failure(user, slot, "login", {"reason": "bad_credentials", "failures": slot})
         return LoginResult(None, GENERIC_LOGIN_ERROR)
+    _clear_failures(user.id)
     if not user.is_active:
         # Correct password on a deactivated account: same generic message, audited separately.
         audit.record("login", category="auth", user=user, success=False, details={"reason": "inactive"})
         return LoginResult(None, GENERIC_LOGIN_ERROR)
-    user.failed_login_count = 0
-    user.first_failed_login_at = None
-    user.locked_until = None
-    user.last_login_at = now
+    user.last_login_at = utcnow()
     audit.record("login", category="auth", user=user, commit=False)
     db.session.commit()
     return LoginResult(user)
 
 
-def _register_failure(user: User, now: datetime) -> None:
+def _claim_attempt(user_id: int) -> int | None:
+    """Count one password check against the user before it happens, atomically.
+
+    One UPDATE ... RETURNING both decides and counts: it matches only when the user is not
+    locked and fewer than LOGIN_MAX_FAILURES attempts were counted in the current window
+    (a window older than LOGIN_FAILURE_WINDOW_MINUTES starts again at 1). SQLite serialises
+    writers and PostgreSQL re-checks the WHERE clause on the locked row, so of N parallel
+    attempts exactly the policy's number get a slot. Committed at once: no lock is held
+    during the password hash.
+
+    Returns:
+        The attempt's number in the window (1..LOGIN_MAX_FAILURES), or None when the
+        password must not be checked (locked, or every slot taken by attempts in flight).
+    """
     cfg = current_app.config
-    window = timedelta(minutes=cfg["LOGIN_FAILURE_WINDOW_MINUTES"])
-    if user.first_failed_login_at is None or now - user.first_failed_login_at > window:
-        user.first_failed_login_at = now
-        user.failed_login_count = 0
-    user.failed_login_count += 1
-    audit.record("login", category="auth", user=user, success=False,
-                 details={"reason": "bad_credentials", "failures": user.failed_login_count}, commit=False)
-    if user.failed_login_count >= cfg["LOGIN_MAX_FAILURES"]:
-        user.locked_until = now + timedelta(minutes=cfg["LOCKOUT_MINUTES"])
-        user.failed_login_count = 0
-        user.first_failed_login_at = None
-        audit.record("account_locked", category="security", user=user, success=False,
-                     details={"minutes": cfg["LOCKOUT_MINUTES"]}, commit=False)
-        logger.warning("Username %s locked after repeated failed logins", user.username)
+    now = utcnow()
+    window_start = now - timedelta(minutes=cfg["LOGIN_FAILURE_WINDOW_MINUTES"])
+    new_window = or_(User.first_failed_login_at.is_(None), User.first_failed_login_at <= window_start)
+    stmt = (
+        update(User)
+        .where(User.id == user_id,
+               or_(User.locked_until.is_(None), User.locked_until <= now),
+               or_(new_window, User.failed_login_count < cfg["LOGIN_MAX_FAILURES"]))
+        .values(failed_login_count=case((new_window, 1), else_=User.failed_login_count + 1),
+                first_failed_login_at=case((new_window, literal(now, UTCDateTime())),
+                                           else_=User.first_failed_login_at))
+        .returning(User.failed_login_count)
+        .execution_options(synchronize_session=False)
+    )
+    slot = db.session.scalar(stmt)
+    db.session.commit()
+    return slot
+
+
+def _clear_failures(user_id: int) -> None:
+    """The password was right: the attempts counted in this window are forgiven."""
+    db.session.execute(
+        update(User).where(User.id == user_id)
+        .values(failed_login_count=0, first_failed_login_at=None)
+        .execution_options(synchronize_session=False))
     db.session.commit()
 
 
-def change_password(user: User, current_password: str, new_password: str) -> None:
-    """Change a password; rotates the session token so every other session ends."""
-    if not check_password_hash(user.password_hash, current_password):
-        audit.record("password_change", category="auth", user=user, success=False,
-                     details={"reason": "wrong_current_password"})
-        raise UserError("The current password is not correct.", field="current_password")
+def _register_failure(user: User, slot: int, action: str, details: dict) -> None:
+    """Audit a wrong password; the attempt that took the last slot locks the username."""
+    cfg = current_app.config
+    audit.record(action, category="auth", user=user, success=False, details=details, commit=False)
+    if slot >= cfg["LOGIN_MAX_FAILURES"]:
+        db.session.execute(
+            update(User).where(User.id == user.id)
+            .values(locked_until=utcnow() + timedelta(minutes=cfg["LOCKOUT_MINUTES"]),
+                    failed_login_count=0, first_failed_login_at=None)
+            .execution_options(synchronize_session=False))
+        audit.record("account_locked", category="security", user=user, success=False,
+                     details={"minutes": cfg["LOCKOUT_MINUTES"], "via": action}, commit=False)
+        logger.warning("Username %r locked after repeated wrong passwords", user.username)
+    db.session.commit()
+
+
+LOCKED_CHANGE_ERROR = "Too many wrong passwords. Try again later."
+
+
+def change_password(user: User, current_password: str, new_password: str, *,
+                    keep_session_id: int | None) -> int:
+    """Change a password and end every other sign-in of the user.
+
+    A wrong current password counts towards the login lockout like a failed login.
+
+    Args:
+        user: the signed-in user.
+        current_password, new_password: as typed.
+        keep_session_id: this browser's sign-in, which stays signed in.
+
+    Returns:
+        How many other sign-ins were ended.
+
+    Raises:
+        UserError: wrong current password, locked, or a new password the policy refuses.
+    """
     if current_password == new_password:
         raise UserError("Choose a password different from the current one.", field="password")
     check_new_password(new_password, user.username)
+    slot = _claim_attempt(user.id)
+    if slot is None:
+        audit.record("password_change", category="auth", user=user, success=False, details={"reason": "locked"})
+        raise UserError(LOCKED_CHANGE_ERROR, field="current_password")
+    if not verify_password(user.password_hash, current_password):
+        _register_failure(user, slot, "password_change", {"reason": "wrong_current_password", "failures": slot})
+        raise UserError("The current password is not correct.", field="current_password")
     _set_password(user, new_password, must_change=False)
-    audit.record("password_change", category="auth", user=user, commit=False)
+    ended = sessions.revoke_all(user.id, sessions.REASON_PASSWORD_CHANGE, keep_id=keep_session_id)
+    audit.record("password_change", category="auth", user=user, details={"sessions_ended": ended}, commit=False)
     db.session.commit()
+    return ended
 
 
 def _set_password(user: User, password: str, *, must_change: bool) -> None:
     user.password_hash = hash_password(password)
     user.must_change_password = must_change
     user.password_changed_at = utcnow()
-    user.session_token = new_session_token()
     user.failed_login_count = 0
     user.locked_until = None
     user.first_failed_login_at = None
@@ -245,11 +326,11 @@ def admin_set_active(admin: User, target: User, active: bool) -> None:
     if not active and _would_remove_last_admin(target):
         raise UserError("The last active administrator cannot be deactivated.")
     target.active = active
+    details: dict = {"target": target.username, "target_id": target.id}
     if not active:
-        target.session_token = new_session_token()  # end the user's sessions now
+        details["sessions_ended"] = sessions.revoke_all(target.id, sessions.REASON_DEACTIVATED)
     action = "user_reactivated" if active else "user_deactivated"
-    audit.record(action, category="admin", user=admin,
-                 details={"target": target.username, "target_id": target.id}, commit=False)
+    audit.record(action, category="admin", user=admin, details=details, commit=False)
     db.session.commit()
 
 
@@ -268,12 +349,25 @@ def admin_set_role(admin: User, target: User, role: str) -> None:
 
 
 def admin_reset_password(admin: User, target: User) -> str:
+    """Give the target a new one-time password; every sign-in of theirs ends."""
     otp = generate_one_time_password()
     _set_password(target, otp, must_change=True)
+    ended = sessions.revoke_all(target.id, sessions.REASON_PASSWORD_RESET)
     audit.record("user_password_reset", category="admin", user=admin,
-                 details={"target": target.username, "target_id": target.id}, commit=False)
+                 details={"target": target.username, "target_id": target.id, "sessions_ended": ended},
+                 commit=False)
     db.session.commit()
     return otp
+
+
+def admin_end_sessions(admin: User, target: User) -> int:
+    """End every sign-in of the target (they stay active and may sign in again); audited."""
+    ended = sessions.revoke_all(target.id, sessions.REASON_ENDED_BY_ADMIN)
+    audit.record("user_sessions_ended", category="admin", user=admin,
+                 details={"target": target.username, "target_id": target.id, "sessions_ended": ended},
+                 commit=False)
+    db.session.commit()
+    return ended
 
 
 def admin_set_registration(admin: User, open_: bool) -> None:
