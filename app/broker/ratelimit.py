@@ -147,9 +147,9 @@ class PacingConfig:
 class AccountLimits:
     """The two buckets OpenAlgo enforces per client: order routes and everything else."""
 
-    def __init__(self, orders: Limiter | int, reads: Limiter | int):
-        self.orders = orders if isinstance(orders, Limiter) else SlidingWindowLimiter(orders)
-        self.reads = reads if isinstance(reads, Limiter) else SlidingWindowLimiter(reads)
+    def __init__(self, orders: Limiter, reads: Limiter):
+        self.orders = orders
+        self.reads = reads
 
     @classmethod
     def build(cls, config: PacingConfig, *, account: str) -> AccountLimits:
