@@ -1,9 +1,11 @@
-"""Test helpers: user factory and a test client that handles CSRF like a browser."""
+"""Test helpers: user factory, a test client that handles CSRF like a browser, and condition waits."""
 
 from __future__ import annotations
 
 import contextvars
 import re
+import time
+from collections.abc import Callable
 
 from flask import has_app_context
 
@@ -14,6 +16,29 @@ from app.services.users import hash_password
 PASSWORD = "Str0ng!Passw0rd"
 _CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 _META_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+# How long a test waits for something that should happen "soon". Generous on purpose: CI shares
+# its machine, and a condition that holds in 50 ms when idle can take seconds under load. A wait
+# returns as soon as the condition holds, so a generous deadline costs nothing when things work.
+WAIT_SECONDS = 60.0
+
+
+def wait_until[T](predicate: Callable[[], T], timeout: float = WAIT_SECONDS, interval: float = 0.05,
+               message: str | None = None) -> T:
+    """Call ``predicate`` until it returns a truthy value and return that value.
+
+    Raises AssertionError (with ``message``, or the predicate's name) if ``timeout`` seconds pass
+    first. The predicate is always tried once more at the deadline, so a slow last poll still counts.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            what = message or getattr(predicate, "__name__", "condition")
+            raise AssertionError(f"{what}: not met within {timeout:g} s")
+        time.sleep(interval)
 
 
 def make_user(app, username: str, *, role: str = "trader", password: str = PASSWORD, active: bool = True,

@@ -25,6 +25,7 @@ from app.extensions import db
 from app.models.services import ServiceHeartbeat, ServiceLease
 from app.services.lease import AdvisoryLease, RowLease, make_lease, parse_holder
 from app.services.runner import FunctionService, ServiceRunner, register_service, start_background_runner
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "background-services"
@@ -39,16 +40,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def fresh(model, key):
@@ -202,7 +193,7 @@ def test_advisory_lock_lost_when_connection_drops(advisory):
     pid = a._conn.execute(text("SELECT pg_backend_pid()")).scalar()
     with db.engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-    assert wait_for(lambda: b.acquire(), timeout=5)
+    assert wait_until(lambda: b.acquire())
     assert a.renew() is False and a.is_valid() is False
 
 
@@ -228,8 +219,21 @@ def runners(app):
         runner.stop(timeout=15)
 
 
-def counting_service(name: str, counts: dict, *, fail: bool = False, **kwargs):
+class CountingLease(RowLease):
+    """A row lease that counts its acquire() calls: a runner that is not leading retries, and a
+    test waits for a number of retries instead of sleeping for a fixed time."""
+
+    attempts = 0
+
+    def acquire(self) -> bool:
+        self.attempts += 1
+        return super().acquire()
+
+
+def counting_service(name: str, counts: dict, *, fail: bool = False, starts: list | None = None, **kwargs):
     def work():
+        if starts is not None:
+            starts.append(datetime.now(UTC))
         counts[name] = counts.get(name, 0) + 1
         if fail:
             raise ValueError("boom")
@@ -243,9 +247,9 @@ def test_runner_runs_services_and_one_failure_does_not_stop_others(app, runners)
     register_service(app, counting_service("good", counts))
     register_service(app, counting_service("bad", counts, fail=True))
     runner = runners.start(app)
-    wait_for(lambda: counts.get("good", 0) >= 5 and counts.get("bad", 0) >= 5)
+    wait_until(lambda: counts.get("good", 0) >= 5 and counts.get("bad", 0) >= 5)
     assert runner.is_leader
-    good, bad = wait_for(lambda: (heartbeat("good"), heartbeat("bad")) if heartbeat("bad") else None)
+    good, bad = wait_until(lambda: (heartbeat("good"), heartbeat("bad")) if heartbeat("bad") else None)
     assert good.status == "ok" and good.holder == runner.holder and good.details.startswith("iteration")
     assert bad.status == "error" and "ValueError: boom" in bad.last_error
     assert lease_row().holder == runner.holder
@@ -255,35 +259,39 @@ def test_runner_only_one_of_two_leads(app, runners):
     counts: dict = {}
     register_service(app, counting_service("probe", counts))
     first = runners.start(app)
-    wait_for(lambda: first.is_leader)
-    second = runners.start(app)
-    time.sleep(1.0)
+    wait_until(lambda: first.is_leader)
+    second_lease = CountingLease(db.engine, ttl=3)
+    second = runners.start(app, lease=second_lease)
+    wait_until(lambda: second_lease.attempts >= 5)  # it kept trying (every 0.2 s) and never won
     assert first.is_leader and not second.is_leader and second.terms == 0
 
 
 def test_runner_stops_services_when_lease_is_taken(app, runners):
     counts: dict = {}
     register_service(app, counting_service("probe", counts))
-    runner = runners.start(app, lease=RowLease(db.engine, ttl=3), renew_interval=0.3)
-    wait_for(lambda: counts.get("probe", 0) >= 3)
+    lease = CountingLease(db.engine, ttl=3)
+    runner = runners.start(app, lease=lease, renew_interval=0.3)
+    wait_until(lambda: counts.get("probe", 0) >= 3)
     db.session.execute(update(ServiceLease).where(ServiceLease.name == NAME).values(
         holder="thief:1:x", generation=ServiceLease.generation + 1,
         expires_at=datetime.now(UTC) + timedelta(minutes=5)))
     db.session.commit()
-    wait_for(lambda: not runner.is_leader, timeout=3)
-    stopped_at = counts["probe"]
-    time.sleep(0.6)
-    assert counts["probe"] == stopped_at
-    assert wait_for(lambda: heartbeat("probe").status == "stopped", timeout=3)
+    wait_until(lambda: not runner.is_leader)
+    assert wait_until(lambda: heartbeat("probe").status == "stopped")
+    wait_until(lambda: not any(t.is_alive() for t in runner._threads))
+    stopped_at, retried_from = counts["probe"], lease.attempts
+    wait_until(lambda: lease.attempts >= retried_from + 3)  # it keeps asking for the lease, in vain
+    assert counts["probe"] == stopped_at and not runner.is_leader
 
 
-class FlakyLease(RowLease):
+class FlakyLease(CountingLease):
     """A row lease whose database calls start failing on demand (e.g. the database is down)."""
 
     failing = False
 
     def acquire(self) -> bool:
-        return self._fail() or super().acquire()
+        self.attempts += 1
+        return self._fail() or RowLease.acquire(self)
 
     def renew(self) -> bool:
         return self._fail() or super().renew()
@@ -296,16 +304,21 @@ class FlakyLease(RowLease):
 
 def test_runner_stops_services_when_renewal_keeps_failing_past_deadline(app, runners):
     counts: dict = {}
-    register_service(app, counting_service("probe", counts))
+    starts: list[datetime] = []
+    register_service(app, counting_service("probe", counts, starts=starts))
     lease = FlakyLease(db.engine, ttl=1.0)
     runner = runners.start(app, lease=lease, renew_interval=0.3)
-    wait_for(lambda: counts.get("probe", 0) >= 3)
+    wait_until(lambda: counts.get("probe", 0) >= 3)
     lease.failing = True
-    failed_at = time.monotonic()
-    wait_for(lambda: not runner.is_leader and runner._term is None, timeout=5)
-    assert time.monotonic() - failed_at < 3  # ttl 1 s: it stops at its deadline, not later
-    stopped_at = counts["probe"]
-    time.sleep(0.5)
+    # The last deadline a successful renewal can have set: the lease is valid at most ttl after now.
+    deadline = datetime.now(UTC) + lease.ttl
+    wait_until(lambda: not runner.is_leader and runner._term is None)
+    wait_until(lambda: not any(t.is_alive() for t in runner._threads))
+    # Services check the lease before every iteration: none starts after its deadline (a loaded
+    # machine may delay the start of the last one slightly; it never lets them run on).
+    assert starts and max(starts) <= deadline + timedelta(seconds=2)
+    stopped_at, retried_from = counts["probe"], lease.attempts
+    wait_until(lambda: lease.attempts >= retried_from + 3)
     assert counts["probe"] == stopped_at
 
 
@@ -314,11 +327,11 @@ def test_runner_market_hours_service_idles_on_saturday(app, runners):
     register_service(app, counting_service("monitor", counts, market_hours_only=True))
     saturday = FakeClock(datetime(2026, 11, 28, 5, 0, tzinfo=UTC))
     runners.start(app, lease=RowLease(db.engine, ttl=3, clock=saturday), clock=saturday)
-    assert wait_for(lambda: heartbeat("monitor")).status == "idle"
+    assert wait_until(lambda: heartbeat("monitor")).status == "idle"
     assert counts.get("monitor", 0) == 0
     saturday.now = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # Wednesday 09:30 IST
-    wait_for(lambda: counts.get("monitor", 0) >= 1)
-    assert wait_for(lambda: heartbeat("monitor").status == "ok")
+    wait_until(lambda: counts.get("monitor", 0) >= 1)
+    assert wait_until(lambda: heartbeat("monitor").status == "ok")
 
 
 def test_start_background_runner_respects_config(app_factory, runners):
@@ -351,14 +364,14 @@ def test_flask_services_command_runs_until_sigterm_and_releases(app):
     register_service(app, counting_service("probe", counts))
 
     def stop_when_running():
-        wait_for(lambda: counts.get("probe", 0) >= 3)
+        wait_until(lambda: counts.get("probe", 0) >= 3)
         os.kill(os.getpid(), signal.SIGTERM)
 
     helper = threading.Thread(target=stop_when_running, daemon=True)
     previous = signal.getsignal(signal.SIGTERM)
     helper.start()
     result = app.test_cli_runner().invoke(args=["services", "--ttl", "3", "--renew", "0.5", "--retry", "0.2"])
-    helper.join(5)
+    helper.join(60)
     assert result.exit_code == 0, result.output
     assert "Background services stopped." in result.output
     assert signal.getsignal(signal.SIGTERM) is previous
@@ -367,47 +380,63 @@ def test_flask_services_command_runs_until_sigterm_and_releases(app):
 
 # --- three OS processes ---
 
-CHILD = """
+# A lease long enough that a leader on a loaded machine never misses renewing it (it renews every
+# second and loses it only after TTL seconds without a successful renewal), short enough that the
+# takeover after a SIGKILL stays quick.
+TTL, RENEW, RETRY = 8.0, 1.0, 0.5
+BOOT_SECONDS = 240.0  # three interpreters starting at once on a busy machine
+
+CHILD = f"""
 import os, signal, sys, threading, time
 from app import create_app
 from app.services.runner import FunctionService, register_service, run_until
 
-url, log_path = sys.argv[1], sys.argv[2]
-app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url, "LOG_LEVEL": "WARNING"})
+url, log_path, ready_path = sys.argv[1], sys.argv[2], sys.argv[3]
+app = create_app("testing", {{"SQLALCHEMY_DATABASE_URI": url, "LOG_LEVEL": "WARNING"}})
 
 def work():
     start = time.time()
     time.sleep(0.05)
     with open(log_path, "a") as handle:
-        handle.write(f"{os.getpid()} {start:.6f} {time.time():.6f}\\n")
+        handle.write(f"{{os.getpid()}} {{start:.6f}} {{time.time():.6f}}\\n")
 
 register_service(app, lambda: FunctionService("probe", work, interval=0.05))
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
-run_until(app, stop, ttl=3.0, renew_interval=1.0, retry_interval=0.5)
+with open(ready_path, "a") as handle:
+    handle.write(f"{{os.getpid()}}\\n")
+run_until(app, stop, ttl={TTL}, renew_interval={RENEW}, retry_interval={RETRY})
 """
 
 
 @pytest.fixture
 def children(app, database_url, tmp_path):
     procs: list[subprocess.Popen] = []
-    log = tmp_path / "runs.log"
+    log, ready = tmp_path / "runs.log", tmp_path / "ready.log"
     log.touch()
+    ready.touch()
 
     def spawn(count: int) -> list[subprocess.Popen]:
         for i in range(count):
             out = open(tmp_path / f"child-{i}.out", "w")
-            procs.append(subprocess.Popen([sys.executable, "-c", CHILD, database_url, str(log)], cwd=ROOT,
-                                          stdout=out, stderr=subprocess.STDOUT))
+            procs.append(subprocess.Popen([sys.executable, "-c", CHILD, database_url, str(log), str(ready)],
+                                          cwd=ROOT, stdout=out, stderr=subprocess.STDOUT))
             out.close()
         return procs
 
-    yield spawn, log
+    def all_ready() -> bool:
+        for i, proc in enumerate(procs):
+            if proc.poll() is not None:
+                output = (tmp_path / f"child-{i}.out").read_text()[-3000:]
+                raise AssertionError(f"child {proc.pid} exited with {proc.returncode} before it was ready:\n{output}")
+        return len(set(ready.read_text().split())) == len(procs)
+
+    yield spawn, log, all_ready
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
     for proc in procs:
-        proc.wait(10)
+        proc.wait(60)
 
 
 def read_runs(log: Path) -> list[tuple[int, float, float]]:
@@ -429,32 +458,42 @@ def pids_since(log: Path, moment: float) -> set[int]:
     return {pid for pid, start, _ in read_runs(log) if start >= moment}
 
 
+def runs_since(log: Path, moment: float) -> int:
+    return sum(1 for _pid, start, _ in read_runs(log) if start >= moment)
+
+
 def test_three_processes_exactly_one_runs_and_another_takes_over(app, children):
-    spawn, log = children
+    spawn, log, all_ready = children
     procs = {p.pid: p for p in spawn(3)}
 
-    leader = wait_for(lambda: next(iter(pids_since(log, 0)), None), timeout=20)
-    time.sleep(3)
+    # Every process is up and competing for the lease before anything is judged.
+    wait_until(all_ready, timeout=BOOT_SECONDS, interval=0.2)
+    all_up = time.time()
+    leader = wait_until(lambda: next(iter(pids_since(log, 0)), None))
+    # While all three run: 40 iterations (several renewals and many refused acquisitions) by one.
+    wait_until(lambda: runs_since(log, all_up) >= 40)
     assert pids_since(log, 0) == {leader}
     assert parse_holder(lease_row().holder)["pid"] == leader
     assert all(p.poll() is None for p in procs.values())
 
     killed_at = time.time()
     procs[leader].send_signal(signal.SIGKILL)
-    procs[leader].wait(5)
-    successor = wait_for(lambda: next(iter(pids_since(log, killed_at)), None), timeout=15)
-    takeover = min(start for pid, start, _ in read_runs(log) if pid == successor) - killed_at
-    assert successor != leader and takeover < 15
-    time.sleep(2)
+    procs[leader].wait(60)
+    # The successor takes over once the dead leader's lease expires (TTL), plus one retry.
+    successor = wait_until(lambda: next(iter(pids_since(log, killed_at)), None), timeout=TTL + RETRY + 60)
+    assert successor != leader
+    wait_until(lambda: runs_since(log, killed_at) >= 20)
     assert pids_since(log, killed_at) == {successor}
-    assert wait_for(lambda: heartbeat("probe").holder == lease_row().holder)
+    assert wait_until(lambda: heartbeat("probe").holder == lease_row().holder)
 
-    # A clean stop hands over without waiting for the lease to expire.
+    # A clean stop releases the lease: the third takes it without waiting for it to expire.
     stopped_at = time.time()
     procs[successor].send_signal(signal.SIGTERM)
-    assert procs[successor].wait(15) == 0
+    assert procs[successor].wait(60) == 0
     (third,) = set(procs) - {leader, successor}
-    assert wait_for(lambda: third in pids_since(log, stopped_at), timeout=5)
+    row = lease_row()
+    assert parse_holder(row.holder)["pid"] == third or row.expires_at <= datetime.now(UTC)
+    assert wait_until(lambda: third in pids_since(log, stopped_at))
 
     runs = read_runs(log)
     assert_never_concurrent(runs)
