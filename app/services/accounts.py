@@ -264,7 +264,7 @@ def update_account(user: User, account: TradingAccount, data: AccountInput) -> T
     host, ws = _urls(data)
     new_key = check_api_key(data.api_key) if data.api_key else None
     host_changed = not hosts.same_destination(host, account.host_url)
-    ws_changed = not hosts.same_destination(ws, account.websocket_url or default_ws_url(account.host_url))
+    ws_changed = not hosts.same_destination(ws, account.websocket_url)  # no stored URL: a change
     if new_key is not None or host_changed or ws_changed:
         _check_allowed(host, ws)
     if new_key is None and (host_changed or ws_changed):
