@@ -55,6 +55,9 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     from app.extensions import init_limiter
 
     app.extensions["algomirror_limiter"] = init_limiter(app)
+    from app import request_input
+
+    request_input.init_app(app)  # after the limiter, before any view: a malformed JSON body is a 400
 
     from app import cli, cli_services, errors
 

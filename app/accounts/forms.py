@@ -1,9 +1,10 @@
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from app.forms_common import BaseForm
 
-class AccountForm(FlaskForm):
+
+class AccountForm(BaseForm):
     account_name = StringField("Account name", validators=[DataRequired(message="Enter an account name."),
                                                            Length(max=64)])
     host_url = StringField("OpenAlgo host URL", validators=[DataRequired(message="Enter the OpenAlgo host URL."),
@@ -15,6 +16,6 @@ class AccountForm(FlaskForm):
     submit = SubmitField("Save")
 
 
-class HostAllowlistForm(FlaskForm):
+class HostAllowlistForm(BaseForm):
     hosts = TextAreaField("Allowed hosts (host or host:port, separated by commas or new lines; empty = any)",
                           validators=[Length(max=2000)])

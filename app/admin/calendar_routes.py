@@ -10,7 +10,6 @@ from datetime import date
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import extract, select
 from wtforms import (
     BooleanField,
@@ -27,9 +26,10 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.admin import bp
 from app.extensions import db
-from app.forms_common import ActionForm
+from app.forms_common import ActionForm, BaseForm
 from app.models.calendar import MarketHoliday, SpecialTradingSession, TradingHoursTemplate
 from app.models.types import utcnow
+from app.request_input import parse_bounded_int
 from app.services import calendar as calendar_service
 from app.timeutil import IST
 
@@ -62,13 +62,13 @@ def _end_after_start(form, field) -> None:
         raise ValidationError("The session must end after it starts.")
 
 
-class HolidayForm(FlaskForm):
+class HolidayForm(BaseForm):
     holiday_date = _date_field("Date")
     exchange = SelectField("Exchange", validate_choice=True)
     description = _description_field()
 
 
-class SpecialSessionForm(FlaskForm):
+class SpecialSessionForm(BaseForm):
     session_date = _date_field("Date")
     exchange = SelectField("Exchange", validate_choice=True)
     start_time = _time_field("Opens (IST)")
@@ -102,7 +102,7 @@ class SessionRowForm(Form):
         return valid
 
 
-class TemplateForm(FlaskForm):
+class TemplateForm(BaseForm):
     name = StringField("Name", filters=[_strip], validators=[
         DataRequired(message="Enter a name."), Length(max=64, message="Use at most 64 characters.")])
     exchanges = StringField("Exchanges", filters=[_strip], validators=[
@@ -125,14 +125,15 @@ def _selected_exchanges(choice: str) -> list[str]:
     return calendar_service.known_exchanges() if choice == ALL_EXCHANGES else [choice]
 
 
-def _apply_error(form: FlaskForm, exc: calendar_service.CalendarError) -> None:
+def _apply_error(form: BaseForm, exc: calendar_service.CalendarError) -> None:
     field = form[exc.field] if exc.field and exc.field in form else None
     (field.errors if field is not None else form.form_errors).append(exc.message)
 
 
 def _year() -> int:
-    raw = request.args.get("year", "")
-    return int(raw) if raw.isdigit() and 1990 <= int(raw) <= 2100 else utcnow().astimezone(IST).year
+    # An unknown year shows the current one (a bookmark from another year stays usable).
+    year = parse_bounded_int(request.args.get("year"), minimum=1990, maximum=2100)
+    return year if year is not None else utcnow().astimezone(IST).year
 
 
 def _render_index(holiday_form: HolidayForm | None = None, special_form: SpecialSessionForm | None = None,

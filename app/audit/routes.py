@@ -6,10 +6,12 @@ from flask_login import current_user, login_required
 from app.audit import bp
 from app.extensions import db, rate_tier
 from app.models.audit import OUTCOMES, ActivityLog
+from app.request_input import int_arg, text_arg
 from app.services.audit import AuditFilter, distinct_values, to_csv, visible_entries
 from app.timeutil import ist_day_start_utc
 
 EXPORT_MAX_ROWS = 50_000
+MAX_PAGE = 100_000
 
 
 def _parse_day(raw: str | None) -> date | None:
@@ -28,10 +30,10 @@ def _filter_from_args() -> AuditFilter:
         abort(400, description="Outcome must be success or failure.")
     since_day, until_day = _parse_day(args.get("from")), _parse_day(args.get("to"))
     return AuditFilter(
-        action=(args.get("action") or None),
-        category=(args.get("category") or None),
+        action=text_arg("action", max_length=64),
+        category=text_arg("category", max_length=32),
         outcome=outcome,
-        username=(args.get("user") or None),
+        username=text_arg("user", max_length=64),
         since=ist_day_start_utc(since_day) if since_day else None,
         until=ist_day_start_utc(until_day + timedelta(days=1)) if until_day else None,
     )
@@ -41,8 +43,8 @@ def _filter_from_args() -> AuditFilter:
 @login_required
 def index():
     flt = _filter_from_args()
-    page = request.args.get("page", 1, type=int) or 1
-    pagination = db.paginate(visible_entries(current_user, flt), page=max(page, 1),
+    page = int_arg("page", 1, minimum=1, maximum=MAX_PAGE)
+    pagination = db.paginate(visible_entries(current_user, flt), page=page,
                              per_page=current_app.config["AUDIT_PAGE_SIZE"], error_out=False)
     return render_template(
         "audit/index.html",

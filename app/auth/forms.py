@@ -1,11 +1,10 @@
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from app.forms_common import PasswordPolicy, email_field, username_field
+from app.forms_common import BaseForm, PasswordPolicy, email_field, username_field
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(BaseForm):
     username = username_field()
     email = email_field()
     password = PasswordField("Password", validators=[DataRequired(message="Enter a password."),
@@ -15,7 +14,9 @@ class RegisterForm(FlaskForm):
     submit = SubmitField("Create account")
 
 
-class LoginForm(FlaskForm):
+class LoginForm(BaseForm):
+    # A control character in the login name is answered and audited as a failed login.
+    allow_control_characters = frozenset({"identifier"})
     identifier = StringField("Username or email", validators=[
         DataRequired(message="Enter your username or email."), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(message="Enter your password."),
@@ -24,7 +25,7 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Sign in")
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(BaseForm):
     current_password = PasswordField("Current password", validators=[
         DataRequired(message="Enter your current password."), Length(max=128)])
     password = PasswordField("New password", validators=[DataRequired(message="Enter a new password."),

@@ -16,10 +16,12 @@ from sqlalchemy import Select, select
 from app.extensions import db
 from app.models.audit import OUTCOME_FAILURE, OUTCOME_SUCCESS, ActivityLog
 from app.models.users import User
+from app.text_safety import replace_nul
 from app.timeutil import to_ist
 
 logger = logging.getLogger(__name__)
 
+USERNAME_MAX = 64  # ActivityLog.username
 SECRET_MARKERS = ("password", "secret", "token", "apikey", "api_key", "key", "otp", "csrf")
 REDACTED = "[redacted]"
 
@@ -34,6 +36,10 @@ def scrub(details: Any) -> Any:
     if isinstance(details, list | tuple):
         return [scrub(v) for v in details]
     return details
+
+
+def _storable(value: str | None, max_length: int) -> str | None:
+    return None if value is None else replace_nul(value)[:max_length]
 
 
 def client_ip() -> str | None:
@@ -61,15 +67,18 @@ def record(
         username: name to record when there is no user row (e.g. an unknown login name).
         commit: commit the session now (False when the caller commits with its own change).
     """
+    # Bad input is what an audit log must keep: NUL (refused by PostgreSQL) becomes U+FFFD and
+    # over-long values are cut to the column, so a failed login with a NUL name is still recorded.
+    name = user.username if user is not None else username
     entry = ActivityLog(
         user_id=user.id if user is not None else None,
-        username=(user.username if user is not None else username),
+        username=_storable(name, USERNAME_MAX),
         action=action,
         category=category,
         outcome=OUTCOME_SUCCESS if success else OUTCOME_FAILURE,
-        ip_address=client_ip(),
-        user_agent=(request.user_agent.string[:255] if has_request_context() else None),
-        details=scrub(details or {}),
+        ip_address=_storable(client_ip(), 64),
+        user_agent=_storable(request.user_agent.string if has_request_context() else None, 255),
+        details=replace_nul(scrub(details or {})),
     )
     db.session.add(entry)
     if commit:
