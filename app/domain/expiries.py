@@ -11,14 +11,20 @@ Choices, for a list and today's IST date:
 - An expiry on today's date is still live: the contract trades until the 15:30 IST close.
   A caller asking after the close passes the next day as `today`.
 - Current week = the first live expiry; next week = the second.
-- The monthly expiry of a calendar month is the last expiry listed in that month.
-  Current month = the monthly expiry of today's month if not yet past, else the monthly
+- Monthly expiries: best taken from the underlying's futures expiries (`/expiry` with
+  instrumenttype "futures"), because futures expire only on monthly dates; pass them as
+  `monthly`. Without them, the monthly expiry of a calendar month is the last expiry listed
+  in that month. That fallback is wrong in one case: a weekly expiry moved back by a holiday
+  into the previous month, after that month's monthly (e.g. SENSEX, Thursday 1 May 2025 a
+  holiday: the weekly moved to Wednesday 30 April, after the 24 April monthly).
+- Current month = the monthly expiry of today's month if not yet past, else the monthly
   expiry of the next calendar month; next month = the monthly expiry of the calendar month
   after the current month's. A month missing from the list is an error, not a silent jump.
-- Monthly-only underlying (e.g. BANKNIFTY): told from the list itself. If no calendar month
-  in the list holds more than one expiry, the underlying has no weeklies, and current /
-  next week map to current / next month. A weekly underlying always has several expiries
-  in at least one month of its list (the weeklies before a monthly).
+- Monthly-only underlying (e.g. BANKNIFTY): told from the lists themselves. With `monthly`
+  given, the options list is monthly-only when every one of its expiries is a monthly one;
+  without it, when no calendar month holds more than one expiry (a weekly underlying always
+  has several expiries in some month of its list: the weeklies before a monthly). Current /
+  next week then map to current / next month.
 """
 
 from __future__ import annotations
@@ -95,30 +101,56 @@ def parse_expiries(expiries: Iterable[str | date]) -> tuple[date, ...]:
     return tuple(sorted({e if isinstance(e, date) else parse_expiry(e) for e in expiries}))
 
 
-def is_monthly_only(expiries: Iterable[str | date]) -> bool:
+def is_monthly_only(expiries: Iterable[str | date], monthly: Iterable[str | date] | None = None) -> bool:
     """Whether an expiry list belongs to an underlying without weekly expiries.
 
     Args:
         expiries: the broker's full expiry list of one underlying and instrument type.
+        monthly: the underlying's futures expiries (the monthly dates), when known.
     Returns:
-        True when no calendar month of the list holds more than one expiry (an empty list
-        counts as monthly-only).
+        True when no calendar month of the list holds more than one expiry and, with
+        `monthly`, every listed expiry up to the last futures month is a futures expiry.
+        An empty list counts as monthly-only.
     Raises:
         InvalidExpiry: an entry cannot be parsed.
     """
     days = parse_expiries(expiries)
     months = [(d.year, d.month) for d in days]
-    return len(months) == len(set(months))
+    if len(months) != len(set(months)):
+        return False
+    return _confirmed_or_beyond(days, monthly) == days
 
 
-def monthly_expiries(expiries: Iterable[str | date]) -> tuple[date, ...]:
-    """The monthly expiry (the last listed expiry) of every calendar month in the list.
+def _confirmed_or_beyond(days: tuple[date, ...], monthly: Iterable[str | date] | None) -> tuple[date, ...]:
+    """Drop the non-monthly expiries that the futures list can vouch for.
 
+    Months up to the last futures expiry keep only futures-confirmed dates; later months
+    (options listed beyond the futures, e.g. quarterlies) keep every date, for the
+    last-in-month fallback. Without futures expiries, every date is kept.
+    """
+    confirmed = set(parse_expiries(monthly)) if monthly is not None else set()
+    if not confirmed:
+        return days
+    horizon = max((d.year, d.month) for d in confirmed)
+    return tuple(d for d in days if d in confirmed or (d.year, d.month) > horizon)
+
+
+def monthly_expiries(expiries: Iterable[str | date], monthly: Iterable[str | date] | None = None) -> tuple[date, ...]:
+    """The monthly expiry of every calendar month in the list, earliest first.
+
+    Args:
+        expiries: the broker's expiry list.
+        monthly: the underlying's futures expiries, when known: up to the last futures
+            month, the monthly expiries are the listed ones that are also futures expiries.
+    Returns:
+        One date per calendar month that has one: the futures-confirmed expiry, else (no
+        `monthly`, or a month beyond the futures) the month's last listed expiry.
     Raises:
         InvalidExpiry: an entry cannot be parsed.
     """
+    days = _confirmed_or_beyond(parse_expiries(expiries), monthly)
     last: dict[tuple[int, int], date] = {}
-    for d in parse_expiries(expiries):
+    for d in days:
         last[(d.year, d.month)] = d  # ascending order: the last write is the month's last expiry
     return tuple(last.values())
 
@@ -144,13 +176,16 @@ def _current_month(monthlies: dict[tuple[int, int], date], today: date) -> date:
     return monthlies[following]
 
 
-def choose_expiry(choice: ExpiryChoice | str, expiries: Iterable[str | date], today: date) -> date:
+def choose_expiry(choice: ExpiryChoice | str, expiries: Iterable[str | date], today: date,
+                  monthly: Iterable[str | date] | None = None) -> date:
     """Pick a leg's expiry from the broker's list.
 
     Args:
         choice: current/next week or month (an ExpiryChoice or its value).
-        expiries: the broker's expiry list for the underlying (strings or dates).
+        expiries: the broker's expiry list for the leg's instrument type (strings or dates).
         today: today's date in IST (see `ist_today`).
+        monthly: the underlying's futures expiries, which mark the monthly dates; optional
+            but recommended for options (see the module docstring).
     Returns:
         The chosen expiry date, per the rules in this module's docstring.
     Raises:
@@ -161,10 +196,11 @@ def choose_expiry(choice: ExpiryChoice | str, expiries: Iterable[str | date], to
     """
     choice = ExpiryChoice(choice)
     days = parse_expiries(expiries)
+    confirmed = None if monthly is None else parse_expiries(monthly)
     live = [d for d in days if d >= today]
     if not live:
         raise ExpiryUnavailable(f"no expiry on or after {today.isoformat()} in the broker's list")
-    if is_monthly_only(days):
+    if is_monthly_only(days, confirmed):
         if choice is ExpiryChoice.CURRENT_WEEK:
             choice = ExpiryChoice.CURRENT_MONTH
         elif choice is ExpiryChoice.NEXT_WEEK:
@@ -175,7 +211,7 @@ def choose_expiry(choice: ExpiryChoice | str, expiries: Iterable[str | date], to
         if len(live) < 2:
             raise ExpiryUnavailable(f"no next-week expiry: only {live[0].isoformat()} is left in the list")
         return live[1]
-    monthlies = {(d.year, d.month): d for d in monthly_expiries(days)}
+    monthlies = {(d.year, d.month): d for d in monthly_expiries(days, confirmed)}
     current = _current_month(monthlies, today)
     if choice is ExpiryChoice.CURRENT_MONTH:
         return current

@@ -168,3 +168,33 @@ def test_ist_today_late_utc_evening_is_next_ist_day():
 def test_ist_today_naive_raises_value_error():
     with pytest.raises(ValueError, match="aware"):
         ist_today(datetime(2026, 12, 31, 20, 0))
+
+
+# SENSEX in April/May 2025: Thursday 1 May was a holiday, so that weekly moved back to
+# Wednesday 30 April, after April's monthly (Thursday 24 April). Only the futures list tells.
+SENSEX_2025 = ["17-APR-25", "24-APR-25", "30-APR-25", "08-MAY-25", "15-MAY-25", "22-MAY-25", "29-MAY-25", "26-JUN-25"]
+SENSEX_2025_FUTURES = ["24-APR-25", "29-MAY-25", "26-JUN-25"]
+
+
+@pytest.mark.parametrize(("monthly", "choice", "expected"), [
+    (SENSEX_2025_FUTURES, CM, date(2025, 4, 24)),
+    (SENSEX_2025_FUTURES, NM, date(2025, 5, 29)),
+    (None, CM, date(2025, 4, 30)),   # the last-in-month fallback picks the shifted weekly
+    (SENSEX_2025_FUTURES, CW, date(2025, 4, 17)),
+    (SENSEX_2025_FUTURES, NW, date(2025, 4, 24)),
+])
+def test_choose_expiry_with_futures_list_months_come_from_futures(monthly, choice, expected):
+    assert choose_expiry(choice, SENSEX_2025, date(2025, 4, 16), monthly) == expected
+
+
+@pytest.mark.parametrize(("expiries", "monthly", "expected"), [
+    (SENSEX_2025, SENSEX_2025_FUTURES, False),
+    (NIFTY, ["29-DEC-26", "25-JAN-27", "23-FEB-27"], False),
+    # options beyond the futures horizon (a quarterly) do not make a monthly-only list weekly
+    ([*BANKNIFTY, "29-JUN-27"], ["29-DEC-26", "25-JAN-27", "23-FEB-27"], True),
+    # one expiry per month, but one of them is no futures expiry: not monthly-only
+    (["22-DEC-26", "25-JAN-27"], ["29-DEC-26", "25-JAN-27"], False),
+    (BANKNIFTY, [], True),
+])
+def test_is_monthly_only_with_futures_list(expiries, monthly, expected):
+    assert is_monthly_only(expiries, monthly) is expected
