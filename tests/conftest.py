@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import MetaData, create_engine, delete, text
 
-from tests.helpers import Browserless, make_user
+from tests.helpers import WAIT_SECONDS, Browserless, make_user
 from tests.support.paperbroker import Admin, BrokerProc, start_broker
 
 # In-process service runners log their shutdown from atexit, after pytest has closed the
@@ -84,6 +84,10 @@ def app_factory(database_url, seed_rows) -> Iterator:
         settings = {
             "SQLALCHEMY_DATABASE_URI": database_url,
             "RATELIMIT_KEY_PREFIX": f"algomirror-test-{uuid.uuid4().hex[:8]}",
+            # Pages wait for account refreshes until they complete, so what a test asserts never
+            # depends on a 0.25 s page deadline that a loaded machine misses. A test about the
+            # deadline itself (a hanging account served from cache) passes its own short value.
+            "DASHBOARD_WAIT_SECONDS": WAIT_SECONDS,
         }
         settings.update(overrides)
         application = create_app("testing", settings)

@@ -6,12 +6,16 @@ import io
 import pytest
 
 from app.broker.client import OpenAlgoClient
-from tests.helpers import Browserless, make_user
+from app.services import books
+from tests.helpers import WAIT_SECONDS, Browserless, make_user
 from tests.support.paperbroker import ADMIN_TOKEN
 
 
 @pytest.fixture
-def two_accounts(app_factory, broker, sim):
+def two_accounts(app_factory, broker, sim, monkeypatch):
+    # Live order/trade reads: wait until every account answered (the app's 3 s page deadline is
+    # for users; a loaded test machine can miss it and the test would see an account missing).
+    monkeypatch.setattr(books, "LIVE_WAIT_SECONDS", WAIT_SECONDS)
     application = app_factory(PAPER_BROKER_URL=broker.url, PAPER_BROKER_WS_URL=broker.ws_url,
                               PAPERBROKER_ADMIN_TOKEN=ADMIN_TOKEN)
     with application.app_context():
