@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, Response, jsonify, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -40,7 +40,14 @@ def _respond(code: int, message: str | None = None):
     message = message or MESSAGES.get(code, "Error")
     if wants_json():
         return jsonify({"status": "error", "message": message, "code": code}), code
-    return render_template("errors/error.html", code=code, title=TITLES.get(code, "Error"), message=message), code
+    try:
+        page = render_template("errors/error.html", code=code, title=TITLES.get(code, "Error"), message=message)
+    except Exception:
+        # The page itself failed (e.g. the database is down and the layout needs the user):
+        # answer in plain text rather than let the server print its own error page.
+        logger.exception("Error page for %s could not be rendered", code)
+        return Response(f"{TITLES.get(code, 'Error')}: {message}\n", status=code, mimetype="text/plain"), code
+    return page, code
 
 
 def _http_error(exc: HTTPException):
@@ -60,8 +67,11 @@ def _csrf_error(exc: CSRFError):
 def _unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return _http_error(exc)
-    db.session.rollback()
     logger.exception("Unhandled error")
+    try:
+        db.session.rollback()
+    except Exception:
+        logger.warning("Rollback after an unhandled error failed", exc_info=True)
     return _respond(500)
 
 

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from cryptography.fernet import Fernet
 
+from app.errors import MESSAGES
 from app.security.encryption import EncryptionError, Encryptor, mask_secret
 from tests.helpers import Browserless
 
@@ -126,6 +127,22 @@ def test_unexpected_error_shows_no_stack_trace(app_factory):
     api = client.get("/boom", headers={"Accept": "application/json"})
     assert api.status_code == 500 and api.json["status"] == "error"
     assert "secret internals" not in api.get_data(as_text=True)
+
+
+def test_unexpected_error_whose_page_cannot_render_is_plain_500(app_factory, monkeypatch):
+    application = app_factory()
+
+    @application.route("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    def broken_template(*args, **kwargs):
+        raise RuntimeError("template internals")
+
+    monkeypatch.setattr("app.errors.render_template", broken_template)
+    page = Browserless(application.test_client()).get("/boom")
+    assert page.status_code == 500 and page.mimetype == "text/plain"
+    assert page.get_data(as_text=True) == "Something went wrong: " + MESSAGES[500] + "\n"
 
 
 def test_403_page_for_non_admin(app, trader_client):
