@@ -152,6 +152,7 @@ class MarginLine:
 
     @property
     def amount(self) -> Decimal:
+        """rate × lots."""
         return self.rate * self.lots
 
 

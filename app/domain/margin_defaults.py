@@ -49,3 +49,7 @@ def _table() -> dict[str, MappingProxyType[TradeType, MarginRate]]:
 
 #: The same defaults as domain values: {underlying: {TradeType: MarginRate}} (read-only).
 MARGIN_DEFAULTS = MappingProxyType(_table())
+
+
+#: Trade-quality grades (DOMAIN.md, *default*): (grade, share of available margin in %).
+TRADE_QUALITY_DEFAULT_ROWS: tuple[tuple[str, int], ...] = (("A", 95), ("B", 65), ("C", 36))

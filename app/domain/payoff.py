@@ -75,6 +75,7 @@ class PayoffLeg:
 
     @property
     def signed_quantity(self) -> int:
+        """+quantity for BUY, -quantity for SELL."""
         return self.action.sign * self.quantity
 
 
@@ -96,10 +97,12 @@ class PayoffSummary:
 
     @property
     def profit_unlimited(self) -> bool:
+        """True when the payoff rises without bound above the highest strike."""
         return self.max_profit is None
 
     @property
     def loss_unlimited(self) -> bool:
+        """True when the payoff falls without bound above the highest strike."""
         return self.max_loss is None
 
 

@@ -145,6 +145,7 @@ class SizingLeg:
 
     @property
     def max_lots_per_order(self) -> int:
+        """floor(freeze quantity ÷ lot size) of this leg's contract."""
         return self.freeze_qty // self.lot_size
 
 
@@ -192,6 +193,7 @@ class AccountSizing:
 
     @property
     def skipped(self) -> bool:
+        """True when the account trades nothing (see skip_reason)."""
         return self.skip_reason is not None
 
 
@@ -246,11 +248,11 @@ def _size_fixed(legs: Sequence[SizingLeg], margin: StrategyLotMargin, available:
 
 
 def _size_by_margin(legs: Sequence[SizingLeg], profile: RiskProfile, margin: StrategyLotMargin,
-                    available: Decimal, capital_cap: Decimal | None, allowed_splits: int) -> AccountSizing:
+                    available: Decimal, capital_cap: Decimal | None, allowed_splits: int,
+                    percent: Decimal) -> AccountSizing:
     per_lot = margin.amount
     if per_lot <= 0:
         raise SizingError("margin per strategy lot must be greater than 0")
-    percent = PROFILE_PERCENT[profile]
     by_profile = max(available, Decimal(0)) * percent / 100
     usable, binding = by_profile, Binding.PROFILE
     if capital_cap is not None and capital_cap < by_profile:
@@ -284,7 +286,7 @@ def _size_by_margin(legs: Sequence[SizingLeg], profile: RiskProfile, margin: Str
 
 def size_account(legs: Sequence[SizingLeg], profile: RiskProfile | str, *, margin: StrategyLotMargin,
                  available_margin: Decimal, allowed_splits: int, multiplier: Decimal = Decimal(1),
-                 capital_cap: Decimal | None = None) -> AccountSizing:
+                 capital_cap: Decimal | None = None, usable_percent: Decimal | None = None) -> AccountSizing:
     """Size one account for a strategy.
 
     Args:
@@ -296,17 +298,26 @@ def size_account(legs: Sequence[SizingLeg], profile: RiskProfile | str, *, margi
         allowed_splits: how many freeze-split child orders one leg may use (>= 1).
         multiplier: the account's lot multiplier (fixed lots only), > 0.
         capital_cap: the most margin (₹) this account may commit, >= 0, or None.
+        usable_percent: a share of available margin (0 < % <= 100) that replaces the
+            profile's, e.g. a trade-quality grade on the margin calculator (A 95 %); margin-
+            based profiles only.
     Returns:
         The account's sizing; `skip_reason` set when it trades nothing.
     Raises:
-        SizingError: no legs, allowed splits < 1, multiplier <= 0, capital cap < 0, or a
-            margin per strategy lot <= 0.
+        SizingError: no legs, allowed splits < 1, multiplier <= 0, capital cap < 0, a
+            usable percent outside (0, 100] or given with fixed lots, or a margin per
+            strategy lot <= 0.
         ValueError: an unknown profile.
     """
     chosen = RiskProfile(profile)
     _check_common(legs, allowed_splits, capital_cap)
     available = Decimal(available_margin)
     if chosen is RiskProfile.FIXED_LOTS:
+        if usable_percent is not None:
+            raise SizingError("fixed lots use no share of available margin")
         return _size_fixed(legs, margin, available, multiplier, allowed_splits)
-    return _size_by_margin(legs, chosen, margin, available, capital_cap, allowed_splits)
+    percent = PROFILE_PERCENT[chosen] if usable_percent is None else Decimal(usable_percent)
+    if not 0 < percent <= 100:
+        raise SizingError(f"the usable share must be above 0 % and at most 100 %, got {usable_percent} %")
+    return _size_by_margin(legs, chosen, margin, available, capital_cap, allowed_splits, percent)
 

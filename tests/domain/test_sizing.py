@@ -272,3 +272,28 @@ def test_sizing_leg_bad_values_raise_sizing_error(kwargs, message):
             "lot_size": 65, "freeze_qty": 1755, **kwargs}
     with pytest.raises(SizingError, match=message):
         SizingLeg(**args)
+
+
+@pytest.mark.parametrize(("percent", "lots", "reason"), [
+    (D(95), 2, None),            # grade A: 9,50,000 ÷ 3,20,000
+    (D(65), 2, None),
+    (D(36), 1, None),            # grade C: 3,60,000
+    (D(30), 0, "usable ₹3,00,000 (30 % of available ₹10,00,000) < ₹3,20,000 for one lot"),
+    (D(100), 3, None),
+])
+def test_size_account_usable_percent_replaces_profile_share(percent, lots, reason):
+    sizing = size_account(STRADDLE, BALANCED, margin=STRADDLE_MARGIN, available_margin=D(1000000),
+                          allowed_splits=2, usable_percent=percent)
+    assert (sizing.strategy_lots, sizing.skip_reason) == (lots, reason)
+    assert sizing.usable_margin == D(1000000) * percent / 100
+
+
+@pytest.mark.parametrize(("profile", "percent", "message"), [
+    (BALANCED, D(0), "above 0 % and at most 100 %"),
+    (BALANCED, D(101), "above 0 % and at most 100 %"),
+    (FIXED, D(95), "fixed lots use no share"),
+])
+def test_size_account_bad_usable_percent_raises_sizing_error(profile, percent, message):
+    with pytest.raises(SizingError, match=message):
+        size_account(STRADDLE, profile, margin=STRADDLE_MARGIN, available_margin=D(1000000), allowed_splits=2,
+                     usable_percent=percent)
