@@ -64,7 +64,7 @@ def start(user: User, *, user_agent: str | None, ip: str | None) -> UserSession:
     now = utcnow()
     _purge_old(user.id, now)
     record = UserSession(user_id=user.id, token_hash=token_hash(token), device=describe_user_agent(user_agent),
-                         ip_address=(ip or None) and ip[:45], created_at=now, last_seen_at=now)
+                         ip_address=ip[:45] if ip else None, created_at=now, last_seen_at=now)
     db.session.add(record)
     db.session.flush()
     user.bind_sign_in(token)
