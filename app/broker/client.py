@@ -166,8 +166,9 @@ class OpenAlgoClient:
             outcome = type(exc).__name__
             raise
         finally:
-            logger.info("broker call account=%s endpoint=%s latency_ms=%.1f outcome=%s",
-                        self.account_label, endpoint, (time.perf_counter() - started) * 1000, outcome)
+            # Per-call detail is DEBUG: callers log the events (status changes, orders) at INFO.
+            logger.debug("broker call account=%s endpoint=%s latency_ms=%.1f outcome=%s",
+                         self.account_label, endpoint, (time.perf_counter() - started) * 1000, outcome)
 
     # --- account ------------------------------------------------------------------------------
 
