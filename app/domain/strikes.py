@@ -93,7 +93,7 @@ def _check_offset(offset: int | None) -> int:
 
 
 def _check_target(target: Decimal | None) -> Decimal:
-    if target is None or not isinstance(target, Decimal | int) or target <= 0:
+    if target is None or isinstance(target, bool) or not isinstance(target, Decimal | int) or target <= 0:
         raise ValueError(f"the target premium must be greater than 0, got {target!r}")
     return Decimal(target)
 

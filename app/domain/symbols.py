@@ -56,7 +56,8 @@ def format_strike(strike: Decimal) -> str:
     Raises:
         InvalidSymbol: the strike is not a positive finite number.
     """
-    value = Decimal(strike)
+    # A float from JSON goes through its shortest repr (292.5, not 292.5000000000000000277...).
+    value = Decimal(repr(strike)) if isinstance(strike, float) else Decimal(strike)
     if not value.is_finite() or value <= 0:
         raise InvalidSymbol(f"strike must be a positive number, got {strike!r}")
     if value == value.to_integral_value():

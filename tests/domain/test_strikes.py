@@ -114,7 +114,7 @@ def test_premium_near_strike_equal_premiums_takes_lower_strike():
     assert premium_near_strike({D(26100): D(100), D(26000): D(100)}, D(90)) == D(26000)
 
 
-@pytest.mark.parametrize("target", [D(0), D(-5)])
+@pytest.mark.parametrize("target", [D(0), D(-5), True, None])
 def test_premium_near_strike_target_not_positive_raises_value_error(target):
     with pytest.raises(ValueError, match="greater than 0"):
         premium_near_strike(QUOTES, target)

@@ -46,6 +46,7 @@ def test_option_symbol_across_year_end_changes_only_from_the_date():
 
 @pytest.mark.parametrize(("strike", "expected"), [
     (D(26000), "26000"), (D("26000.0"), "26000"), (D("292.50"), "292.5"), (D("0.05"), "0.05"), (D("1E+4"), "10000"),
+    (292.5, "292.5"), (83.1, "83.1"), (26000.0, "26000"),
 ])
 def test_format_strike_whole_as_integer_else_significant_decimals(strike, expected):
     assert format_strike(strike) == expected
