@@ -44,9 +44,10 @@ def current_sign_in_id() -> int | None:
 def sign_in(user: User, *, remember: bool) -> UserSession:
     """Record a new sign-in for this browser and put its token in the cookies."""
     record = sessions.start(user, user_agent=request.user_agent.string, ip=request.remote_addr)
+    record_id = record.id
     db.session.commit()
     login_user(user, remember=remember)
-    g.sign_in_id = record.id
+    g.sign_in_id = record_id
     return record
 
 
