@@ -215,6 +215,12 @@ def _option_inputs(leg: PayoffLeg, now: datetime) -> tuple[float, float]:
     return black76.years_between(now, leg.expires_at), float(leg.iv) / 100.0
 
 
+def _value_at_zero(option_type: OptionType, strike: float, years: float, rate: float) -> float:
+    """An option's value with the underlying at 0, where Black-76 is undefined: a put is
+    worth its discounted strike, a call nothing."""
+    return math.exp(-rate * years) * strike if option_type is OptionType.PE else 0.0
+
+
 def _leg_today(leg: PayoffLeg, price: float, now: datetime, rate: float) -> tuple[float, black76.OptionGreeks]:
     """(value per unit, per-unit greeks) of a leg today, as floats."""
     if leg.option_type is None:
@@ -222,8 +228,8 @@ def _leg_today(leg: PayoffLeg, price: float, now: datetime, rate: float) -> tupl
     assert leg.strike is not None
     years, vol = _option_inputs(leg, now)
     strike = float(leg.strike)
-    if price <= 0:  # the axis may start at 0, where Black-76 is undefined: only the put's strike is left
-        value = math.exp(-rate * years) * (strike if leg.option_type is OptionType.PE else 0.0)
+    if price <= 0:
+        value = _value_at_zero(leg.option_type, strike, years, rate)
         return value, black76.OptionGreeks(value, 0.0, 0.0, 0.0, 0.0)
     sens = black76.greeks(price, strike, years, vol, leg.option_type, rate)
     return sens.price, sens
@@ -244,12 +250,21 @@ def payoff_today(legs: Sequence[PayoffLeg], prices: Iterable[Decimal], now: date
         ValueError: no legs, or an option leg without IV or expiry, or a naive `now`.
     """
     _need_legs(legs)
+    # Per-leg inputs once, not once per price: a chart asks for a few hundred prices.
+    prepared = [(leg, *(_option_inputs(leg, now) if leg.option_type is not None else (0.0, 0.0)),
+                 float(leg.entry_price), leg.signed_quantity) for leg in legs]
     out = []
     for p in prices:
+        forward = float(p)
         total = 0.0
-        for leg in legs:
-            value, _ = _leg_today(leg, float(p), now, rate)
-            total += (value - float(leg.entry_price)) * leg.signed_quantity
+        for leg, years, vol, entry, units in prepared:
+            if leg.option_type is None:
+                value = forward
+            elif forward <= 0:
+                value = _value_at_zero(leg.option_type, float(leg.strike or 0), years, rate)
+            else:
+                value = black76.price(forward, float(leg.strike or 0), years, vol, leg.option_type, rate)
+            total += (value - entry) * units
         out.append(_decimal(total, _PAISE))
     return tuple(out)
 
