@@ -3,6 +3,10 @@ last good answer in the database (shared by every worker), and serve pages from 
 
 A page never waits on a slow account longer than DASHBOARD_WAIT_SECONDS: a refresh that is
 still running keeps running in the background and updates the cache when it finishes.
+
+Results are written one at a time per process (``_store_lock``): fifty refreshes finishing together
+otherwise contend for the database's write lock, and on SQLite each loser sleeps in the busy
+handler, which made a 50-account refresh take seconds (bench/dashboard.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class AccountRefresher:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="account-refresh")
         self._inflight: dict[int, Future[FetchResult]] = {}
         self._lock = threading.Lock()
+        self._store_lock = threading.Lock()
 
     def refresh(self, account_ids: list[int]) -> dict[int, Future[FetchResult]]:
         """Start refreshes; an account already being refreshed keeps its running one."""
@@ -121,7 +126,8 @@ class AccountRefresher:
                 client = client_for(account)
                 db.session.remove()  # no session held across the network calls
                 result = fetch_account(client, account_id)
-                store_result(result)
+                with self._store_lock:
+                    store_result(result)
                 return result
             except Exception as exc:
                 logger.exception("Refreshing account %s failed", account_id)
@@ -141,10 +147,14 @@ def refresher() -> AccountRefresher:
     return existing
 
 
-def refresh_stale(accounts: list[TradingAccount], *, wait_seconds: float, force: bool = False) -> None:
+def refresh_stale(accounts: list[TradingAccount], *, wait_seconds: float, force: bool = False,
+                  wait_for_cached: bool = True) -> bool:
     """Start refreshes for accounts whose cache is older than the freshness window, and wait briefly.
 
-    Returns after at most `wait_seconds`; refreshes still running finish in the background.
+    Returns after at most `wait_seconds`; refreshes still running finish in the background. With
+    `wait_for_cached=False` only accounts that have no cached data yet are waited for: the others
+    are shown from their cache (with its age) and their refresh lands in the background.
+    Returns True when it waited, i.e. when the accounts were expired and will be read again.
     """
     fresh_for = current_app.config["ACCOUNT_DATA_FRESH_SECONDS"]
     now = utcnow()
@@ -152,15 +162,19 @@ def refresh_stale(accounts: list[TradingAccount], *, wait_seconds: float, force:
         force or a.last_data_at is None or a.last_checked_at is None
         or (now - a.last_checked_at).total_seconds() >= fresh_for)]
     if not stale:
-        return
+        return False
     submitted = refresher().submit(stale)
     # Wait only for refreshes started now: one still running from an earlier request is slow,
     # and the page must not wait on it again (it shows the cached data with its age).
-    fresh = [future for future, started in submitted.values() if started or force]
-    if fresh:
-        db.session.commit()  # no transaction (and pooled connection) held while waiting
-        wait(fresh, timeout=wait_seconds)
+    uncached = {a.id for a in accounts if a.last_data_at is None}
+    fresh = [future for account_id, (future, started) in submitted.items()
+             if (started or force) and (wait_for_cached or force or account_id in uncached)]
+    if not fresh:
+        return False  # nothing new to read: keep the loaded rows (no reload of every account)
+    db.session.commit()  # no transaction (and pooled connection) held while waiting
+    wait(fresh, timeout=wait_seconds)
     db.session.expire_all()  # read what the refreshes stored
+    return True
 
 
 def load_accounts(user_id: int, ids: list[int] | None = None) -> list[TradingAccount]:
