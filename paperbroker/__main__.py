@@ -12,13 +12,13 @@ from paperbroker.server import serve
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the broker until SIGINT/SIGTERM; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(argv)
     except ConfigError as exc:
         sys.stderr.write(f"paperbroker: {exc}\n")
         return 2
+    logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(cfg))
     except OSError as exc:

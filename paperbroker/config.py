@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 class ConfigError(ValueError):
     """A bad command-line option or config-file value; the process must not start."""
@@ -56,6 +58,7 @@ class Config:
     api_rate: int = 50
     greeks_rate_per_min: int = 30
     reject_unknown_fields: bool = True
+    log_level: str = "info"
     faults: dict[str, Any] = field(default_factory=dict)
 
     def limits(self) -> dict[str, RateLimit]:
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rate-limit", action="store_true", default=None, help="disable rate limits")
     p.add_argument("--order-rate", type=int, default=None, help="order routes per second (10)")
     p.add_argument("--api-rate", type=int, default=None, help="other routes per second (50)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="stderr log level (default info)")
     return p
 
 
@@ -137,6 +141,8 @@ def load_config(argv: list[str] | None = None) -> Config:
     if values.get("admin_token") is None and os.environ.get("PAPERBROKER_ADMIN_TOKEN"):
         values["admin_token"] = os.environ["PAPERBROKER_ADMIN_TOKEN"]
     cfg = Config(**values)
+    if cfg.log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of: {', '.join(LOG_LEVELS)}")
     if cfg.market_hours not in ("24x7", "real"):
         raise ConfigError("market_hours must be '24x7' or 'real'")
     if cfg.tick_ms <= 0 or cfg.accounts < 0 or cfg.latency_ms < 0:

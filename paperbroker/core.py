@@ -31,6 +31,7 @@ class Broker:
         self.limiter = RateLimiter(cfg.limits(), enabled=cfg.rate_limits_enabled)
         self.reject_unknown = cfg.reject_unknown_fields
         self.ws_disconnect: Callable[[str | None], Awaitable[int]] | None = None
+        self.retired_keys: set[str] = set()  # deleted accounts' keys, still masked in the log
 
     def _build_market(self, anchor_epoch: float | None = None, anchor_prices: dict[str, float] | None = None,
                       engine: Engine | None = None) -> None:
@@ -70,6 +71,7 @@ class Broker:
         acct = self.accounts.pop(apikey, None)
         if acct is None:
             return False
+        self.retired_keys.add(apikey)
         for oid in [oid for oid, (a, _) in self.engine.open_orders.items() if a is acct]:
             self.engine.open_orders.pop(oid, None)
         self.engine.dirty.add(apikey)

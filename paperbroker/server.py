@@ -11,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from paperbroker import admin, routes_account, routes_data, routes_options, routes_orders  # noqa: F401
+from paperbroker import admin, logsafe, routes_account, routes_data, routes_options, routes_orders  # noqa: F401
 from paperbroker import nse_calendar as cal
 from paperbroker.api import BROKER_KEY, dispatch, fallback, health
 from paperbroker.config import Config
@@ -120,6 +120,8 @@ class PaperBroker:
 async def serve(cfg: Config) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly (state flushed, sockets closed)."""
     pb = PaperBroker(cfg)
+    b = pb.broker
+    logsafe.install(lambda: [*b.accounts, *b.retired_keys, b.admin_token])  # keys only in the start lines
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
