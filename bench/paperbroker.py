@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import print_machine, summarize  # noqa: E402
-from bench._loopback import build_post, closed_loop  # noqa: E402
+from bench._loopback import PhaseResult, build_post, closed_loop  # noqa: E402
 from tests.support.paperbroker import Admin, start_broker  # noqa: E402
 
 ACCOUNTS = 50
@@ -64,9 +64,28 @@ def load1() -> float:
     return os.getloadavg()[0]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(pid: int, phase: Any) -> tuple[PhaseResult, float]:
+    """Run ``phase`` (a coroutine); return its result and the server's CPU microseconds per request."""
+    before = cpu_seconds(pid)
+    result = await phase
+    spent = cpu_seconds(pid) - before
+    return result, spent / max(result.ok + result.errors, 1) * 1e6
+
+
 class Bench:
-    def __init__(self, port: int, noop_port: int, keys: list[str], sim: Admin, args: argparse.Namespace) -> None:
+    def __init__(self, port: int, noop_port: int, keys: list[str], sim: Admin, args: argparse.Namespace,
+                 pids: tuple[int, int]) -> None:
         self.port, self.noop_port, self.keys, self.sim, self.args = port, noop_port, keys, sim, args
+        self.pid, self.noop_pid = pids
 
     def post(self, path: str, body: bytes) -> bytes:
         return build_post(HOST, self.port, "/api/v1/" + path, body)
@@ -100,8 +119,10 @@ class Bench:
         self.sim.post("/sim/faults", {"latency_ms": a.latency_ms})
         quotes = [self.post("quotes", dump(apikey=k, symbol="SBIN", exchange="NSE")) for k in self.keys]
         noop_req = [build_post(HOST, self.noop_port, "/api/v1/quotes", dump(apikey="noop"))]
-        noop = await closed_loop(HOST, self.noop_port, noop_req, a.clients, secs, stagger=injected, warmup=0.5)
-        pb = await closed_loop(HOST, self.port, quotes, a.clients, secs, stagger=injected, warmup=0.5)
+        noop, noop_cpu = await measured(self.noop_pid, closed_loop(HOST, self.noop_port, noop_req, a.clients, secs,
+                                                                   stagger=injected, warmup=0.5))
+        pb, pb_cpu = await measured(self.pid, closed_loop(HOST, self.port, quotes, a.clients, secs,
+                                                          stagger=injected, warmup=0.5))
         self.sim.call("DELETE", "/sim/faults")
         for phase in (orders, reads, noop, pb):
             if phase.errors:
@@ -112,13 +133,15 @@ class Bench:
             "added_p99_ms": pb.percentile_ms(99) - a.latency_ms,
             "noop_added_p99_ms": noop.percentile_ms(99) - a.latency_ms,
             "latency_rps": pb.per_second, "load": load1(),
+            "cpu_us": pb_cpu, "noop_cpu_us": noop_cpu,
         }
 
 
 def describe_round(n: int, r: dict[str, float]) -> str:
     return (f"  round {n}: orders/s {r['orders_per_s']:7.0f}  reads/s {r['reads_per_s']:7.0f}  "
             f"p99 {r['p99_ms']:7.2f} ms  added p99 {r['added_p99_ms']:5.2f} ms "
-            f"(no-op floor {r['noop_added_p99_ms']:5.2f} ms)  {r['latency_rps']:5.0f} req/s  load {r['load']:.2f}")
+            f"(no-op floor {r['noop_added_p99_ms']:5.2f} ms)  {r['latency_rps']:5.0f} req/s  "
+            f"server CPU {r['cpu_us']:4.0f} us/req (no-op {r['noop_cpu_us']:3.0f})  load {r['load']:.2f}")
 
 
 def main() -> int:
@@ -136,7 +159,8 @@ def main() -> int:
     sim = Admin(broker.url)
     gc.collect()
     gc.freeze()  # the client's own pauses must not show up as the server's latency
-    bench = Bench(broker.http_port, noop_port, broker.keys, sim, args)
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    bench = Bench(broker.http_port, noop_port, broker.keys, sim, args, (broker.proc.pid, noop_proc.pid))
     sys.stdout.write(f"paperbroker bench: {ACCOUNTS} accounts, loopback, rate limits off, {args.rounds} rounds of "
                      f"{args.seconds:g} s per phase; {args.clients} clients, {args.latency_ms:g} ms injected\n")
     results: list[dict[str, float]] = []
@@ -160,6 +184,7 @@ def main() -> int:
     sys.stdout.write(f"  p50 / p99                {s('p50_ms', 'ms', 2)} / {s('p99_ms', 'ms', 2)}\n")
     sys.stdout.write(f"  added p99 (paper broker) {s('added_p99_ms', 'ms', 2)}\n")
     sys.stdout.write(f"  added p99 (no-op floor)  {s('noop_added_p99_ms', 'ms', 2)}\n")
+    sys.stdout.write(f"  server CPU per request   {s('cpu_us', 'us', 0)} (no-op server {s('noop_cpu_us', 'us', 0)})\n")
     missed = 0
     for key, name, op in (("orders_per_s", "orders/s", ">="), ("reads_per_s", "reads/s", ">="),
                           ("added_p99_ms", "p99 added latency ms", "<")):
