@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import pytest
@@ -14,7 +13,7 @@ from app.models.audit import ActivityLog
 from app.services.accounts import AccountInput, create_account
 from app.services.connection import PingOutcome, next_status
 from app.services.monitors import AccountDataRefresher, ConnectionMonitor, MarketDataFeed, last_prices
-from tests.helpers import make_user
+from tests.helpers import make_user, wait_until
 
 
 @pytest.mark.parametrize(("current", "failures", "outcome", "expected"), [
@@ -93,12 +92,8 @@ def test_feed_streams_index_prices_from_the_market_data_account(monitored, sim):
     try:
         assert feed.run_once().startswith("1 hosts")
         cache = last_prices(application)
-        deadline = time.monotonic() + 10
-        reading = None
-        while time.monotonic() < deadline and reading is None:
-            reading = cache.peek("NIFTY", "NSE_INDEX")
-            time.sleep(0.1)
-        assert reading is not None and reading.ltp == Decimal("26012.35")
+        reading = wait_until(lambda: cache.peek("NIFTY", "NSE_INDEX"), message="no NIFTY tick reached the cache")
+        assert reading.ltp == Decimal("26012.35")
     finally:
         feed.on_stop()
 

@@ -11,6 +11,10 @@ import pytest
 from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# One generous deadline for every Playwright action and expect(): a wait ends as soon as its
+# condition holds, and a loaded CI machine can take seconds to render a page (Playwright's own
+# default for expect() is 5 s).
+TIMEOUT_MS = 30_000
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -33,8 +37,9 @@ def browser():
         if os.environ.get("REQUIRE_BROWSER"):
             pytest.fail(f"Chromium not found at {CHROMIUM}; install the Debian 'chromium' package")
         pytest.skip("system Chromium not installed")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield instance
@@ -54,7 +59,7 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=30)
 
 
 @pytest.fixture
@@ -70,7 +75,7 @@ def new_page(browser, live_server):
 
     def open_page(viewport: dict | None = None):
         context = browser.new_context(base_url=live_server.url, viewport=viewport or {"width": 1280, "height": 800})
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()
 

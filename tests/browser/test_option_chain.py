@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import TIMEOUT_MS, LiveServer
 from tests.helpers import PASSWORD, Browserless, make_user
 from tests.support.paperbroker import START
 
@@ -30,7 +30,7 @@ def chain_page(browser, app_factory, broker, sim):
         assert added.status_code == 302
     with LiveServer(application) as server:
         context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 900})
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         page.goto("/auth/login")
         page.fill("#identifier", "alice")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import openalgo
+
+from tests.helpers import wait_until
 
 
 def test_done_when_flow_on_a_ticking_market(launch: Any) -> None:
@@ -23,10 +24,8 @@ def test_done_when_flow_on_a_ticking_market(launch: Any) -> None:
         assert c.orderstatus(order_id=oid)["data"]["order_status"] == "complete"
         assert [t["orderid"] for t in c.tradebook()["data"]] == [oid]
         assert c.positionbook()["data"][0]["quantity"] == 65
-        deadline = time.monotonic() + 10
-        while c.quotes(symbol="NIFTY", exchange="NSE_INDEX")["data"]["ltp"] == first:
-            assert time.monotonic() < deadline, "the random walk did not move"
-            time.sleep(0.05)
+        wait_until(lambda: c.quotes(symbol="NIFTY", exchange="NSE_INDEX")["data"]["ltp"] != first,
+                   message="the random walk did not move")
     finally:
         c.close()
     assert bp.stop() == 0

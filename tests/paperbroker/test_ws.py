@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import openalgo
 import pytest
 import websocket
+
+from tests.helpers import wait_until
 
 Frame = dict[str, Any]
 
@@ -127,13 +128,8 @@ def test_sdk_feed_receives_ltp(broker: Any, apikey: str, admin: Any) -> None:
         assert feed.connect()
         assert feed.subscribe_ltp([{"exchange": "NSE", "symbol": "RELIANCE"}])
         admin.set_spot(RELIANCE=1411)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ltp = feed.get_ltp().get("ltp", {}).get("NSE", {}).get("RELIANCE", {}).get("ltp")
-            if ltp == 1411.0:
-                break
-            time.sleep(0.02)
-        assert ltp == 1411.0
+        wait_until(lambda: feed.get_ltp().get("ltp", {}).get("NSE", {}).get("RELIANCE", {}).get("ltp") == 1411.0,
+                   interval=0.02, message="the feed never delivered RELIANCE at 1411")
     finally:
         feed.disconnect()
         feed.close()
