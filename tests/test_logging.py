@@ -118,3 +118,26 @@ def test_broker_calls_are_logged_at_debug(app, broker, apikey, caplog):
         client.close()
     messages = [r.getMessage() for r in caplog.records if r.name == "app.broker.client"]
     assert len(messages) == 1 and messages[0].startswith("broker call account=probe endpoint=ping ")
+
+
+def test_a_feed_that_cannot_connect_warns_once_then_retries_quietly(caplog):
+    import socket
+
+    from app.broker.feed import FeedClient
+    from tests.helpers import wait_until
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    caplog.set_level(logging.DEBUG, logger="app.broker.feed")
+    feed = FeedClient(f"ws://127.0.0.1:{port}", "k" * 32, lambda tick: None, name="dead", backoff=[0.01],
+                      connect_timeout=1.0)
+    feed.start()
+    try:
+        wait_until(lambda: feed.status().attempts >= 4, timeout=60)
+    finally:
+        feed.close()
+    feed_records = [r for r in caplog.records if r.name == "app.broker.feed"]
+    assert [r.getMessage() for r in feed_records if r.levelno >= logging.INFO] == [
+        next(r.getMessage() for r in feed_records if "connection lost" in r.getMessage())]
+    assert sum("connection lost" in r.getMessage() for r in feed_records) >= 3

@@ -202,12 +202,15 @@ class FeedClient:
                 with self._lock:
                     self._auth_failures += 1
                     self._last_error = f"authentication refused: {exc}"
-                logger.warning("feed %s: authentication refused: %s", self.name, exc)
+                # The first failure after a good session is the event; repeats while backing off are DEBUG.
+                logger.log(logging.WARNING if failures == 0 else logging.DEBUG,
+                           "feed %s: authentication refused: %s", self.name, exc)
             except (OSError, websocket.WebSocketException, TimeoutError, ValueError) as exc:
                 with self._lock:
                     self._last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if not (self._stop.is_set() or self._kick):
-                    logger.warning("feed %s: connection lost: %s", self.name, self._last_error)
+                    logger.log(logging.WARNING if failures == 0 else logging.DEBUG,
+                               "feed %s: connection lost: %s", self.name, self._last_error)
             except Exception as exc:  # a bug must not kill the thread and leave the feed silently dead
                 with self._lock:
                     self._last_error = f"internal error: {type(exc).__name__}"
@@ -223,7 +226,7 @@ class FeedClient:
             delay = self._backoff[min(failures, len(self._backoff) - 1)]
             failures += 1
             self._set_state(FeedState.AUTH_FAILED if refused else FeedState.BACKOFF)
-            logger.info("feed %s: reconnecting in %.1fs", self.name, delay)
+            logger.debug("feed %s: reconnecting in %.1fs", self.name, delay)
             self._wake.wait(delay)
         self._set_state(FeedState.CLOSED)
 
