@@ -1,0 +1,1 @@
+"""Strategy use cases: create, update, delete and template strategies (resolution and preview join later)."""
