@@ -6,18 +6,22 @@ from app.models.calendar import MarketHoliday, SpecialTradingSession, TradingHou
 from app.models.services import ServiceHeartbeat, ServiceLease
 from app.models.sessions import UserSession
 from app.models.settings import AppSetting
+from app.models.trading_settings import MarginRequirement, TradeQuality, TradingSettings
 from app.models.users import User
 
 __all__ = [
     "ActivityLog",
     "AppSetting",
+    "MarginRequirement",
     "MarketHoliday",
     "ServiceHeartbeat",
     "ServiceLease",
     "SpecialTradingSession",
+    "TradeQuality",
     "TradingAccount",
     "TradingHoursTemplate",
     "TradingSession",
+    "TradingSettings",
     "User",
     "UserSession",
 ]
