@@ -419,3 +419,28 @@ def test_banner_flag_can_be_forced_on_and_off(app_factory):
     forced = app_factory(HOST_ALLOWLIST_REQUIRED=True)
     with forced.app_context():
         assert BANNER in _client(forced, "root", "admin").get("/dashboard").get_data(as_text=True)
+
+
+def test_host_removed_from_the_list_is_no_longer_contacted_by_any_path(root, paper_app):
+    """The list is enforced on every use of a stored key, not only when a URL is entered."""
+    from app.services import connection, monitors
+
+    capture = CaptureHTTP()
+    try:
+        ws = "ws://127.0.0.1:1"  # never dialled in this test
+        set_list(root, f"127.0.0.1:{capture.port}, 127.0.0.1:1")
+        assert add(root, capture.url, ws=ws).status_code == 302
+        account = db.session.scalar(select(TradingAccount))
+        sent_while_allowed = len(capture.requests)
+        assert sent_while_allowed == 1  # the ping before saving
+
+        set_list(root, "127.0.0.1:5100")  # the capture server's port is no longer listed
+        outcome = connection.check_connection(account)  # "Test connection"
+        assert not outcome.ok and "allowed hosts" in (outcome.error or "")
+        assert monitors._ping_in_context(paper_app, account.id)[0].ok is False  # the connection monitor
+        assert monitors.MarketDataFeed().desired_sources() == {}  # the feed does not dial it either
+        chain = root.get("/api/option-chain?symbol=NIFTY")  # the option chain (market-data account)
+        assert chain.status_code == 502 and "allowed hosts" in chain.get_data(as_text=True)
+        assert len(capture.requests) == sent_while_allowed
+    finally:
+        capture.close()

@@ -58,3 +58,10 @@ class NotOpenAlgo(BrokerError):
     """The host answered, but not like an OpenAlgo server (an HTML page, or unexpected JSON)."""
 
     user_message = "This host does not look like an OpenAlgo server (unexpected response)."
+
+
+class HostNotAllowed(BrokerError):
+    """The account's host or WebSocket URL is not on the administrator's allow-list (any more).
+    Nothing was sent; the user must edit the account or an admin must allow the host."""
+
+    user_message = "This account's host is not on the administrator's list of allowed hosts; nothing was sent."

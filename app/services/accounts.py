@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.broker.client import ClientRegistry, ClientSettings, OpenAlgoClient
-from app.broker.errors import BrokerAuthError, BrokerError
+from app.broker.errors import BrokerAuthError, BrokerError, HostNotAllowed
 from app.broker.paper import provision_paper_account
 from app.domain import hosts
 from app.extensions import db
@@ -106,8 +106,36 @@ def client_registry() -> ClientRegistry:
     return registry
 
 
+def account_urls_allowed(account: TradingAccount) -> bool:
+    """True when the current allow-list covers the account's host URL and WebSocket URL.
+
+    Checked on every use, not only when the URL was entered: removing a host from the list
+    stops the monitor, refresher, feed and pages from sending that account's key there.
+    """
+    allowed = outbound.allowlist()
+    if allowed is None:
+        return True
+    for url in (account.host_url, account.websocket_url):
+        if not url:
+            continue
+        try:
+            if not hosts.is_allowed(hosts.destination(url), allowed):
+                return False
+        except hosts.HostRuleError:
+            return False
+    return True
+
+
 def client_for(account: TradingAccount) -> OpenAlgoClient:
-    """The pooled client of an account (the key is decrypted here and nowhere else)."""
+    """The pooled client of an account (the key is decrypted here and nowhere else).
+
+    Raises:
+        HostNotAllowed: the allow-list no longer covers the account's host or WebSocket URL.
+    """
+    if not account_urls_allowed(account):
+        logger.warning("Not contacting account %s: host %r or WebSocket %r is not on the allow-list",
+                       account.id, account.host_url, account.websocket_url)
+        raise HostNotAllowed(HostNotAllowed.user_message)
     api_key = get_encryptor().decrypt(account.api_key_encrypted)
     return client_registry().get(account.id, account.host_url, api_key, label=f"{account.id}:{account.account_name}",
                                  ws_url=account.websocket_url)

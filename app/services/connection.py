@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from app.broker.client import OpenAlgoClient
-from app.broker.errors import BrokerAuthError, BrokerError
+from app.broker.errors import BrokerAuthError, BrokerError, HostNotAllowed
 from app.extensions import db
 from app.models.accounts import STATUS_AUTH_ERROR, STATUS_CONNECTED, STATUS_DISCONNECTED, TradingAccount
 from app.models.types import utcnow
@@ -43,7 +43,11 @@ def ping_client(client: OpenAlgoClient) -> PingOutcome:
 def ping(account: TradingAccount) -> PingOutcome:
     from app.services.accounts import client_for
 
-    return ping_client(client_for(account))
+    try:
+        client = client_for(account)
+    except HostNotAllowed as exc:
+        return PingOutcome(False, error=str(exc))
+    return ping_client(client)
 
 
 def ping_confirmed(client: OpenAlgoClient, *, retries: int, delay: float,
@@ -112,9 +116,13 @@ def check_connection(account: TradingAccount) -> PingOutcome:
     from app.services.accounts import client_for
 
     account_id = account.id
-    client = client_for(account)
+    try:
+        client: OpenAlgoClient | None = client_for(account)
+    except HostNotAllowed as exc:
+        client, outcome = None, PingOutcome(False, error=str(exc))
     db.session.commit()  # no transaction open across the network call
-    outcome = ping_client(client)
+    if client is not None:
+        outcome = ping_client(client)
     fresh = db.session.get(TradingAccount, account_id)
     if fresh is not None:
         apply_outcome(fresh, outcome)

@@ -18,11 +18,12 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import select
 
+from app.broker.errors import HostNotAllowed
 from app.domain.instruments import UNDERLYINGS
 from app.extensions import db
 from app.models.accounts import TradingAccount
 from app.services.account_data import refresher
-from app.services.accounts import client_for
+from app.services.accounts import account_urls_allowed, client_for
 from app.services.connection import FAILURES_BEFORE_DISCONNECT, PingOutcome, apply_outcome, ping_confirmed
 from app.services.market_data import FeedManager, LastPriceCache
 from app.services.market_source import choose_source, update_sources
@@ -79,7 +80,10 @@ def _ping_in_context(app: Flask, account_id: int) -> list[PingOutcome]:
             account = db.session.get(TradingAccount, account_id)
             if account is None:
                 return []
-            client = client_for(account)
+            try:
+                client = client_for(account)
+            except HostNotAllowed as exc:
+                return [PingOutcome(False, error=str(exc))]
         finally:
             db.session.remove()  # no session held across the pings
         return ping_confirmed(client, retries=FAILURES_BEFORE_DISCONNECT - 1, delay=app.config["PING_RETRY_SECONDS"])
@@ -149,7 +153,7 @@ class MarketDataFeed(Service):
         wanted: dict[str, TradingAccount] = {}
         for accounts in by_user.values():
             source = choose_source(accounts)
-            if source is not None and source.websocket_url:
+            if source is not None and source.websocket_url and account_urls_allowed(source):
                 wanted.setdefault(source.host_url, source)
         return wanted
 

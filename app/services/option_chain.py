@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app
 
 from app.broker.client import OpenAlgoClient
-from app.broker.errors import BrokerError
+from app.broker.errors import BrokerError, HostNotAllowed
 from app.broker.parsing import OptionChain, OptionChainRow, OptionLeg
 from app.domain import formatting as fmt
 from app.domain.instruments import Underlying
@@ -79,7 +79,10 @@ def _source(user: User, symbol: str) -> tuple[OpenAlgoClient, tuple[Any, ...], s
     if account is None:
         raise OptionChainError("Add an account first: the option chain comes from your primary account.")
     und = lookup_underlying(symbol)
-    client = client_for(account)
+    try:
+        client = client_for(account)
+    except HostNotAllowed as exc:
+        raise OptionChainError(f"{account.account_name}: {exc}") from exc
     scope = (user.id, account.id, account.host_url)
     source_name = account.account_name
     db.session.commit()  # no transaction open across the network calls
