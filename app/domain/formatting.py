@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from app.domain.symbols import format_strike
+
 MISSING = "—"
 
 Number = int | Decimal
@@ -115,8 +117,6 @@ def strike(value: Number | None) -> str:
     strike(None) -> MISSING. No grouping: a strike is a label, not an amount.
     """
     number = _as_decimal(value)
-    if number is None:
+    if number is None or number <= 0:
         return MISSING
-    if number == number.to_integral_value():
-        return str(int(number))
-    return format(number.normalize(), "f")
+    return format_strike(number)  # the symbol rule: one way to write a strike

@@ -6,18 +6,11 @@ trader reads is the same wherever it is shown. Rounding is half-up, as on a cont
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+
+from app.domain.formatting import indian_number
 
 RUPEE = "₹"
-
-
-def _group(digits: str) -> str:
-    head, tail = digits[:-3], digits[-3:]
-    pairs: list[str] = []
-    while head:
-        pairs.insert(0, head[-2:])
-        head = head[:-2]
-    return ",".join([*pairs, tail])
 
 
 def format_inr(amount: Decimal | int, places: int = 0) -> str:
@@ -40,8 +33,5 @@ def format_inr(amount: Decimal | int, places: int = 0) -> str:
     value = Decimal(amount)
     if not value.is_finite():
         raise ValueError(f"not a finite amount: {amount!r}")
-    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    whole, _, fraction = format(abs(rounded), "f").partition(".")
-    sign = "-" if rounded < 0 else ""
-    text = _group(whole)
-    return f"{sign}{RUPEE}{text}.{fraction}" if places else f"{sign}{RUPEE}{text}"
+    text = indian_number(value, places)  # the one grouping and rounding rule (app/domain/formatting.py)
+    return f"-{RUPEE}{text[1:]}" if text.startswith("-") else f"{RUPEE}{text}"
