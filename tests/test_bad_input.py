@@ -5,6 +5,8 @@ The NUL cases matter most on PostgreSQL, which refuses NUL in text; CI runs this
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -228,3 +230,56 @@ def test_text_helpers():
     assert not has_control_characters("Zerodha – main ₹") and not has_control_characters("a\tb\n", allow_newlines=True)
     assert escape_control_characters("x\nFAKE\r\x1b[2J\u2028\x00") == "x\\nFAKE\\r\\x1b[2J\\u2028\\x00"
     assert replace_nul({"k\x00": ["v\x00", 3, None]}) == {"k\ufffd": ["v\ufffd", 3, None]}
+
+
+# --- every route, as an attacker would try it --------------------------------------------------
+
+_BAD_QUERIES = ["page=" + FORTY_DIGITS, "year=" + FORTY_DIGITS, "strikes=" + FORTY_DIGITS, "user=a%00b",
+                "action=a%00", "category=%00", "outcome=%00", "from=%00", "to=9999-99-99", "sort=%00", "dir=%00",
+                "underlying=%00", "expiry=%00", "format=%00", "next=%00", "id=" + FORTY_DIGITS]
+_FIELD_NAMES = ["name", "account_name", "host_url", "websocket_url", "api_key", "description", "exchanges", "hosts",
+                "username", "email", "identifier", "password", "current_password", "confirm", "role", "exchange",
+                "holiday_date", "session_date", "start_time", "end_time", "pre_open_buffer_minutes"]
+_BAD_BODIES = [
+    ("json", [1, 2]), ("json", {"name": {"a": 1}}), ("json", dict.fromkeys(_FIELD_NAMES, 5)),
+    ("raw", "[" * 5000 + "]" * 5000), ("form", dict.fromkeys(_FIELD_NAMES, "x\x00y")),
+    ("form", {"pre_open_buffer_minutes": "9" * 5000, "holiday_date": FORTY_DIGITS, "start_time": "99:99"}),
+]
+
+
+def _server_error(status: int) -> bool:
+    # 502/503/504 are honest answers (no broker account to ask, no service leader), not crashes.
+    return status >= 500 and status not in (502, 503, 504)
+
+
+@pytest.mark.parametrize("who", ["anonymous", "admin"])
+def test_every_route_answers_bad_input_without_a_500(app, client, trader, admin_client, who):
+    # Object ids in URLs are 1: the trader is created first, so the admin's own account is never the target.
+    c = admin_client if who == "admin" else client
+    token = c.token("/dashboard" if who == "admin" else "/auth/login")
+    failures = []
+    for rule in app.url_map.iter_rules():
+        # Signing out or ending sessions would turn the rest of the admin walk into an anonymous one.
+        if rule.endpoint in ("static", "auth.logout") or rule.endpoint.startswith(("auth.end_", "admin.end_")):
+            continue
+        url = re.sub(r"<(?:int:)?[^>]+>", "1", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if method == "GET":
+                for query in _BAD_QUERIES:
+                    status = c.get(f"{url}?{query}").status_code
+                    if _server_error(status):
+                        failures.append((method, url, query, status))
+                continue
+            for kind, body in _BAD_BODIES:
+                if kind == "json":
+                    response = c.open(url, method=method, json=body, headers={"X-CSRFToken": token})
+                elif kind == "raw":
+                    response = c.open(url, method=method, data=body, content_type="application/json",
+                                      headers={"X-CSRFToken": token})
+                else:
+                    response = c.open(url, method=method, data={**body, "csrf_token": token})
+                if _server_error(response.status_code):
+                    failures.append((method, url, f"{kind} {str(body)[:40]}", response.status_code))
+    assert failures == []
+    if who == "admin":
+        assert c.get("/dashboard").status_code == 200  # still signed in: every route was tried as admin
