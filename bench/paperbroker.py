@@ -193,6 +193,10 @@ def main() -> int:
         good = value >= target if op == ">=" else value < target
         missed += not good
         sys.stdout.write(f"  {'PASS' if good else 'MISS'} {name} {value:.2f} {op} {target:g} (median)\n")
+    floor = summarize([r["noop_added_p99_ms"] for r in results]).median
+    if floor >= TARGETS["added_p99_ms"] / 2:
+        sys.stdout.write(f"  NOTE the no-op floor alone adds {floor:.2f} ms at p99: this machine is too busy to judge "
+                         f"the {TARGETS['added_p99_ms']:g} ms target; run it on a quiet machine\n")
     sys.stdout.write(f"  load average at the end {load1():.2f}; total time {time.perf_counter() - started:.1f} s\n")
     if args.rounds < 3:
         sys.stdout.write("  fewer than 3 rounds: figures are indicative only\n")
