@@ -41,7 +41,7 @@ def launch() -> Iterator[Any]:
     for bp in started:
         if bp.proc.poll() is None:
             bp.proc.kill()
-            bp.proc.wait(timeout=10)
+            bp.proc.wait(timeout=60)
 
 
 @pytest.fixture

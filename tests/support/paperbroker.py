@@ -32,13 +32,13 @@ class BrokerProc:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws_port}"
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
 
 
-def start_broker(*extra: str, accounts: int = 2, deterministic: bool = True, timeout: float = 30.0) -> BrokerProc:
+def start_broker(*extra: str, accounts: int = 2, deterministic: bool = True, timeout: float = 120.0) -> BrokerProc:
     """Start ``python -m paperbroker`` on free ports and wait for its ready line."""
     args = [sys.executable, "-m", "paperbroker", "--port", "0", "--ws-port", "0", "--accounts", str(accounts),
             "--admin-token", ADMIN_TOKEN, *extra]
