@@ -6,6 +6,7 @@ from app.models.calendar import MarketHoliday, SpecialTradingSession, TradingHou
 from app.models.services import ServiceHeartbeat, ServiceLease
 from app.models.sessions import UserSession
 from app.models.settings import AppSetting
+from app.models.strategies import Strategy, StrategyAccount, StrategyLeg, StrategyTemplate
 from app.models.trading_settings import MarginRequirement, TradeQuality, TradingSettings
 from app.models.users import User
 
@@ -17,6 +18,10 @@ __all__ = [
     "ServiceHeartbeat",
     "ServiceLease",
     "SpecialTradingSession",
+    "Strategy",
+    "StrategyAccount",
+    "StrategyLeg",
+    "StrategyTemplate",
     "TradeQuality",
     "TradingAccount",
     "TradingHoursTemplate",

@@ -1,0 +1,7 @@
+"""Strategy builder pages: list, builder, edit, delete, templates."""
+
+from flask import Blueprint
+
+bp = Blueprint("strategy", __name__)
+
+from app.strategy import routes  # noqa: E402,F401
