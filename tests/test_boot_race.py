@@ -102,6 +102,18 @@ def test_processes_racing_on_an_empty_directory_all_get_the_winners_value(tmp_pa
         assert (Path(folder) / "encryption_key").read_text() == next(iter(values))
 
 
+def test_filesystem_without_hard_links_falls_back_to_exclusive_create(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(config.os, "link", no_links)
+    first = config.read_or_create_instance_secret("secret_key", lambda: "first", tmp_path)
+    second = config.read_or_create_instance_secret("secret_key", lambda: "second", tmp_path)
+    assert first == second == "first"
+    assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]
+
+
 def test_existing_empty_secret_file_is_refused_after_waiting(tmp_path):
     (tmp_path / "secret_key").write_text("")
     with pytest.raises(config.ConfigError, match="empty"):
