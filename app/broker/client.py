@@ -11,8 +11,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -34,6 +35,34 @@ from app.broker.sdk import new_api
 logger = logging.getLogger(__name__)
 
 DEFAULT_STRATEGY = "AlgoMirror"
+MAX_MARGIN_POSITIONS = 50  # OpenAlgo's /margin takes 1..50 positions
+
+
+class MarginNotSupported(BrokerRequestError):
+    """The broker behind this OpenAlgo server has no margin API (`/margin` answered 501 or 404).
+    Nothing is wrong with the account: fall back to the margin table."""
+
+    user_message = "This broker does not calculate basket margins; the margin table is used instead."
+
+
+@dataclass(frozen=True)
+class MarginPosition:
+    """One leg of a basket sent to `/margin`. A price of None sends "0" (MARKET)."""
+
+    symbol: str
+    exchange: str
+    action: str  # BUY or SELL
+    quantity: int
+    product: str  # MIS, NRML or CNC
+    price_type: str = "MARKET"
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+
+    def as_request(self) -> dict[str, str]:
+        return {"symbol": self.symbol, "exchange": self.exchange, "action": self.action.upper(),
+                "quantity": str(self.quantity), "product": self.product, "pricetype": self.price_type,
+                "price": "0" if self.price is None else str(self.price),
+                "trigger_price": "0" if self.trigger_price is None else str(self.trigger_price)}
 
 
 @dataclass(frozen=True)
@@ -115,6 +144,9 @@ def raise_for_error(result: Any, *, endpoint: str, is_order: bool) -> dict[str, 
             raise NotOpenAlgo(f"The host answered HTTP {code} with a non-OpenAlgo page.", status_code=code,
                               endpoint=endpoint)
         message = _message_text(body.get("message", "")) if isinstance(body, dict) else str(body)
+        if isinstance(body, dict) and isinstance(body.get("errors"), dict):
+            # Styles C and D (OPENALGO_API.md §1.2): "Validation error" plus the fields in `errors`.
+            message = f"{message}: {_message_text(body['errors'])}"
     return _raise_for_status(code, message, endpoint=endpoint, is_order=is_order)
 
 
@@ -227,9 +259,41 @@ class OpenAlgoClient:
             kwargs["strike_count"] = strike_count
         return parsing.parse_option_chain(self._call("optionchain", lambda: self._api.optionchain(**kwargs)))
 
-    def symbol_info(self, symbol: str, exchange: str) -> dict[str, Any]:
+    def symbol_info(self, symbol: str, exchange: str) -> parsing.SymbolInfo:
+        """The contract as the broker's master lists it (lot size, freeze quantity, tick size).
+
+        Raises BrokerRequestError (status 404) for a symbol the master does not know."""
         body = self._call("symbol", lambda: self._api.symbol(symbol=symbol, exchange=exchange))
-        return body.get("data") or {}
+        return parsing.parse_symbol_info(body.get("data"))
+
+    def option_symbol(self, underlying: str, exchange: str, expiry_date: str, offset: str,
+                      option_type: str) -> parsing.OptionSymbol:
+        """The broker's own resolution of ATM / ITMn / OTMn for an expiry ('30-DEC-25' or '30DEC25')."""
+        body = self._call("optionsymbol", lambda: self._api.optionsymbol(
+            underlying=underlying, exchange=exchange, expiry_date=parsing.expiry_to_request_format(expiry_date),
+            offset=offset.upper(), option_type=option_type.upper()))
+        return parsing.parse_option_symbol(body)
+
+    # --- margin -------------------------------------------------------------------------------
+
+    def basket_margin(self, positions: Sequence[MarginPosition]) -> parsing.BasketMargin:
+        """The margin the broker asks for a whole basket (hedge benefit included).
+
+        Raises:
+            ValueError: no positions, or more than OpenAlgo's 50.
+            MarginNotSupported: the broker has no margin API (501/404): use the table instead.
+            BrokerUnavailable, BrokerAuthError, RateLimited, BrokerRequestError: as for any read.
+        """
+        if not 1 <= len(positions) <= MAX_MARGIN_POSITIONS:
+            raise ValueError(f"a margin basket holds 1 to {MAX_MARGIN_POSITIONS} positions, got {len(positions)}")
+        request = [p.as_request() for p in positions]
+        try:
+            body = self._call("margin", lambda: self._api.margin(positions=request))
+        except (BrokerUnavailable, BrokerRequestError) as exc:
+            if exc.status_code in (404, 501):
+                raise MarginNotSupported(str(exc), status_code=exc.status_code, endpoint="margin") from exc
+            raise
+        return parsing.parse_basket_margin(body)
 
     # --- orders -------------------------------------------------------------------------------
 

@@ -283,6 +283,7 @@ class OptionLeg:
     theta: Decimal | None
     vega: Decimal | None
     lot_size: int
+    tick_size: Decimal = ZERO
 
     @property
     def change(self) -> Decimal:
@@ -303,6 +304,8 @@ class OptionChain:
     expiry: str
     atm_strike: Decimal
     rows: list[OptionChainRow]
+    quotes_included: bool = True  # False: the legs carry no live prices (LTPs are not quotes)
+    server_ts: int | None = None  # the broker's clock when it built the answer (epoch seconds)
 
 
 def _optional_decimal(value: Any) -> Decimal | None:
@@ -318,6 +321,7 @@ def parse_option_leg(raw: Any) -> OptionLeg | None:
         iv=_optional_decimal(raw.get("implied_volatility")), delta=_optional_decimal(raw.get("delta")),
         gamma=_optional_decimal(raw.get("gamma")), theta=_optional_decimal(raw.get("theta")),
         vega=_optional_decimal(raw.get("vega")), lot_size=to_int(raw.get("lotsize")),
+        tick_size=to_decimal(raw.get("tick_size")),
     )
 
 
@@ -329,9 +333,92 @@ def parse_option_chain(body: dict[str, Any]) -> OptionChain:
         if isinstance(r, dict)
     ]
     return OptionChain(underlying=to_str(body.get("underlying")), underlying_ltp=to_decimal(body.get("underlying_ltp")),
-                       expiry=to_str(body.get("expiry_date")), atm_strike=to_decimal(body.get("atm_strike")), rows=rows)
+                       expiry=to_str(body.get("expiry_date")), atm_strike=to_decimal(body.get("atm_strike")), rows=rows,
+                       quotes_included=_flag(body.get("quotes_included"), default=True),
+                       server_ts=None if body.get("server_ts") in (None, "") else to_int(body.get("server_ts")))
+
+
+def _flag(value: Any, *, default: bool) -> bool:
+    """A boolean that may arrive as true/false, "true"/"false" or 1/0."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def expiry_to_request_format(expiry: str) -> str:
     """'30-DEC-25' (from /expiry) → '30DEC25' (what option requests take)."""
     return expiry.replace("-", "").upper()
+
+
+@dataclass(frozen=True)
+class BasketMargin:
+    """What the broker's `/margin` asks for a basket; `total` includes any hedge benefit it grants."""
+
+    total: Decimal
+    span: Decimal
+    exposure: Decimal
+    margin_benefit: Decimal | None = None  # only some brokers report it
+
+
+def parse_basket_margin(body: dict[str, Any]) -> BasketMargin:
+    data = _require_dict(body.get("data"), "margin")
+    if data.get("total_margin_required") is None:
+        raise NotOpenAlgo("Unexpected margin response: no total_margin_required field")
+    total = to_decimal(data.get("total_margin_required"))
+    span = to_decimal(data.get("span_margin"))
+    return BasketMargin(total=total, span=span,
+                        exposure=to_decimal(data.get("exposure_margin"), default=total - span),
+                        margin_benefit=_optional_decimal(data.get("margin_benefit")))
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    """One contract of the broker's master contract (`/symbol`)."""
+
+    symbol: str
+    exchange: str
+    name: str
+    expiry: str  # as the master lists it ("30-DEC-25"), "" for cash and indices
+    strike: Decimal | None  # None for futures, cash and indices (OpenAlgo writes -0.01)
+    lot_size: int
+    tick_size: Decimal
+    freeze_qty: int | None  # None when the broker does not report one
+    instrument_type: str
+
+
+def parse_symbol_info(data: Any) -> SymbolInfo:
+    row = _require_dict(data, "symbol")
+    if not row.get("symbol"):
+        raise NotOpenAlgo("Unexpected symbol response: no symbol field")
+    strike = _optional_decimal(row.get("strike"))
+    freeze = row.get("freeze_qty")
+    return SymbolInfo(
+        symbol=to_str(row.get("symbol")), exchange=to_str(row.get("exchange")), name=to_str(row.get("name")),
+        expiry=to_str(row.get("expiry")), strike=strike if strike is not None and strike > 0 else None,
+        lot_size=to_int(row.get("lotsize")), tick_size=to_decimal(row.get("tick_size")),
+        freeze_qty=None if freeze in (None, "") else to_int(freeze),
+        instrument_type=to_str(row.get("instrumenttype")))
+
+
+@dataclass(frozen=True)
+class OptionSymbol:
+    """The broker's own resolution of an (underlying, expiry, offset, type) to a contract (`/optionsymbol`)."""
+
+    symbol: str
+    exchange: str
+    lot_size: int
+    tick_size: Decimal
+    freeze_qty: int | None
+    underlying_ltp: Decimal
+
+
+def parse_option_symbol(body: dict[str, Any]) -> OptionSymbol:
+    if not body.get("symbol"):
+        raise NotOpenAlgo("Unexpected optionsymbol response: no symbol field")
+    freeze = body.get("freeze_qty")
+    return OptionSymbol(symbol=to_str(body.get("symbol")), exchange=to_str(body.get("exchange")),
+                        lot_size=to_int(body.get("lotsize")), tick_size=to_decimal(body.get("tick_size")),
+                        freeze_qty=None if freeze in (None, "") else to_int(freeze),
+                        underlying_ltp=to_decimal(body.get("underlying_ltp")))
