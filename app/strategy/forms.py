@@ -353,7 +353,7 @@ def _int_or_none(raw: Any) -> int | None:
 
 def new_leg_form() -> LegForm:
     """A blank leg with the placeholder index the builder's script replaces (legs-__index__-...)."""
-    return LegForm(formdata=None, prefix="legs-__index__")
+    return LegForm(formdata=None, prefix="legs-__index__-")
 
 
 def _scalar(value: Any) -> str:
@@ -391,6 +391,8 @@ def formdata_from_json(body: Mapping[str, Any]) -> MultiDict:
                     continue
                 if key == "accounts":
                     data.add(f"accounts-{i}-enabled", "y")
+                else:
+                    data.add(f"legs-{i}-present", "")  # an empty leg still counts (with defaults)
                 for sub, sub_value in item.items():
                     try:
                         data.add(f"{key}-{i}-{sub}", _scalar(sub_value))

@@ -58,22 +58,26 @@ def builder():
         template = template_service.get_visible(current_user, template_id)
         body = template_service.strategy_body(template)
     form = _builder_form(body)
-    if request.method == "POST" and form.validate():
+    if request.method == "GET":
+        return _render(form)
+    if form.validate():
         strategy = crud.create_strategy(current_user, form.to_spec())
         flash(f"Strategy {strategy.name} saved.", "success")
         return redirect(url_for("strategy.edit", strategy_id=strategy.id))
-    return _render(form, status=400 if form.errors else 200)
+    return _render(form, status=400)
 
 
 @bp.route("/<int:strategy_id>", methods=["GET", "POST"])
 def edit(strategy_id: int):
     strategy = crud.get_owned(current_user, strategy_id)
     form = _builder_form(crud.strategy_dict(strategy))
-    if request.method == "POST" and form.validate():
+    if request.method == "GET":
+        return _render(form, strategy)
+    if form.validate():
         crud.update_strategy(current_user, strategy, form.to_spec())
         flash(f"Strategy {strategy.name} saved.", "success")
         return redirect(url_for("strategy.edit", strategy_id=strategy.id))
-    return _render(form, strategy, status=400 if form.errors else 200)
+    return _render(form, strategy, status=400)
 
 
 @bp.route("/<int:strategy_id>/delete", methods=["POST"])
