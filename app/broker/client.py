@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -57,6 +57,27 @@ class MarginPosition:
     price_type: str = "MARKET"
     price: Decimal | None = None
     trigger_price: Decimal | None = None
+
+    @classmethod
+    def from_mapping(cls, fields: Mapping[str, Any]) -> MarginPosition:
+        """From OpenAlgo's own keys. Raises ValueError for a missing key or a quantity that is no whole number."""
+        try:
+            quantity = Decimal(str(fields["quantity"]))
+            if quantity != quantity.to_integral_value():
+                raise ValueError(f"fractional margin quantity {fields['quantity']!r}")
+
+            def price(key: str) -> Decimal | None:
+                value = fields.get(key)
+                return None if value in (None, "", "0", 0) else Decimal(str(value))
+
+            return cls(symbol=str(fields["symbol"]), exchange=str(fields["exchange"]), action=str(fields["action"]),
+                       quantity=int(quantity), product=str(fields["product"]),
+                       price_type=str(fields.get("pricetype") or "MARKET"), price=price("price"),
+                       trigger_price=price("trigger_price"))
+        except KeyError as exc:
+            raise ValueError(f"a margin position needs {exc.args[0]!r}") from None
+        except ArithmeticError as exc:
+            raise ValueError(f"a margin position has a bad number: {exc}") from None
 
     def as_request(self) -> dict[str, str]:
         return {"symbol": self.symbol, "exchange": self.exchange, "action": self.action.upper(),
@@ -276,8 +297,12 @@ class OpenAlgoClient:
 
     # --- margin -------------------------------------------------------------------------------
 
-    def basket_margin(self, positions: Sequence[MarginPosition]) -> parsing.BasketMargin:
+    def basket_margin(self, positions: Sequence[MarginPosition | Mapping[str, Any]]) -> parsing.BasketMargin:
         """The margin the broker asks for a whole basket (hedge benefit included).
+
+        `positions` are MarginPosition values, or mappings with OpenAlgo's own keys (symbol,
+        exchange, action, quantity, product, pricetype, price, trigger_price); other keys are
+        never sent.
 
         Raises:
             ValueError: no positions, or more than OpenAlgo's 50.
@@ -286,7 +311,8 @@ class OpenAlgoClient:
         """
         if not 1 <= len(positions) <= MAX_MARGIN_POSITIONS:
             raise ValueError(f"a margin basket holds 1 to {MAX_MARGIN_POSITIONS} positions, got {len(positions)}")
-        request = [p.as_request() for p in positions]
+        request = [(p if isinstance(p, MarginPosition) else MarginPosition.from_mapping(p)).as_request()
+                   for p in positions]
         try:
             body = self._call("margin", lambda: self._api.margin(positions=request))
         except (BrokerUnavailable, BrokerRequestError) as exc:

@@ -154,3 +154,12 @@ def test_option_chain_and_multiquotes_with_numbers_as_strings_parse_the_same(rew
     assert atm.strike == Decimal("26000") and atm.ce is not None and atm.ce.tick_size == Decimal("0.05")
     assert isinstance(atm.ce.gamma, Decimal) and atm.ce.lot_size == 65
     assert string_quotes == plain_quotes and string_quotes[("NIFTY", "NSE_INDEX")].ltp == Decimal("26000")
+
+
+def test_basket_margin_takes_openalgo_keyed_mappings_too(client):
+    symbol = _atm_call(client)
+    margin = client.basket_margin([{"symbol": symbol, "exchange": "NFO", "action": "SELL", "quantity": 65,
+                                    "product": "NRML", "pricetype": "MARKET"}])
+    assert margin.total == Decimal("253500.0")
+    with pytest.raises(ValueError, match="'product'"):
+        client.basket_margin([{"symbol": symbol, "exchange": "NFO", "action": "SELL", "quantity": 65}])
