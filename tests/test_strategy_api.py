@@ -218,3 +218,16 @@ def test_create_strategy_body_not_an_object_is_400(trader_client):
 
     assert response.status_code == 400
     assert _count(Strategy) == 0
+
+
+def test_put_back_what_get_returned_round_trips_a_future_leg(trader_client):
+    created = send(trader_client, "POST", "/api/strategies",
+                   body(legs=[leg(instrument="future", strike_method=None, option_type=None, strike_offset=None),
+                              leg(strike_method="strike", strike_offset=None, strike_price="24550.5")])).get_json()
+
+    response = send(trader_client, "PUT", f"/api/strategies/{created['id']}", created)
+
+    assert response.status_code == 200, response.get_json()
+    again = response.get_json()
+    assert again["legs"] == created["legs"] and again["legs"][1]["strike_price"] == "24550.5"
+    assert again["legs"][0]["strike_method"] is None and again["legs"][0]["option_type"] is None

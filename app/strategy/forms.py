@@ -160,6 +160,11 @@ class LegForm(_SubForm):
         ok = super().validate(extra_validators)
         if self.instrument.data == InstrumentKind.OPTION.value:
             ok = self._check_strike() and ok
+        else:  # a future has no strike and no option type: whatever was sent for them is ignored
+            for unused in (self.strike_method, self.option_type, self.strike_offset, self.strike_price,
+                           self.target_premium):
+                unused.errors = []
+            ok = not any(field.errors for field in self)
         if self.order_type.data == OrderType.LIMIT.value and self.limit_buffer_pct.data is None \
                 and not self.limit_buffer_pct.errors:
             self.limit_buffer_pct.errors.append("Enter the buffer for a limit order (0 to 20 %).")
