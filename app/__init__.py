@@ -113,6 +113,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.audit import bp as audit_bp
     from app.auth import bp as auth_bp
     from app.main import bp as main_bp
+    from app.margin import admin_bp as margin_admin_bp
+    from app.margin import bp as margin_bp
     from app.strategy import bp as strategy_bp
     from app.trading import bp as trading_bp
 
@@ -123,6 +125,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp, url_prefix="/accounts")
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(trading_bp, url_prefix="/trading")
+    app.register_blueprint(margin_bp)
+    app.register_blueprint(margin_admin_bp)
     app.register_blueprint(strategy_bp, url_prefix="/strategy")
 
     from app.services_health import bp as services_health_bp

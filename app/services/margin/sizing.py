@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 
 from app.broker.client import MarginNotSupported, MarginPosition, OpenAlgoClient
 from app.broker.errors import BrokerError
@@ -40,6 +39,7 @@ from app.models.accounts import TradingAccount
 from app.models.types import utcnow
 from app.models.users import User
 from app.services.account_data import FetchResult, refresher
+from app.services.accounts import owned_accounts
 from app.services.dashboard import funds_from_cache
 from app.services.margin.contracts import ExpiryDay, expiry_today
 from app.services.margin.tables import UnknownRow, margin_rows
@@ -111,9 +111,8 @@ def owned_active_accounts(user: User, account_ids: Sequence[int]) -> list[Tradin
         AccountNotFound: an id is unknown, deleted, inactive or another user's.
     """
     wanted = list(dict.fromkeys(account_ids))
-    rows = {a.id: a for a in db.session.scalars(select(TradingAccount).where(
-        TradingAccount.user_id == user.id, TradingAccount.deleted_at.is_(None), TradingAccount.is_active.is_(True),
-        TradingAccount.id.in_(wanted)))}
+    rows = {a.id: a for a in db.session.scalars(
+        owned_accounts(user, include_inactive=False).where(TradingAccount.id.in_(wanted)))}
     missing = [i for i in wanted if i not in rows]
     if missing:
         raise AccountNotFound(missing)
