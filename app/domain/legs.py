@@ -7,11 +7,14 @@ into a contract. It validates itself, so an invalid leg never reaches a broker c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from app.domain.expiries import ExpiryChoice
+from app.domain.expiries import EXPIRY_CUTOFF_IST, ExpiryChoice, choose_expiry, ist_today
 from app.domain.instruments import UNDERLYINGS, Action, InstrumentKind, OptionType
+from app.domain.market_hours import IST
 from app.domain.strategy_settings import OrderType
 from app.domain.strikes import StrikeRule
 
@@ -117,3 +120,40 @@ def limit_price(ltp: Decimal, action: Action | str, buffer_pct: Decimal, tick: D
     ticks = raw / tick
     whole = ticks.to_integral_value(rounding="ROUND_CEILING" if side is Action.BUY else "ROUND_FLOOR")
     return max(whole, Decimal(1)) * tick
+
+
+def expiry_reference_day(now: datetime) -> date:
+    """The day expiry choices count from: today in IST, or tomorrow once today's 15:30 IST close
+    has passed (a contract expiring today can no longer be traded then).
+
+    Raises:
+        ValueError: `now` is naive.
+    """
+    today = ist_today(now)
+    return today + timedelta(days=1) if now.astimezone(IST).time() >= EXPIRY_CUTOFF_IST else today
+
+
+def leg_expiry(spec: LegSpec, option_expiries: Iterable[str | date] | None,
+               futures_expiries: Iterable[str | date], today: date) -> date:
+    """The expiry a leg trades, from the broker's lists of its underlying.
+
+    Args:
+        spec: the leg.
+        option_expiries: the underlying's option expiries (`/expiry` "options"); needed for
+            an option leg, ignored for a future.
+        futures_expiries: its futures expiries (`/expiry` "futures"): the monthly dates for
+            an option, the contract months for a future (a futures list is monthly-only, so
+            current/next week map to current/next month).
+        today: see `expiry_reference_day`.
+    Returns:
+        The chosen expiry date (expiries.choose_expiry).
+    Raises:
+        ExpiryUnavailable: the lists have no expiry for the leg's choice.
+        InvalidExpiry: a list entry cannot be parsed.
+    """
+    futures = list(futures_expiries)
+    if spec.kind is InstrumentKind.FUTURE:
+        return choose_expiry(spec.expiry_choice, futures, today, monthly=futures)
+    if option_expiries is None:
+        raise ValueError("an option leg needs the option expiry list")
+    return choose_expiry(spec.expiry_choice, option_expiries, today, monthly=futures or None)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 
 from app.domain.expiries import ExpiryChoice
 from app.domain.instruments import Action, InstrumentKind, OptionType
-from app.domain.legs import LegSpec, limit_price
+from app.domain.legs import LegSpec, expiry_reference_day, leg_expiry, limit_price
 from app.domain.strategy_settings import OrderType
 from app.domain.strikes import StrikeMethod, StrikeRule
 
@@ -67,3 +68,35 @@ def test_limit_price_rounds_away_from_the_market(ltp, action, buffer, tick, expe
 def test_limit_price_needs_a_positive_ltp():
     with pytest.raises(ValueError, match="positive LTP"):
         limit_price(Decimal(0), "BUY", Decimal(1), Decimal("0.05"))
+
+
+@pytest.mark.parametrize(("instant", "expected"), [
+    ("2026-01-06T15:29:59+05:30", date(2026, 1, 6)),
+    ("2026-01-06T15:30:00+05:30", date(2026, 1, 7)),  # the close: today's contracts have expired
+    ("2026-01-06T18:45:00+00:00", date(2026, 1, 7)),  # 00:15 IST on the 7th
+    ("2026-01-05T23:59:00+00:00", date(2026, 1, 6)),  # 05:29 IST on the 6th, before its close
+])
+def test_expiry_reference_day_moves_past_the_close(instant, expected):
+    assert expiry_reference_day(datetime.fromisoformat(instant)) == expected
+
+
+NIFTY_OPTIONS = ["06-JAN-26", "13-JAN-26", "20-JAN-26", "27-JAN-26", "03-FEB-26", "24-FEB-26"]
+NIFTY_FUTURES = ["27-JAN-26", "24-FEB-26", "30-MAR-26"]
+
+
+@pytest.mark.parametrize(("kind", "choice", "expected"), [
+    ("option", "current_week", "2026-01-06"),
+    ("option", "next_week", "2026-01-13"),
+    ("option", "current_month", "2026-01-27"),
+    ("option", "next_month", "2026-02-24"),
+    ("future", "current_week", "2026-01-27"),  # a futures list is monthly-only: weeks map to months
+    ("future", "next_week", "2026-02-24"),
+    ("future", "current_month", "2026-01-27"),
+    ("future", "next_month", "2026-02-24"),
+])
+def test_leg_expiry_from_the_brokers_lists(kind, choice, expected):
+    if kind == "option":
+        spec = _option(expiry_choice=choice)
+    else:
+        spec = LegSpec("NIFTY", "future", choice, None, None, "BUY", 1)
+    assert leg_expiry(spec, NIFTY_OPTIONS, NIFTY_FUTURES, date(2026, 1, 5)) == date.fromisoformat(expected)

@@ -6,13 +6,15 @@ Two things real brokers do that the paper broker does not do everywhere:
 
 Point an account's host URL at `proxy.url`: with `stringify` on, every number in every JSON
 answer (at any depth) becomes its string form; `answer(endpoint, status, body)` replaces the
-broker's answer for one endpoint (the last path segment) with a canned one.
+broker's answer for one endpoint (the last path segment) with a canned one; `rewrite(endpoint,
+fn)` passes the broker's JSON answer for one endpoint through `fn` first.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -37,6 +39,7 @@ class RewritingProxy:
         self.upstream = upstream.rstrip("/")
         self.stringify = stringify
         self._canned: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._rewrites: dict[str, Callable[[Any], Any]] = {}
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=30)
         proxy = self
@@ -70,21 +73,31 @@ class RewritingProxy:
         with self._lock:
             self._canned[endpoint] = (status, body)
 
+    def rewrite(self, endpoint: str, fn: Callable[[Any], Any]) -> None:
+        """Pass every JSON answer of `endpoint` through `fn` (before any stringifying)."""
+        with self._lock:
+            self._rewrites[endpoint] = fn
+
     def _answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         endpoint = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         with self._lock:
             canned = self._canned.get(endpoint)
+            rewrite = self._rewrites.get(endpoint)
         if canned is not None:
             return canned[0], json.dumps(canned[1]).encode()
         forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
         answer = self._http.request(method, self.upstream + path, content=body, headers=forwarded)
-        if not self.stringify:
+        if not self.stringify and rewrite is None:
             return answer.status_code, answer.content
         try:
             payload = answer.json()
         except ValueError:
             return answer.status_code, answer.content
-        return answer.status_code, json.dumps(stringify_numbers(payload)).encode()
+        if rewrite is not None:
+            payload = rewrite(payload)
+        if self.stringify:
+            payload = stringify_numbers(payload)
+        return answer.status_code, json.dumps(payload).encode()
 
     def __enter__(self) -> RewritingProxy:
         self._thread.start()
