@@ -84,8 +84,8 @@ class Contract:
     source: str  # "broker" or "settings"
 
 
-# (client, underlying, symbol, exchange, expiry, today) -> Contract; raises DomainError-like
-# ContractUnknown when neither the broker nor the settings know the contract.
+# (client, underlying, symbol, exchange, expiry, today) -> Contract; raises ContractUnknown
+# when neither the broker nor the stored settings know the contract.
 ContractLookup = Callable[[OpenAlgoClient, str, str, str, date, date], Contract]
 
 
