@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from wtforms import DecimalField, IntegerField, SelectField, SelectMultipleField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, ValidationError
 
 from app.domain.instruments import UNDERLYINGS
@@ -64,12 +65,12 @@ class GradeForm(BaseForm):
         _FiniteRange(Decimal(0), Decimal(100), "Enter a percentage above 0 and at most 100.")])
 
 
-TRADE_TYPE_CHOICES = [
-    (TradeType.CE_OR_PE_SELL.value, "CE or PE sell"),
-    (TradeType.CE_AND_PE_SELL.value, "CE and PE sell (straddle / strangle)"),
-    (TradeType.FUTURES.value, "Futures"),
-    (TradeType.OPTION_BUYING.value, "Option buying"),
-]
+TRADE_TYPE_NAMES = {
+    TradeType.CE_OR_PE_SELL.value: "CE or PE sell",
+    TradeType.CE_AND_PE_SELL.value: "CE and PE sell (straddle / strangle)",
+    TradeType.FUTURES.value: "Futures",
+    TradeType.OPTION_BUYING.value: "Option buying",
+}
 
 
 def _account_id(value):
@@ -87,8 +88,9 @@ class CalculatorForm(BaseForm):
 
     accounts = SelectMultipleField("Accounts", coerce=_account_id, validate_choice=False,
                                    validators=[InputRequired(message="Pick at least one account.")])
-    underlying = SelectField("Underlying", choices=[(u, u) for u in UNDERLYINGS], validate_choice=True)
-    trade_type = SelectField("Trade type", choices=TRADE_TYPE_CHOICES, validate_choice=True)
+    underlying = SelectField("Underlying", choices=[SelectChoice(u, u) for u in UNDERLYINGS], validate_choice=True)
+    trade_type = SelectField("Trade type", choices=[SelectChoice(v, label) for v, label in TRADE_TYPE_NAMES.items()],
+                             validate_choice=True)
     share = SelectField("Trade quality or risk profile", validate_choice=True)
     allowed_splits = IntegerField("Allowed splits per leg", default=1, validators=[
         InputRequired(message="Enter a whole number."),
@@ -96,8 +98,9 @@ class CalculatorForm(BaseForm):
 
     def set_share_choices(self, grades: dict[str, Decimal]) -> None:
         self.share.choices = [
-            *((f"grade:{g}", f"Grade {g} ({p.normalize():f} %)") for g, p in grades.items()),
-            *((f"profile:{p.value}", f"{p.value.capitalize()} ({pct} %)") for p, pct in PROFILE_PERCENT.items()),
+            *(SelectChoice(f"grade:{g}", f"Grade {g} ({p.normalize():f} %)") for g, p in grades.items()),
+            *(SelectChoice(f"profile:{p.value}", f"{p.value.capitalize()} ({pct} %)")
+              for p, pct in PROFILE_PERCENT.items()),
         ]
 
     def validate_accounts(self, field) -> None:

@@ -21,7 +21,7 @@ from app.domain.margin import TradeType
 from app.domain.money import format_inr
 from app.extensions import db
 from app.margin import admin_bp
-from app.margin.forms import TRADE_TYPE_CHOICES, ContractForm, GradeForm, MarginForm
+from app.margin.forms import TRADE_TYPE_NAMES, ContractForm, GradeForm, MarginForm
 from app.models.types import utcnow
 from app.services.accounts import client_for
 from app.services.margin import tables
@@ -30,7 +30,6 @@ from app.services.market_source import market_data_account
 from app.services.short_cache import CacheWaitTimeout
 
 logger = logging.getLogger(__name__)
-TRADE_TYPE_NAMES = dict(TRADE_TYPE_CHOICES)
 
 
 def _broker_specs() -> tuple[dict[str, ContractSpec], str | None, str | None]:
@@ -68,7 +67,7 @@ def _page(status: int = 200, failed: tuple[str, Any] | None = None):
     return render_template(
         "margin/settings.html", contracts=list(current.contracts.values()), margins=current.margins,
         grades=current.grades, broker=broker, source=source, broker_note=note, failed=failed,
-        trade_types=[TradeType(v) for v, _ in TRADE_TYPE_CHOICES], trade_type_names=TRADE_TYPE_NAMES,
+        trade_types=[TradeType(v) for v in TRADE_TYPE_NAMES], trade_type_names=TRADE_TYPE_NAMES,
         inr=format_inr), status
 
 
