@@ -171,3 +171,32 @@ def test_delete_strategy_page_post_removes_it(trader_client):
 def test_strategy_pages_require_sign_in(client):
     assert client.get("/strategy").status_code == 302
     assert client.get("/strategy/builder").status_code == 302
+
+
+def test_every_strategy_and_template_route_refuses_another_users_ids(app, trader_client):
+    make_user(app, "carol")
+    carol = Browserless(app.test_client())
+    carol.login("carol")
+    strategy_id = send(carol, "POST", "/api/strategies", body(name="Carol's")).get_json()["id"]
+    saved = send(carol, "POST", "/api/templates", {"strategy_id": strategy_id, "name": "Carol's"})
+    template_id = saved.get_json()["id"]
+    ids = {"strategy_id": strategy_id, "template_id": template_id}
+    routes = [(method, rule) for rule in app.url_map.iter_rules()
+              if set(rule.arguments) & set(ids) and rule.endpoint.startswith(("strategy.", "api."))
+              for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})]
+    assert len(routes) >= 12
+    token = trader_client.token("/strategy")
+
+    for method, rule in routes:
+        url = rule.build({name: ids[name] for name in rule.arguments})[1]
+        if url.startswith("/api/"):
+            response = trader_client.open(url, method=method, json=None if method in ("GET", "DELETE") else body(),
+                                          headers={"X-CSRFToken": token})
+        elif method == "GET":
+            response = trader_client.get(url)
+        else:
+            response = trader_client.open(url, method=method, data={**form_fields(body(), token), "name": "Mine"})
+        assert response.status_code == 404, (method, url, response.status_code)
+
+    assert carol.get(f"/api/strategies/{strategy_id}").get_json()["name"] == "Carol's"
+    assert [t["name"] for t in carol.get("/api/templates").get_json()["templates"] if not t["builtin"]] == ["Carol's"]

@@ -161,7 +161,8 @@ def test_own_template_can_be_deleted(trader_client):
 def test_another_users_template_is_404_everywhere(app, trader_client):
     carol = _carol(app)
     strategy_id = send(carol, "POST", "/api/strategies", body()).get_json()["id"]
-    template_id = send(carol, "POST", "/api/templates", {"strategy_id": strategy_id, "name": "Carol's"}).get_json()["id"]
+    saved = send(carol, "POST", "/api/templates", {"strategy_id": strategy_id, "name": "Carol's"})
+    template_id = saved.get_json()["id"]
 
     assert trader_client.get(f"/api/templates/{template_id}").status_code == 404
     assert send(trader_client, "POST", f"/api/templates/{template_id}/instantiate", {}).status_code == 404
