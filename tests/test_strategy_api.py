@@ -231,3 +231,26 @@ def test_put_back_what_get_returned_round_trips_a_future_leg(trader_client):
     again = response.get_json()
     assert again["legs"] == created["legs"] and again["legs"][1]["strike_price"] == "24550.5"
     assert again["legs"][0]["strike_method"] is None and again["legs"][0]["option_type"] is None
+
+
+def test_update_with_the_same_account_replaces_its_row(app, trader, trader_client):
+    account_id = add_account(app, trader.id, "Main")
+    created = send(trader_client, "POST", "/api/strategies",
+                   body(accounts=[{"account_id": account_id, "lot_multiplier": "1"}])).get_json()
+
+    response = send(trader_client, "PATCH", f"/api/strategies/{created['id']}",
+                    {"accounts": [{"account_id": account_id, "lot_multiplier": "4", "capital_cap": "50000"}]})
+
+    assert response.status_code == 200, response.get_json()
+    expected = [{"account_id": account_id, "lot_multiplier": "4", "capital_cap": "50000"}]
+    assert response.get_json()["accounts"] == expected
+
+
+def test_same_account_listed_twice_is_a_field_error(app, trader, trader_client):
+    account_id = add_account(app, trader.id, "Main")
+
+    response = send(trader_client, "POST", "/api/strategies",
+                    body(accounts=[{"account_id": account_id}, {"account_id": account_id}]))
+
+    assert response.status_code == 400
+    assert response.get_json()["fields"] == {"accounts.1.account_id": "This account is listed twice."}
