@@ -131,7 +131,7 @@ def test_straddle_table_margin_is_one_pair_and_page_shows_it(alice, broker, sim,
     assert data["accounts"][0]["strategy_lots"] == 2  # floor(8,00,000 / 3,20,000)
     assert data["accounts"][0]["lots"] == [2, 2]
 
-    page = alice.get(f"/margin/calculator?accounts={account_id}&underlying=NIFTY&trade_type=ce_and_pe_sell"
+    page = alice.get(f"/margin/calculator/results?accounts={account_id}&underlying=NIFTY&trade_type=ce_and_pe_sell"
                      "&share=profile:aggressive&allowed_splits=1")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -172,7 +172,7 @@ def test_another_users_account_id_is_refused_without_its_data(alice, broker, api
     assert response.status_code == 404
     assert response.json["errors"] == {"accounts": [f"not one of your active accounts: {account_id}"]}
     assert "Main" not in response.get_data(as_text=True) and "1000000" not in response.get_data(as_text=True)
-    page = mallory.get(f"/margin/calculator?accounts={account_id}&underlying=NIFTY&trade_type=futures"
+    page = mallory.get(f"/margin/calculator/results?accounts={account_id}&underlying=NIFTY&trade_type=futures"
                        "&share=grade:A&allowed_splits=1")
     assert page.status_code == 400
     html = page.get_data(as_text=True)
@@ -224,3 +224,22 @@ def test_calculator_page_without_query_is_a_plain_form(alice, broker, apikey):
     html = page.get_data(as_text=True)
     assert 'data-testid="calculator-form"' in html and 'data-testid="calc-table"' not in html
     assert "Grade B (65 %)" in html
+
+
+def test_calculations_use_the_heavy_rate_tier_and_opening_the_form_does_not(app_factory):
+    application = app_factory(RATELIMIT_HEAVY="2 per minute")
+    make_user(application, "zoe")
+    zoe = Browserless(application.test_client())
+    zoe.login("zoe")
+    assert [zoe.get("/margin/calculator").status_code for _ in range(4)] == [200] * 4
+    codes = [zoe.post_json(API, {"accounts": [], "underlying": "NIFTY"}, page="/dashboard").status_code,
+             zoe.get("/margin/calculator/results?underlying=NIFTY").status_code,
+             zoe.post_json(API, {"accounts": [], "underlying": "NIFTY"}, page="/dashboard").status_code]
+    assert codes == [400, 400, 429]
+
+
+def test_a_repeated_account_id_is_sized_once(alice, broker, sim, apikey, non_expiry_day):
+    account_id = add(alice, broker, apikey)
+    no_broker_margin(sim, apikey)
+    rows = calc(alice, [account_id, account_id]).json["accounts"]
+    assert [r["account_id"] for r in rows] == [account_id]

@@ -54,26 +54,33 @@ def _as_json(calc: Calculation) -> dict[str, Any]:
                          "freeze_source": spec.freeze_source}}
 
 
-@bp.route("/margin/calculator")
-@rate_tier("heavy")
-def calculator():
-    form = _form(formdata=request.args) if request.args else _form()
+def _render(form: CalculatorForm, calc: Calculation | None = None, error: str | None = None, status: int = 200):
     accounts = list(db.session.scalars(owned_accounts(current_user, include_inactive=False)))
-    calc, error, status = None, None, 200
-    if request.args:
-        if form.validate():
-            try:
-                calc = _run(form)
-            except AccountNotFound as exc:
-                form.accounts.errors = [str(exc)]
-                status = 400
-            except (MarginUnavailable, ContractError, DomainError) as exc:
-                error, status = str(exc), 422
-        else:
-            status = 400
     chosen = set(form.accounts.data or [])
     return render_template("margin/calculator.html", form=form, accounts=accounts, chosen=chosen, calc=calc,
                            error=error, inr=format_inr, formula=AVAILABLE_MARGIN_FORMULA), status
+
+
+@bp.route("/margin/calculator")
+def calculator():
+    """The empty form (opening it costs no "heavy" budget: only results call brokers)."""
+    return _render(_form())
+
+
+@bp.route("/margin/calculator/results")
+@rate_tier("heavy")
+def calculator_results():
+    """The form's GET submission: per-account sizing (reads, changes nothing)."""
+    form = _form(formdata=request.args)
+    if not form.validate():
+        return _render(form, status=400)
+    try:
+        return _render(form, _run(form))
+    except AccountNotFound as exc:
+        form.accounts.errors = [str(exc)]
+        return _render(form, status=400)
+    except (MarginUnavailable, ContractError, DomainError) as exc:
+        return _render(form, error=str(exc), status=422)
 
 
 @bp.route("/api/margin/calculate", methods=["POST"])

@@ -138,6 +138,7 @@ def calculate(user: User, account_ids: Sequence[int], underlying: str, trade_typ
         chosen = profile or RiskProfile.BALANCED
         percent = PROFILE_PERCENT[chosen]
         label = f"{chosen.value} ({percent} %)"
-    result = size_accounts(user, legs, chosen, [AccountChoice(i) for i in account_ids], usable_percent=percent,
+    unique = list(dict.fromkeys(account_ids))
+    result = size_accounts(user, legs, chosen, [AccountChoice(i) for i in unique], usable_percent=percent,
                            allowed_splits=allowed_splits, client=client, today=today)
     return Calculation(result, spec, symbol, percent, label, source_name)
