@@ -16,7 +16,8 @@ from app.domain.expiries import EXPIRY_CUTOFF_IST, ExpiryChoice, choose_expiry, 
 from app.domain.instruments import UNDERLYINGS, Action, InstrumentKind, OptionType
 from app.domain.market_hours import IST
 from app.domain.strategy_settings import OrderType
-from app.domain.strikes import StrikeRule
+from app.domain.strikes import StrikeMethod, StrikeRule
+from app.domain.symbols import format_strike
 
 MAX_LIMIT_BUFFER_PCT = Decimal(50)  # a LIMIT entry at LTP ± more than half the price is a typo
 
@@ -92,7 +93,17 @@ class LegSpec:
         if self.kind is InstrumentKind.FUTURE:
             return f"{self.action.value} {self.underlying} FUT ({when})"
         assert self.strike_rule is not None and self.option_type is not None  # guaranteed above
-        return f"{self.action.value} {self.underlying} {self.strike_rule.label} {self.option_type.value} ({when})"
+        strike = _rule_label(self.strike_rule)
+        return f"{self.action.value} {self.underlying} {strike} {self.option_type.value} ({when})"
+
+
+def _rule_label(rule: StrikeRule) -> str:
+    """The rule's label with prices written short (a stored 26025.00 reads "26025")."""
+    if rule.method is StrikeMethod.STRIKE and rule.strike is not None:
+        return f"strike {format_strike(rule.strike)}"
+    if rule.method is StrikeMethod.PREMIUM_NEAR and rule.target_premium is not None:
+        return f"premium ≈ {format_strike(rule.target_premium)}"
+    return rule.label
 
 
 def limit_price(ltp: Decimal, action: Action | str, buffer_pct: Decimal, tick: Decimal) -> Decimal:

@@ -100,3 +100,10 @@ def test_leg_expiry_from_the_brokers_lists(kind, choice, expected):
     else:
         spec = LegSpec("NIFTY", "future", choice, None, None, "BUY", 1)
     assert leg_expiry(spec, NIFTY_OPTIONS, NIFTY_FUTURES, date(2026, 1, 5)) == date.fromisoformat(expected)
+
+
+def test_label_writes_stored_prices_short():
+    strike = _option(strike_rule=StrikeRule(StrikeMethod.STRIKE, strike=Decimal("26025.00")))
+    premium = _option(strike_rule=StrikeRule(StrikeMethod.PREMIUM_NEAR, target_premium=Decimal("40.50")))
+    assert (strike.label, premium.label) == ("SELL NIFTY strike 26025 CE (current week)",
+                                             "SELL NIFTY premium ≈ 40.5 CE (current week)")

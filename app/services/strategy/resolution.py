@@ -183,6 +183,38 @@ def default_contract_lookup(client: OpenAlgoClient, underlying: str, symbol: str
     return Contract(spec.lot_size, spec.freeze_qty, spec.max_lots_per_order, spec.lot_source)
 
 
+@dataclass(frozen=True)
+class MarketSource:
+    """The user's market-data account as a broker client, or why there is none."""
+
+    client: OpenAlgoClient | None
+    name: str | None
+    error: str | None = None
+
+
+def market_source(user: User) -> MarketSource:
+    """The client of the user's market-data account (primary, or the backup serving data).
+
+    Commits the session before returning, so no transaction stays open across the broker
+    calls the caller makes next.
+    """
+    from app.services.accounts import client_for
+    from app.services.market_source import market_data_account
+
+    account = market_data_account(user)
+    if account is None:
+        db.session.commit()
+        return MarketSource(None, None, "No market-data account: add an OpenAlgo account first.")
+    name = account.account_name
+    try:
+        client = client_for(account)
+    except HostNotAllowed as exc:
+        db.session.commit()
+        return MarketSource(None, name, f"Market-data account {name}: {exc}")
+    db.session.commit()
+    return MarketSource(client, name)
+
+
 def resolve_for_user(user: User, specs: Sequence[LegSpec], *, now: datetime | None = None,
                      contracts: ContractLookup = default_contract_lookup) -> Resolution:
     """Resolve a strategy's legs through the user's market-data account.
@@ -197,24 +229,15 @@ def resolve_for_user(user: User, specs: Sequence[LegSpec], *, now: datetime | No
         A Resolution; never raises for a broker or data problem (those are per-leg errors,
         or `error` when the market-data account is missing or down).
     """
-    from app.services.accounts import client_for
-    from app.services.market_source import market_data_account
-
     moment = now or utcnow()
-    account = market_data_account(user)
-    if account is None:
-        return _all_failed(specs, moment, None, "No market-data account: add an OpenAlgo account first.")
-    name = account.account_name
-    try:
-        client = client_for(account)
-    except HostNotAllowed as exc:
-        db.session.commit()
-        return _all_failed(specs, moment, name, f"Market-data account {name}: {exc}")
-    db.session.commit()  # no transaction stays open across the broker calls below
-    return resolve_legs(client, specs, now=moment, source=name, contracts=contracts)
+    source = market_source(user)
+    if source.client is None:
+        return failed_resolution(specs, moment, source.name, source.error or "No market-data account.")
+    return resolve_legs(source.client, specs, now=moment, source=source.name, contracts=contracts)
 
 
-def _all_failed(specs: Sequence[LegSpec], moment: datetime, source: str | None, error: str) -> Resolution:
+def failed_resolution(specs: Sequence[LegSpec], moment: datetime, source: str | None, error: str) -> Resolution:
+    """Every leg failed for one reason of the whole source (no account, account unusable)."""
     legs = tuple(LegError(n, spec, LegFailure.MARKET_DATA_DOWN, error) for n, spec in enumerate(specs, start=1))
     return Resolution(source, moment, expiry_reference_day(moment), legs, error=error)
 
