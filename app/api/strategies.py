@@ -17,7 +17,8 @@ from app.api import bp
 from app.extensions import db, rate_tier
 from app.services.strategy import crud
 from app.services.strategy import templates as template_service
-from app.strategy.forms import StrategyForm, TemplateNameForm, dotted_errors, formdata_from_json
+from app.strategy.form_data import dotted_errors, formdata_from_json
+from app.strategy.forms import StrategyForm, TemplateNameForm
 
 
 def _body() -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The strategy builder's forms: the one validation of a strategy, for pages and JSON alike.
 
 A browser posts indexed names (legs-0-lots, accounts-1-lot_multiplier); the JSON API turns its
-nested body into the same names (`formdata_from_json`) and reports the form's errors under
-dotted names (legs.2.lots, `dotted_errors`). Nothing reaches the database unless this passes.
+nested body into the same names and reports errors under dotted names (app/strategy/form_data.py).
+Nothing reaches the database unless this passes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from datetime import time
 from decimal import Decimal
 from typing import Any
 
-from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -47,6 +46,7 @@ from app.domain.strategy_settings import (
 from app.domain.strikes import MAX_OFFSET, MIN_OFFSET, StrikeMethod, StrikeRule
 from app.forms_common import BaseForm, refuse_control_characters
 from app.services.strategy.crud import AccountSpec, LegSpec, StrategySpec
+from app.strategy.form_data import PARSE_LIMIT, int_or_none
 
 # Bounds that keep every number inside its column and every request small.
 MAX_LOTS = 1000
@@ -54,8 +54,6 @@ MAX_MONEY = Decimal("100000000000")  # ₹10,000 crore
 MAX_PRICE = Decimal("1000000")
 MAX_MULTIPLIER = Decimal(1000)
 MAX_BUFFER_PCT = Decimal(20)
-# Entries parsed before the count is checked: more than MAX_LEGS is an error, never a silent cut.
-_PARSE_LIMIT = 200
 
 RISK_PROFILE_LABELS = {
     RiskProfile.FIXED_LOTS: "Fixed lots (each leg's own lots × multiplier)",
@@ -263,8 +261,8 @@ class StrategyForm(BaseForm):
     supertrend_exit = SelectField("Supertrend exit on", default=SupertrendExit.BREAKOUT.value, choices=_pairs(
         ("breakout", "Breakout (net premium trend turns up)"),
         ("breakdown", "Breakdown (net premium trend turns down)")))
-    legs = FieldList(FormField(LegForm), min_entries=0, max_entries=_PARSE_LIMIT)
-    accounts = FieldList(FormField(AccountRowForm), min_entries=0, max_entries=_PARSE_LIMIT)
+    legs = FieldList(FormField(LegForm), min_entries=0, max_entries=PARSE_LIMIT)
+    accounts = FieldList(FormField(AccountRowForm), min_entries=0, max_entries=PARSE_LIMIT)
 
     def __init__(self, *args, own_accounts: Mapping[int, str] | None = None,
                  session: tuple[time, time] = (MARKET_OPEN, MARKET_CLOSE), **kwargs):
@@ -303,7 +301,7 @@ class StrategyForm(BaseForm):
             sub = row.form
             if not sub.enabled.data:
                 continue
-            account_id = _int_or_none(sub.account_id.data)
+            account_id = int_or_none(sub.account_id.data)
             if account_id is None or account_id not in self.own_accounts:
                 sub.account_id.errors.append("Choose one of your own accounts.")
                 ok = False
@@ -351,101 +349,6 @@ class TemplateNameForm(BaseForm):
         DataRequired(message="Enter a template name."), Length(max=100, message="Use at most 100 characters.")])
 
 
-def _int_or_none(raw: Any) -> int | None:
-    text = str(raw).strip() if raw is not None else ""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
-
-
 def new_leg_form() -> LegForm:
     """A blank leg with the placeholder index the builder's script replaces (legs-__index__-...)."""
     return LegForm(formdata=None, prefix="legs-__index__-")
-
-
-def _scalar(value: Any) -> str:
-    if value is True:
-        return "y"
-    if value is None or value is False:
-        return ""
-    if isinstance(value, dict | list):
-        raise ValueError("must be a string, a number or a boolean")
-    return str(value)
-
-
-def formdata_from_json(body: Mapping[str, Any]) -> MultiDict:
-    """A JSON strategy as the indexed form fields a browser posts.
-
-    Args:
-        body: {"name": ..., "legs": [{...}], "accounts": [{"account_id": 3, "lot_multiplier": 2}], ...};
-            an account listed is an account the strategy runs on.
-    Returns:
-        The form data (true → "y", false/null → empty, as a browser's form post).
-    Raises:
-        ValueError: with {"field": message} in args[0] when the shape is wrong (a leg that is
-        not an object, a nested value where a scalar belongs).
-    """
-    data: MultiDict = MultiDict()
-    problems: dict[str, str] = {}
-    for key, value in body.items():
-        if key in ("legs", "accounts"):
-            if not isinstance(value, list):
-                problems[key] = "must be a list"
-                continue
-            for i, item in enumerate(value[:_PARSE_LIMIT + 1]):
-                if not isinstance(item, dict):
-                    problems[f"{key}.{i}"] = "must be an object"
-                    continue
-                if key == "accounts":
-                    data.add(f"accounts-{i}-enabled", "y")
-                else:
-                    data.add(f"legs-{i}-present", "")  # an empty leg still counts (with defaults)
-                for sub, sub_value in item.items():
-                    try:
-                        data.add(f"{key}-{i}-{sub}", _scalar(sub_value))
-                    except ValueError as exc:
-                        problems[f"{key}.{i}.{sub}"] = str(exc)
-            continue
-        try:
-            data.add(key, _scalar(value))
-        except ValueError as exc:
-            problems[key] = str(exc)
-    if problems:
-        raise ValueError(problems)
-    return data
-
-
-def dotted_errors(form: StrategyForm) -> dict[str, str]:
-    """The form's errors as {"legs.2.lots": message, "name": message, "legs": message}."""
-    out: dict[str, str] = {}
-    for name, field in form._fields.items():
-        if name == "csrf_token":
-            continue
-        if isinstance(field, FieldList):
-            for error in field.errors:
-                if isinstance(error, str):
-                    out.setdefault(name, error)
-            for i, entry in enumerate(field.entries):
-                for sub_name, sub_field in entry.form._fields.items():
-                    if sub_field.errors:
-                        out[f"{name}.{i}.{sub_name}"] = str(sub_field.errors[0])
-        elif field.errors:
-            out[name] = str(field.errors[0])
-    for error in form.form_errors:
-        out.setdefault("form", error)
-    return out
-
-
-def prefill_formdata(body: Mapping[str, Any], own_accounts: Mapping[int, str]) -> MultiDict:
-    """Form data for the builder page from a strategy or template body: one row per own account,
-    ticked (with its multiplier and cap) when the body lists it."""
-    chosen = {}
-    for item in body.get("accounts") or []:
-        if isinstance(item, dict) and _int_or_none(item.get("account_id")) is not None:
-            chosen[_int_or_none(item.get("account_id"))] = item
-    data = formdata_from_json({k: v for k, v in body.items() if k != "accounts"})
-    for i, account_id in enumerate(own_accounts):
-        item = chosen.get(account_id)
-        data.add(f"accounts-{i}-account_id", str(account_id))
-        data.add(f"accounts-{i}-enabled", "y" if item else "")
-        data.add(f"accounts-{i}-lot_multiplier", _scalar(item.get("lot_multiplier")) if item else "1")
-        data.add(f"accounts-{i}-capital_cap", _scalar(item.get("capital_cap")) if item else "")
-    return data

@@ -13,7 +13,8 @@ from app.request_input import parse_bounded_int
 from app.services.strategy import crud
 from app.services.strategy import templates as template_service
 from app.strategy import bp
-from app.strategy.forms import StrategyForm, TemplateNameForm, new_leg_form, prefill_formdata
+from app.strategy.form_data import prefill_formdata
+from app.strategy.forms import StrategyForm, TemplateNameForm, new_leg_form
 
 
 @bp.before_request
