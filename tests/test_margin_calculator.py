@@ -6,6 +6,7 @@ or the day after it), because the rate depends on whether today is an expiry day
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -243,3 +244,21 @@ def test_a_repeated_account_id_is_sized_once(alice, broker, sim, apikey, non_exp
     no_broker_margin(sim, apikey)
     rows = calc(alice, [account_id, account_id]).json["accounts"]
     assert [r["account_id"] for r in rows] == [account_id]
+
+
+def test_a_hanging_account_becomes_an_error_row_after_the_read_timeout(alice, broker, sim, apikey, non_expiry_day):
+    good = add(alice, broker, apikey, "Good")
+    slow_key = sim.new_account()
+    try:
+        add(alice, broker, slow_key, "Slow")
+        slow = db.session.scalars(select(TradingAccount.id).where(TradingAccount.account_name == "Slow")).one()
+        sim.post("/sim/faults", {"apikey": slow_key, "latency_ms": 60_000, "routes": ["funds"]})
+        no_broker_margin(sim, apikey)
+        started = time.monotonic()
+        rows = {r["name"]: r for r in calc(alice, [good, slow]).json["accounts"]}
+        elapsed = time.monotonic() - started
+        assert rows["Good"]["strategy_lots"] == 2
+        assert rows["Slow"]["error"] and rows["Slow"]["strategy_lots"] is None
+        assert elapsed < 45  # the 3 s read timeout ended it, not the broker's 60 s latency
+    finally:
+        sim.call("DELETE", f"/sim/accounts/{slow_key}")
