@@ -177,3 +177,29 @@ def test_preview_needs_a_signed_in_user(env):
 
     anonymous = env.app.test_client()
     assert anonymous.get(f"/api/strategies/{strategy_id}/preview").status_code in (302, 401)
+
+
+def test_strategy_page_has_the_preview_section_and_its_script(env):
+    strategy_id = env.create(IRON_CONDOR)
+
+    page = env.alice.get(f"/strategy/{strategy_id}")
+
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert f'data-url="/api/strategies/{strategy_id}/preview"' in html
+    assert 'data-testid="preview-legs"' in html and "js/strategy_preview.js" in html
+    assert env.calls("optionchain", "Alpha") == 0  # the page itself asks no broker: the script does
+
+
+def test_preview_json_carries_display_forms(env):
+    data = _preview(env, env.create(IRON_CONDOR)).get_json()
+
+    first = data["legs"][0]["display"]
+    assert (first["strike"], first["expiry"], first["quantity"], first["limit_price"]) == (
+        "26100", "06 Jan 2026", "65", "MARKET")
+    assert first["ltp"] == f"{Decimal(data['legs'][0]['ltp']):.2f}"
+    shown = data["payoff"]["display"]
+    assert shown["spot"] == "26,000.00" and shown["max_profit"].startswith("₹")
+    assert shown["max_loss"].startswith("-₹")
+    row = data["sizing"]["accounts"][0]["display"]
+    assert row["available_margin"] == "₹10,00,000" and row["usable_margin"] == "₹6,50,000"

@@ -21,10 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from app.broker.client import OpenAlgoClient
+from app.domain import formatting as fmt
 from app.domain.errors import DomainError
 from app.domain.expiries import format_expiry, ist_today
 from app.domain.instruments import InstrumentKind
 from app.domain.legs import LegSpec
+from app.domain.money import format_inr
 from app.domain.payoff import (
     PayoffLeg,
     analyze_payoff,
@@ -140,7 +142,14 @@ def _leg_json(leg: ResolvedLeg | LegError) -> dict[str, Any]:
             "ltp": str(leg.ltp), "limit_price": _text(leg.limit_price), "quote_source": leg.quote_source,
             "iv": _text(leg.iv), "delta": _text(leg.delta), "gamma": _text(leg.gamma), "theta": _text(leg.theta),
             "vega": _text(leg.vega), "lot_size": leg.lot_size, "lot_source": leg.lot_source,
-            "freeze_qty": leg.freeze_qty, "quantity": leg.quantity, "spot": str(leg.spot)}
+            "freeze_qty": leg.freeze_qty, "quantity": leg.quantity, "spot": str(leg.spot),
+            "display": {"strike": fmt.strike(leg.strike) if leg.strike is not None else "FUT",
+                        "ltp": fmt.indian_number(leg.ltp, 2),
+                        "limit_price": fmt.indian_number(leg.limit_price, 2) if leg.limit_price else "MARKET",
+                        "iv": fmt.fixed(leg.iv, 2), "delta": fmt.fixed(leg.delta, 4),
+                        "gamma": fmt.fixed(leg.gamma, 6), "theta": fmt.fixed(leg.theta, 2),
+                        "vega": fmt.fixed(leg.vega, 2), "expiry": leg.expiry.strftime("%d %b %Y"),
+                        "quantity": fmt.indian_number(leg.quantity)}}
 
 
 def payoff_legs(legs: list[ResolvedLeg]) -> list[PayoffLeg]:
@@ -184,14 +193,25 @@ def payoff_json(legs: list[ResolvedLeg], now: datetime) -> dict[str, Any]:
             greeks = {"delta": str(g.delta), "gamma": str(g.gamma), "theta": str(g.theta), "vega": str(g.vega)}
         except ValueError as exc:  # e.g. a leg already past its expiry instant
             note = f"No T+0 curve: {exc}"
+    display = {
+        "spot": fmt.indian_number(spot, 2),
+        "max_profit": "Unlimited" if summary.max_profit is None else format_inr(summary.max_profit, 2),
+        "max_loss": "Unlimited" if summary.max_loss is None else format_inr(summary.max_loss, 2),
+        "breakevens": [fmt.indian_number(b, 2) for b in summary.breakevens] or ["none"],
+        "greeks": None if greeks is None else {
+            "delta": fmt.fixed(Decimal(greeks["delta"]), 2), "gamma": fmt.fixed(Decimal(greeks["gamma"]), 4),
+            "theta": format_inr(Decimal(greeks["theta"]), 2), "vega": format_inr(Decimal(greeks["vega"]), 2)},
+    }
     return {
-        "available": True, "note": note, "underlying": next(iter(underlyings)), "spot": str(spot),
+        "available": True, "note": note, "underlying": next(iter(underlyings)), "spot": str(spot), "display": display,
         "basis": "one strategy lot (every leg at its own lots), entered at the LTPs shown",
         "breakevens": [str(b.quantize(Decimal('0.01'))) for b in summary.breakevens],
         "max_profit": _text(summary.max_profit), "max_loss": _text(summary.max_loss),
         "profit_unlimited": summary.profit_unlimited, "loss_unlimited": summary.loss_unlimited,
         "greeks": greeks,
-        "points": [{"price": str(p), "expiry": str(e), "today": None if today is None else str(today[i])}
+        "points": [{"price": str(p), "expiry": str(e), "today": None if today is None else str(today[i]),
+                    "display": {"price": fmt.indian_number(p, 0), "expiry": format_inr(e, 0),
+                                "today": "" if today is None else format_inr(today[i], 0)}}
                    for i, (p, e) in enumerate(zip(prices, at_expiry, strict=True))],
     }
 
@@ -209,4 +229,16 @@ def _sizing(user: User, plan: _Plan, legs: list[ResolvedLeg], client: OpenAlgoCl
     except (AccountNotFound, MarginUnavailable, DomainError) as exc:
         logger.info("Preview of strategy %s: no sizing (%s)", plan.strategy_id, exc)
         return {"error": f"No sizing: {exc}", "accounts": []}
-    return {"error": None, **result_as_json(result)}
+    return {"error": None, **_with_display(result_as_json(result))}
+
+
+def _inr(value: str | None) -> str:
+    return fmt.MISSING if value is None else format_inr(Decimal(value), 0)
+
+
+def _with_display(sizing: dict[str, Any]) -> dict[str, Any]:
+    """The sizing JSON with ₹ display forms beside its exact amounts."""
+    sizing["display"] = {"margin_per_strategy_lot": _inr(sizing.get("margin_per_strategy_lot"))}
+    for row in sizing.get("accounts", []):
+        row["display"] = {key: _inr(row.get(key)) for key in ("available_margin", "usable_margin", "margin_used")}
+    return sizing
