@@ -9,11 +9,14 @@ nearest futures contract through the admin's own market-data account, when that 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import date
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import Flask, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError, HostNotAllowed
 from app.domain.errors import DomainError
 from app.domain.expiries import ist_today
@@ -32,9 +35,22 @@ from app.services.short_cache import CacheWaitTimeout
 logger = logging.getLogger(__name__)
 
 
+def _broker_spec(app: Flask, client: OpenAlgoClient, underlying: str, today: date) -> ContractSpec | str:
+    """One underlying's broker figures (nearest futures contract), or why there are none."""
+    with app.app_context():
+        try:
+            symbol, exchange, expiry = reference_future(client, underlying, today)
+            spec = contract_spec(client, underlying, symbol, exchange, expiry, today=today)
+        except (BrokerError, CacheWaitTimeout, ContractError, DomainError, KeyError) as exc:
+            return f"{underlying}: {exc}"
+        finally:
+            db.session.remove()
+        return spec if spec.lot_source == "broker" else (spec.broker_error or f"{underlying}: no lot size reported")
+
+
 def _broker_specs() -> tuple[dict[str, ContractSpec], str | None, str | None]:
-    """What the broker reports per underlying (nearest futures contract), the account asked,
-    and a note when it could not be asked."""
+    """What the broker reports per underlying (asked in parallel), the account asked, and a
+    note when it could not be asked."""
     account = market_data_account(current_user)
     if account is None:
         return {}, None, "Add an account to compare with what the broker reports."
@@ -43,21 +59,23 @@ def _broker_specs() -> tuple[dict[str, ContractSpec], str | None, str | None]:
         client = client_for(account)
     except HostNotAllowed as exc:
         return {}, name, str(exc)
+    underlyings = list(tables.tables().contracts)
     db.session.commit()  # nothing held across the broker calls
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     today = ist_today(utcnow())
+    cfg = current_app.config
+    deadline = float(cfg["BROKER_CONNECT_TIMEOUT"] + 2 * cfg["BROKER_READ_TIMEOUT"])
+    with ThreadPoolExecutor(max_workers=len(underlyings) or 1, thread_name_prefix="contract-spec") as pool:
+        futures = {u: pool.submit(_broker_spec, app, client, u, today) for u in underlyings}
+        wait(list(futures.values()), timeout=deadline)
     found: dict[str, ContractSpec] = {}
     notes = []
-    for underlying in tables.tables().contracts:
-        try:
-            symbol, exchange, expiry = reference_future(client, underlying, today)
-            spec = contract_spec(client, underlying, symbol, exchange, expiry, today=today)
-        except (BrokerError, CacheWaitTimeout, ContractError, DomainError, KeyError) as exc:
-            notes.append(f"{underlying}: {exc}")
-            continue
-        if spec.lot_source == "broker":
-            found[underlying] = spec
-        elif spec.broker_error:
-            notes.append(spec.broker_error)
+    for underlying, future in futures.items():
+        outcome = future.result() if future.done() else f"{underlying}: no answer within {deadline:g} s"
+        if isinstance(outcome, str):
+            notes.append(outcome)
+        else:
+            found[underlying] = outcome
     return found, name, "; ".join(notes) or None
 
 
