@@ -50,13 +50,14 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     headers.init_app(app)  # first: every later hook (CSRF, limiter, login) logs with the request id
     _init_extensions(app)
+    from app import request_input
+
+    request_input.install_converters(app)  # before the blueprints: `<int:id>` is bounded
     _register_blueprints(app)
 
     from app.extensions import init_limiter
 
     app.extensions["algomirror_limiter"] = init_limiter(app)
-    from app import request_input
-
     request_input.init_app(app)  # after the limiter, before any view: a malformed JSON body is a 400
 
     from app import cli, cli_services, errors

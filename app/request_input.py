@@ -13,6 +13,7 @@ from array import array
 from itertools import accumulate
 
 from flask import Flask, abort, request
+from werkzeug.routing import IntegerConverter
 
 from app.text_safety import has_control_characters
 
@@ -20,8 +21,10 @@ MAX_JSON_DEPTH = 32
 # Longer digit strings are refused before int() (Python refuses over 4,300 digits anyway).
 _MAX_INT_DIGITS = 18
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# A JSON string: its brackets do not count towards the nesting depth.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string: its brackets do not count towards the nesting depth. Possessive quantifiers and an
+# optional closing quote make every match attempt succeed in one pass: an unclosed string (a body of
+# `"\"\"\"...`) must not send the engine back over the rest of the body from every quote (quadratic).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 _BRACKETS = b"[]{}"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
 # Openers become +1 and closers -1 when the bytes are read as signed chars.
@@ -88,6 +91,23 @@ def check_json_body() -> None:
         abort(400, description="The request body is not valid JSON.")
     if not isinstance(body, dict):
         abort(400, description="The JSON body must be an object.")
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    """`<int:id>` that matches only ids a database column can hold (1 .. 2**63 - 1).
+
+    A 40-digit id in a URL is a 404 like any other unknown id; unbounded, SQLite raises
+    OverflowError on it and the request becomes a 500.
+    """
+
+    def __init__(self, map, *args, **kwargs):  # werkzeug passes the map and the rule arguments
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def install_converters(app: Flask) -> None:
+    """Before any blueprint is registered: routes compile their converters when added."""
+    app.url_map.converters["int"] = BoundedIntegerConverter
 
 
 def init_app(app: Flask) -> None:

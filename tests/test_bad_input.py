@@ -223,6 +223,36 @@ def test_json_depth_ignores_brackets_in_strings(raw, depth):
     assert json_depth(raw) == depth
 
 
+@pytest.mark.parametrize("body", [b'{"a":"' + b'\\"' * 50_000, b'{"a":' + b'"' * 100_000, b'"' + b"\\" * 100_001])
+def test_json_depth_of_unclosed_strings_is_linear(body):
+    # A quadratic scan of these 100 KB bodies takes minutes (45 s for 80 KB before the fix).
+    import time
+
+    start = time.perf_counter()
+    json_depth(body)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_pathological_json_body_to_login_answers_400(client):
+    body = b'{"identifier":"' + b'\\"' * 1_000_000  # 2 MB, an unclosed string
+    response = client.post("/auth/login", data=body, content_type="application/json",
+                           headers={"X-CSRFToken": client.token("/auth/login")})
+    assert response.status_code == 400
+
+
+def test_forty_digit_ids_in_urls_are_404_not_500(app, trader_client):
+    failures = []
+    for rule in app.url_map.iter_rules():
+        if "<int:" not in rule.rule or "GET" not in (rule.methods or set()):
+            continue
+        url = re.sub(r"<int:[^>]+>", FORTY_DIGITS, rule.rule)
+        url = re.sub(r"<[^>]+>", "1", url)
+        status = trader_client.get(url).status_code
+        if status != 404:
+            failures.append((url, status))
+    assert failures == []
+
+
 # --- the pure text helpers -------------------------------------------------------------------
 
 def test_text_helpers():
