@@ -65,9 +65,10 @@ def _broker_specs() -> tuple[dict[str, ContractSpec], str | None, str | None]:
     today = ist_today(utcnow())
     cfg = current_app.config
     deadline = float(cfg["BROKER_CONNECT_TIMEOUT"] + 2 * cfg["BROKER_READ_TIMEOUT"])
-    with ThreadPoolExecutor(max_workers=len(underlyings) or 1, thread_name_prefix="contract-spec") as pool:
-        futures = {u: pool.submit(_broker_spec, app, client, u, today) for u in underlyings}
-        wait(list(futures.values()), timeout=deadline)
+    pool = ThreadPoolExecutor(max_workers=len(underlyings) or 1, thread_name_prefix="contract-spec")
+    futures = {u: pool.submit(_broker_spec, app, client, u, today) for u in underlyings}
+    wait(list(futures.values()), timeout=deadline)
+    pool.shutdown(wait=False)  # a look-up past the deadline finishes (and fills the cache) on its own
     found: dict[str, ContractSpec] = {}
     notes = []
     for underlying, future in futures.items():
