@@ -237,8 +237,7 @@ def size_accounts(user: User, legs: Sequence[ContractLeg], profile: RiskProfile 
 
 def result_as_json(result: SizingResult) -> dict[str, Any]:
     """A sizing result as JSON (amounts as exact strings)."""
-    def money(value: Decimal | None) -> str | None:
-        return None if value is None else str(value)
+    money = _money
 
     margin = result.margin
     return {
@@ -253,16 +252,20 @@ def result_as_json(result: SizingResult) -> dict[str, Any]:
     }
 
 
+def _money(value: Decimal | None) -> str | None:
+    """An amount in rupees and paise, exactly ("650000.00")."""
+    return None if value is None else str(Decimal(value).quantize(Decimal("0.01")))
+
+
 def _row_json(row: AccountRow) -> dict[str, Any]:
     base: dict[str, Any] = {"account_id": row.account_id, "name": row.name, "is_paper": row.is_paper,
-                            "available_margin": None if row.available_margin is None else str(row.available_margin),
-                            "error": row.error}
+                            "available_margin": _money(row.available_margin), "error": row.error}
     s = row.sizing
     if s is None:
         return {**base, "usable_margin": None, "lots": None, "strategy_lots": None, "binding": None,
                 "skip_reason": None, "margin_used": None, "legs": [], "warnings": []}
-    return {**base, "usable_margin": None if s.usable_margin is None else str(s.usable_margin),
+    return {**base, "usable_margin": _money(s.usable_margin),
             "strategy_lots": s.strategy_lots, "lots": [leg.lots for leg in s.legs], "binding": s.binding.value,
-            "skip_reason": s.skip_reason, "margin_used": str(s.margin_used), "warnings": list(s.warnings),
+            "skip_reason": s.skip_reason, "margin_used": _money(s.margin_used), "warnings": list(s.warnings),
             "legs": [{"lots": leg.lots, "quantity": leg.quantity, "child_orders": leg.child_orders,
                       "child_quantities": list(leg.child_quantities)} for leg in s.legs]}
