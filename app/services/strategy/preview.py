@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -108,7 +108,7 @@ def build_preview(user: User, strategy: Strategy, *, now: datetime | None = None
     body: dict[str, Any] = {
         "strategy": {"id": plan.strategy_id, "name": plan.name, "risk_profile": plan.profile.value,
                      "product": plan.product},
-        "source": resolution.source, "resolved_at": moment.isoformat(),
+        "source": resolution.source, "resolved_at": moment.astimezone(UTC).isoformat(),
         "legs": [_leg_json(leg) for leg in resolution.legs], "payoff": None, "sizing": None,
     }
     if not resolution.ok:
