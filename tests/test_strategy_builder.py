@@ -71,7 +71,7 @@ def test_builder_post_legs_with_gaps_in_indexes_keeps_their_order(trader_client)
 @pytest.mark.parametrize(("change", "name", "message"), [
     ({"legs": []}, "legs", "Add at least one leg."),
     ({"legs": [leg()] * 21}, "legs", "A strategy has at most 20 legs; remove 1."),
-    ({"legs": [leg(), leg(lots="1.5")]}, "legs-1-lots", "Not a valid integer value."),
+    ({"legs": [leg(), leg(lots="1.5")]}, "legs-1-lots", "Use a whole number of lots from 1 to 1000."),
     ({"legs": [leg(lots=0)]}, "legs-0-lots", "Use a whole number of lots from 1 to 1000."),
     ({"legs": [leg(), leg(), leg(strike_offset=25)]}, "legs-2-strike_offset", "Choose an offset from 1 to 20."),
     ({"legs": [leg(strike_method="premium_near", target_premium="0")]}, "legs-0-target_premium",

@@ -121,6 +121,35 @@ def _stop(message: str) -> StopValidation:
     return StopValidation(message)
 
 
+class WholeNumberField(IntegerField):
+    """An integer field whose blank input is "no value" (for Present), and whose bad input gets
+    the field's own message ("1.5 lots" is told the rule, not "not a valid integer")."""
+
+    def __init__(self, label: str, *, invalid: str, **kwargs):
+        super().__init__(label, **kwargs)
+        self.invalid = invalid
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return  # not sent at all: the default stands
+        if not str(valuelist[0]).strip():
+            self.data = None  # sent blank: no value (Present names the field)
+            return
+        text = str(valuelist[0]).strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
+            self.data = None
+            raise ValueError(self.invalid)
+        self.data = int(text)
+
+
+def _validated[T](value: T | None) -> T:
+    """A value that validation guarantees (to_spec runs only on a valid form)."""
+    if value is None:
+        raise ValueError("to_spec() needs a validated form")
+    return value
+
+
 def _decimal(label: str, *validators) -> DecimalField:
     return DecimalField(label, validators=[Optional(), *validators], places=None)
 
@@ -138,12 +167,13 @@ class LegForm(_SubForm):
                                 default=ExpiryChoice.CURRENT_WEEK.value)
     strike_method = SelectField("Strike", choices=_choices(StrikeMethod, STRIKE_LABELS),
                                 default=StrikeMethod.ATM.value)
-    strike_offset = IntegerField(f"Offset ({MIN_OFFSET}–{MAX_OFFSET})", validators=[Optional()])
+    strike_offset = WholeNumberField(f"Offset ({MIN_OFFSET}–{MAX_OFFSET})", validators=[Optional()],
+                                     invalid=f"Choose an offset from {MIN_OFFSET} to {MAX_OFFSET}.")
     strike_price = _decimal("Strike price")
     target_premium = _decimal("Target premium (₹)")
     option_type = SelectField("Type", choices=_choices(OptionType), default=OptionType.CE.value)
     action = SelectField("Action", choices=_choices(Action), default=Action.SELL.value)
-    lots = IntegerField("Lots", default=1, validators=[
+    lots = WholeNumberField("Lots", default=1, invalid=f"Use a whole number of lots from 1 to {MAX_LOTS}.", validators=[
         Present("Enter the number of lots."),
         NumberRange(min=1, max=MAX_LOTS, message=f"Use a whole number of lots from 1 to {MAX_LOTS}.")])
     order_type = SelectField("Order", choices=_pairs(("MARKET", "Market"), ("LIMIT", "Limit at LTP ± buffer")),
@@ -218,7 +248,8 @@ class LegForm(_SubForm):
             position=position, underlying=self.underlying.data, instrument=InstrumentKind(self.instrument.data),
             expiry_choice=ExpiryChoice(self.expiry_choice.data), strike=rule,
             option_type=OptionType(self.option_type.data) if option else None,
-            action=Action(self.action.data), lots=self.lots.data, order_type=OrderType(self.order_type.data),
+            action=Action(self.action.data), lots=_validated(self.lots.data),
+            order_type=OrderType(self.order_type.data),
             limit_buffer_pct=self.limit_buffer_pct.data if limit else None,
             stop_loss=(LegRiskUnit(self.stop_loss_unit.data), self.stop_loss_value.data)
             if self.stop_loss_unit.data else None,
@@ -251,7 +282,8 @@ class StrategyForm(BaseForm):
     trailing_type = SelectField("Trailing stop", choices=_optional_choices(TrailingType, "None"), default="")
     trailing_value = _decimal("Trailing distance", Amount(Decimal(0), MAX_MONEY, exclusive_minimum=True))
     supertrend_enabled = BooleanField("Supertrend exit")
-    supertrend_period = IntegerField("Supertrend period", default=7, validators=[
+    supertrend_period = WholeNumberField("Supertrend period", default=7, invalid="Use a period from 2 to 100.",
+                                         validators=[
         Present("Enter the period."),
         NumberRange(min=2, max=100, message="Use a period from 2 to 100.")])
     supertrend_multiplier = DecimalField("Supertrend multiplier", default=Decimal(3), places=None, validators=[
@@ -336,7 +368,8 @@ class StrategyForm(BaseForm):
             square_off_time=self.square_off_time.data, max_loss=self.max_loss.data, max_profit=self.max_profit.data,
             trailing_type=TrailingType(self.trailing_type.data) if self.trailing_type.data else None,
             trailing_value=self.trailing_value.data if self.trailing_type.data else None,
-            supertrend_enabled=bool(self.supertrend_enabled.data), supertrend_period=self.supertrend_period.data,
+            supertrend_enabled=bool(self.supertrend_enabled.data),
+            supertrend_period=_validated(self.supertrend_period.data),
             supertrend_multiplier=self.supertrend_multiplier.data,
             supertrend_timeframe=SupertrendTimeframe(self.supertrend_timeframe.data),
             supertrend_exit=SupertrendExit(self.supertrend_exit.data),
