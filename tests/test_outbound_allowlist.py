@@ -421,7 +421,7 @@ def test_banner_flag_can_be_forced_on_and_off(app_factory):
         assert BANNER in _client(forced, "root", "admin").get("/dashboard").get_data(as_text=True)
 
 
-def test_host_removed_from_the_list_is_no_longer_contacted_by_any_path(root, paper_app):
+def test_host_removed_from_the_list_is_no_longer_contacted_by_any_path(root, paper_app, caplog):
     """The list is enforced on every use of a stored key, not only when a URL is entered."""
     from app.services import connection, monitors
 
@@ -435,12 +435,23 @@ def test_host_removed_from_the_list_is_no_longer_contacted_by_any_path(root, pap
         assert sent_while_allowed == 1  # the ping before saving
 
         set_list(root, "127.0.0.1:5100")  # the capture server's port is no longer listed
+        caplog.set_level(logging.DEBUG)
         outcome = connection.check_connection(account)  # "Test connection"
         assert not outcome.ok and "allowed hosts" in (outcome.error or "")
         assert monitors._ping_in_context(paper_app, account.id)[0].ok is False  # the connection monitor
         assert monitors.MarketDataFeed().desired_sources() == {}  # the feed does not dial it either
         chain = root.get("/api/option-chain?symbol=NIFTY")  # the option chain (market-data account)
         assert chain.status_code == 502 and "allowed hosts" in chain.get_data(as_text=True)
+        from app.services.account_data import refresher
+
+        result = refresher().refresh([account.id])[account.id].result(timeout=60)  # the data refresher
+        assert result.error is not None and "allowed hosts" in result.error
         assert len(capture.requests) == sent_while_allowed
+        # One warning when the account became refused; every later cycle logs at DEBUG, no traceback.
+        refused = [r for r in caplog.records if r.getMessage().startswith("Not contacting account")]
+        assert [r.levelname for r in refused][:1] == ["WARNING"] and len(refused) >= 4
+        assert all(r.levelname == "DEBUG" for r in refused[1:])
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     finally:
         capture.close()
+

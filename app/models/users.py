@@ -60,9 +60,11 @@ class User(UserMixin, Model):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, User):
             return NotImplemented
-        return self.id is not None and self.id == other.id
+        return self is other or (self.id is not None and self.id == other.id)
 
-    __hash__ = object.__hash__
+    def __hash__(self) -> int:
+        # Consistent with __eq__: equal users hash alike. An unsaved user (no id yet) hashes by identity.
+        return hash(("User", self.id)) if self.id is not None else object.__hash__(self)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username} {self.role}>"

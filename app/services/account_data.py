@@ -22,7 +22,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 
 from app.broker.client import OpenAlgoClient
-from app.broker.errors import BrokerAuthError, BrokerError
+from app.broker.errors import BrokerAuthError, BrokerError, HostNotAllowed
 from app.extensions import db
 from app.models.accounts import TradingAccount
 from app.models.types import utcnow
@@ -123,9 +123,13 @@ class AccountRefresher:
                 account = db.session.get(TradingAccount, account_id)
                 if account is None:
                     return FetchResult(account_id, error="account not found")
-                client = client_for(account)
-                db.session.remove()  # no session held across the network calls
-                result = fetch_account(client, account_id)
+                try:
+                    client = client_for(account)
+                except HostNotAllowed as exc:  # an expected state, shown on the card; not a crash
+                    result = FetchResult(account_id, error=str(exc))
+                else:
+                    db.session.remove()  # no session held across the network calls
+                    result = fetch_account(client, account_id)
                 with self._store_lock:
                     store_result(result)
                 return result

@@ -133,9 +133,16 @@ def client_for(account: TradingAccount) -> OpenAlgoClient:
         HostNotAllowed: the allow-list no longer covers the account's host or WebSocket URL.
     """
     if not account_urls_allowed(account):
-        logger.warning("Not contacting account %s: host %r or WebSocket %r is not on the allow-list",
-                       account.id, account.host_url, account.websocket_url)
+        # Every service cycle asks again: warn when an account becomes refused, not on every call.
+        refused: set[int] = current_app.extensions.setdefault("allowlist_refused_accounts", set())
+        log = logger.debug if account.id in refused else logger.warning
+        refused.add(account.id)
+        log("Not contacting account %s: host %r or WebSocket %r is not on the allow-list",
+            account.id, account.host_url, account.websocket_url)
         raise HostNotAllowed(HostNotAllowed.user_message)
+    if account.id in current_app.extensions.get("allowlist_refused_accounts", ()):
+        current_app.extensions["allowlist_refused_accounts"].discard(account.id)
+        logger.info("Account %s is on the allow-list again", account.id)
     api_key = get_encryptor().decrypt(account.api_key_encrypted)
     return client_registry().get(account.id, account.host_url, api_key, label=f"{account.id}:{account.account_name}",
                                  ws_url=account.websocket_url)
