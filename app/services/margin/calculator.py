@@ -35,7 +35,13 @@ from app.models.types import utcnow
 from app.models.users import User
 from app.services.accounts import client_for
 from app.services.margin.contracts import ContractError, ContractSpec, contract_spec, expiry_list, reference_future
-from app.services.margin.sizing import AccountChoice, ContractLeg, SizingResult, size_accounts
+from app.services.margin.sizing import (
+    AccountChoice,
+    ContractLeg,
+    SizingResult,
+    owned_active_accounts,
+    size_accounts,
+)
 from app.services.market_source import market_data_account
 from app.services.short_cache import CacheWaitTimeout
 
@@ -124,6 +130,8 @@ def calculate(user: User, account_ids: Sequence[int], underlying: str, trade_typ
     Raises:
         AccountNotFound, MarginUnavailable, SizingError (from size_accounts), ContractError.
     """
+    unique = list(dict.fromkeys(account_ids))
+    owned_active_accounts(user, unique)  # refuse another user's ids before any broker call
     today = ist_today(utcnow())
     client, source_name = _market_client(user)
     shape = basket_legs(underlying, trade_type, None)
@@ -138,7 +146,6 @@ def calculate(user: User, account_ids: Sequence[int], underlying: str, trade_typ
         chosen = profile or RiskProfile.BALANCED
         percent = PROFILE_PERCENT[chosen]
         label = f"{chosen.value} ({percent} %)"
-    unique = list(dict.fromkeys(account_ids))
     result = size_accounts(user, legs, chosen, [AccountChoice(i) for i in unique], usable_percent=percent,
                            allowed_splits=allowed_splits, client=client, today=today)
     return Calculation(result, spec, symbol, percent, label, source_name)
