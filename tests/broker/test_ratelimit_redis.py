@@ -101,42 +101,73 @@ def test_redis_window_keeps_accounts_and_buckets_apart(redis_url, key):
         conn.delete(*[f"{{{other_bucket.key}}}:{part}" for part in ("flight", "done")])
 
 
+def _redis_now_us(conn: redis.Redis) -> int:
+    seconds, micros = conn.time()
+    return seconds * 1_000_000 + micros
+
+
+def _granted_at(conn: redis.Redis, limiter: RedisWindowLimiter, frees_at_us: int) -> int | None:
+    """One attempt: Redis TIME just after it when granted, else None. A refusal must have started
+    before `frees_at_us`, the stored score at which the held slot frees."""
+    before_us = _redis_now_us(conn)
+    taken, _ = limiter.try_acquire()
+    after_us = _redis_now_us(conn)
+    if taken is None:
+        assert before_us < frees_at_us, "refused although the slot's stored expiry had passed"
+        return None
+    return after_us
+
+
 @pytest.mark.redis
 def test_redis_slot_counts_for_one_window_after_its_answer(redis_url, key):
+    window_us = 2_000_000  # far longer than the few Redis round trips between the answer and the refusal
     conn = redis.Redis.from_url(redis_url)
-    limiter = _limiter(redis_url, key, 1, window=1.0)
+    limiter = _limiter(redis_url, key, 1, window=window_us / 1e6)
     slot, _ = limiter.try_acquire()
     assert slot is not None
 
+    before_release_us = _redis_now_us(conn)
     limiter.release(slot)
-    seconds, micros = conn.time()
-    released_us = seconds * 1_000_000 + micros
+    after_release_us = _redis_now_us(conn)
 
     assert conn.zcard(f"{{{key}}}:flight") == 0
     [(member, score)] = conn.zrange(f"{{{key}}}:done", 0, -1, withscores=True)
     assert member.decode() == slot.member
-    assert 0 <= released_us + 1_000_000 - score < 200_000  # stamped with Redis TIME at the answer
+    expiry_us = int(score)
+    # Stamped with Redis TIME at the answer (taken inside release()) plus exactly one window.
+    assert before_release_us + window_us <= expiry_us <= after_release_us + window_us
+    before_refusal_us = _redis_now_us(conn)
     refused, wait = limiter.try_acquire()
+    after_refusal_us = _redis_now_us(conn)
     assert refused is None
-    assert 0.8 < wait <= 1.0
+    # The wait is the time left until the stored expiry, as Redis saw it during the call.
+    assert expiry_us - after_refusal_us <= round(wait * 1e6) <= expiry_us - before_refusal_us
+    assert 0 < wait <= window_us / 1e6
     # Free again once the answer is one window old, and not before.
-    _wait_for(lambda: limiter.try_acquire()[0] is not None)
-    now_seconds, now_micros = conn.time()
-    assert now_seconds * 1_000_000 + now_micros - released_us >= 1_000_000
+    assert _wait_for(lambda: _granted_at(conn, limiter, expiry_us)) >= expiry_us
 
 
 @pytest.mark.redis
 def test_redis_lease_frees_a_slot_whose_sender_never_answers(redis_url, key):
-    limiter = _limiter(redis_url, key, 1, window=1.0, lease=0.3)
-    started = time.monotonic()
+    lease_us = 1_000_000  # far longer than the Redis round trips between taking the slot and the refusal
+    conn = redis.Redis.from_url(redis_url)
+    limiter = _limiter(redis_url, key, 1, window=5.0, lease=lease_us / 1e6)
+    before_us = _redis_now_us(conn)
     assert limiter.try_acquire()[0] is not None  # never released: its process "died"
+    after_us = _redis_now_us(conn)
+    [(_member, score)] = conn.zrange(f"{{{key}}}:flight", 0, -1, withscores=True)
+    lease_ends_us = int(score)
+    assert before_us + lease_us <= lease_ends_us <= after_us + lease_us
 
+    before_us = _redis_now_us(conn)
     refused, wait = limiter.try_acquire()
+    after_us = _redis_now_us(conn)
 
     assert refused is None
-    assert 0.0 < wait <= 0.3
-    _wait_for(lambda: limiter.try_acquire()[0] is not None)
-    assert time.monotonic() - started >= 0.3
+    # The lease, not the (longer) window, bounds the wait.
+    assert lease_ends_us - after_us <= round(wait * 1e6) <= lease_ends_us - before_us
+    assert 0 < wait <= lease_us / 1e6
+    assert _wait_for(lambda: _granted_at(conn, limiter, lease_ends_us)) >= lease_ends_us
 
 
 @pytest.mark.redis
@@ -168,15 +199,17 @@ def test_redis_acquire_waits_for_the_window_then_proceeds(redis_url, key):
 
 @pytest.mark.redis
 def test_redis_acquire_gives_up_at_its_deadline_with_pacing_timeout(redis_url, key):
-    limiter = _limiter(redis_url, key, 1, window=1.0)
+    # The held slot frees in 30 s (its lease, shorter than the window), far beyond the 5 s allowed.
+    limiter = _limiter(redis_url, key, 1, window=60.0, lease=30.0)
     assert limiter.try_acquire()[0] is not None
     started = time.monotonic()
 
     with pytest.raises(PacingTimeout) as caught:
-        limiter.acquire(timeout=0.2)
+        limiter.acquire(timeout=5.0)
 
     assert isinstance(caught.value, RateLimited) and isinstance(caught.value, TimeoutError)
-    assert time.monotonic() - started < 0.2  # a wait that cannot end in time is refused at once
+    # A wait that cannot end in time is refused at once, not after sleeping out the allowed 5 s.
+    assert time.monotonic() - started < 5.0
 
 
 # --- choosing the implementation -----------------------------------------------------------------
