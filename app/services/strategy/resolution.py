@@ -18,146 +18,44 @@ symbols.option_symbol / future_symbol); this module only fetches what they need:
 Nothing is cached here, so nothing stale is shown as live: when the market-data account
 fails (down, key refused, rate-limited), every unresolved leg says so and no price is made up.
 A leg that cannot be resolved gets a LegError naming the leg and the reason; the others still
-resolve. No database transaction is open across a broker call (the caller's is committed first).
+resolve (the result types are in resolved.py). No database transaction is open across a
+broker call (the caller's is committed first).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError, BrokerRequestError, HostNotAllowed
 from app.broker.parsing import OptionChain, OptionLeg, Quote
 from app.domain.errors import ExpiryUnavailable, InvalidExpiry, StrikeUnavailable
-from app.domain.expiries import expiry_close, format_expiry, parse_expiry
+from app.domain.expiries import format_expiry, parse_expiry
 from app.domain.instruments import InstrumentKind, OptionType
 from app.domain.instruments import underlying as lookup_underlying
-from app.domain.legs import LegSpec, expiry_reference_day, leg_expiry, limit_price
-from app.domain.strategy_settings import OrderType
+from app.domain.legs import LegSpec, expiry_reference_day, leg_expiry
 from app.domain.strikes import StrikeMethod, select_strike
 from app.domain.symbols import future_symbol, option_symbol
 from app.extensions import db
 from app.models.types import utcnow
 from app.models.users import User
+from app.services.strategy.resolved import (
+    Contract,
+    ContractLookup,
+    ContractUnknown,
+    LegError,
+    LegFailure,
+    Resolution,
+    ResolvedLeg,
+)
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_TICK = Decimal("0.05")  # NFO/BFO index derivatives, when an answer gives no tick size
-
-
-class LegFailure(StrEnum):
-    """Why a leg did not resolve."""
-
-    NO_EXPIRY = "no_expiry"
-    STRIKE_NOT_LISTED = "strike_not_listed"
-    NO_QUOTE = "no_quote"
-    NO_CONTRACT = "no_contract"
-    MARKET_DATA_DOWN = "market_data_down"
-
-
-@dataclass(frozen=True)
-class LegError:
-    """A leg that did not resolve: which leg (1-based), why, and the detail."""
-
-    number: int
-    spec: LegSpec
-    reason: LegFailure
-    detail: str
-
-    @property
-    def message(self) -> str:
-        return f"Leg {self.number} ({self.spec.label}): {self.detail}"
-
-
-@dataclass(frozen=True)
-class Contract:
-    """Lot size and freeze quantity of a contract, and where the lot size came from."""
-
-    lot_size: int
-    freeze_qty: int
-    max_lots_per_order: int
-    source: str  # "broker" or "settings"
-
-
-# (client, underlying, symbol, exchange, expiry, today) -> Contract; raises ContractUnknown
-# when neither the broker nor the stored settings know the contract.
-ContractLookup = Callable[[OpenAlgoClient, str, str, str, date, date], Contract]
-
-
-class ContractUnknown(Exception):
-    """Neither the broker nor the stored settings give a lot size for the contract."""
-
-
-@dataclass(frozen=True)
-class ResolvedLeg:
-    """A leg resolved to one contract, with what the market says about it now."""
-
-    number: int
-    spec: LegSpec
-    symbol: str
-    exchange: str
-    expiry: date
-    strike: Decimal | None  # None for a future
-    option_type: OptionType | None
-    ltp: Decimal
-    spot: Decimal  # the underlying's price in the same answer
-    lot_size: int
-    freeze_qty: int
-    max_lots_per_order: int
-    lot_source: str
-    tick_size: Decimal
-    quote_source: str  # "optionchain" or "multiquotes"
-    iv: Decimal | None = None  # percent, from the chain
-    delta: Decimal | None = None
-    gamma: Decimal | None = None
-    theta: Decimal | None = None
-    vega: Decimal | None = None
-
-    @property
-    def quantity(self) -> int:
-        """Units of one strategy lot of this leg: its lots × the contract's lot size."""
-        return self.spec.lots * self.lot_size
-
-    @property
-    def expires_at(self) -> datetime:
-        """The 15:30 IST close of the expiry day, as aware UTC."""
-        return expiry_close(self.expiry)
-
-    @property
-    def limit_price(self) -> Decimal | None:
-        """The LIMIT entry price (LTP ± the buffer, on the tick); None for a MARKET leg."""
-        if self.spec.order_type is not OrderType.LIMIT or self.spec.limit_buffer_pct is None:
-            return None
-        return limit_price(self.ltp, self.spec.action, self.spec.limit_buffer_pct, self.tick_size)
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """One resolution: every leg in order, resolved or failed, and where the data came from."""
-
-    source: str | None  # the market-data account's name
-    resolved_at: datetime  # aware UTC
-    today: date  # the day expiry choices counted from
-    legs: tuple[ResolvedLeg | LegError, ...]
-    error: str | None = None  # a failure of the whole source (no account, account down)
-    calls: dict[str, int] = field(default_factory=dict)  # broker calls made, by endpoint
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and all(isinstance(leg, ResolvedLeg) for leg in self.legs)
-
-    @property
-    def resolved(self) -> list[ResolvedLeg]:
-        return [leg for leg in self.legs if isinstance(leg, ResolvedLeg)]
-
-    @property
-    def errors(self) -> list[LegError]:
-        return [leg for leg in self.legs if isinstance(leg, LegError)]
 
 
 class _SourceDown(Exception):
