@@ -243,6 +243,7 @@ def test_futures_resolve_to_the_chosen_months_contract(env):
     quotes = env.broker_client.multiquotes([(leg.symbol, leg.exchange) for leg in legs])
     assert [leg.ltp for leg in legs] == [quotes[(leg.symbol, leg.exchange)].ltp for leg in legs]
     assert [leg.lot_size for leg in legs] == [65, 65, 65, 20]
+    assert [leg.spot for leg in legs] == [Decimal(26000)] * 3 + [Decimal(85000)]  # the index, same call
     assert env.calls("multiquotes") == 1 and env.calls("optionchain") == 0
 
 
@@ -312,9 +313,10 @@ def test_the_backup_serving_data_resolves_when_the_primary_is_down(env):
     assert env.calls("optionchain", "Beta") == 1 and env.calls("optionchain", "Alpha") == 0
 
 
-def test_numbers_as_strings_resolve_to_the_same_legs(env):
+def test_numbers_as_strings_resolve_to_the_same_legs(env, sim):
     plain = _resolved(env.resolve([*IRON_CONDOR, future(ExpiryChoice.CURRENT_MONTH)]))
-    env.rewriting.stringify = True
+    sim.post(f"/sim/accounts/{env.keys['Alpha']}/options", {"numbers_as_strings": True})
+    env.rewriting.stringify = True  # and every other number of every answer too
 
     strings = _resolved(env.resolve([*IRON_CONDOR, future(ExpiryChoice.CURRENT_MONTH)]))
 

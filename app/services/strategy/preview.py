@@ -142,7 +142,7 @@ def _leg_json(leg: ResolvedLeg | LegError) -> dict[str, Any]:
             "ltp": str(leg.ltp), "limit_price": _text(leg.limit_price), "quote_source": leg.quote_source,
             "iv": _text(leg.iv), "delta": _text(leg.delta), "gamma": _text(leg.gamma), "theta": _text(leg.theta),
             "vega": _text(leg.vega), "lot_size": leg.lot_size, "lot_source": leg.lot_source,
-            "freeze_qty": leg.freeze_qty, "quantity": leg.quantity, "spot": str(leg.spot),
+            "freeze_qty": leg.freeze_qty, "quantity": leg.quantity, "spot": str(leg.spot) if leg.spot > 0 else None,
             "display": {"strike": fmt.strike(leg.strike) if leg.strike is not None else "FUT",
                         "ltp": fmt.indian_number(leg.ltp, 2),
                         "limit_price": fmt.indian_number(leg.limit_price, 2) if leg.limit_price else "MARKET",

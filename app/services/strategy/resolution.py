@@ -326,6 +326,8 @@ def _batch_quotes(run: _Run, pending: list[_Pending]) -> dict[tuple[str, str], Q
             assert p.expiry is not None
             p.symbol = future_symbol(p.spec.underlying, p.expiry)
             wanted[(p.symbol, exchange)] = None
+            index = lookup_underlying(p.spec.underlying)
+            wanted[(index.symbol, index.quote_exchange)] = None  # its spot, in the same call
         elif p.symbol is None:  # premium-near waiting for quotes: every candidate of its type
             assert p.chain is not None and p.spec.option_type is not None
             for leg in _side(p.chain, p.spec.option_type).values():
@@ -366,7 +368,12 @@ def _finish(p: _Pending, quotes: dict[tuple[str, str], Quote], client: OpenAlgoC
     except ContractUnknown as exc:
         return LegError(p.number, p.spec, LegFailure.NO_CONTRACT, f"{p.symbol}: {exc}")
     leg = p.chain_leg
-    spot = p.chain.underlying_ltp if p.chain is not None else Decimal(0)
+    if p.chain is not None:
+        spot = p.chain.underlying_ltp
+    else:
+        index = lookup_underlying(p.spec.underlying)
+        index_quote = quotes.get((index.symbol, index.quote_exchange))
+        spot = index_quote.ltp if index_quote is not None and index_quote.ltp > 0 else Decimal(0)
     return ResolvedLeg(
         number=p.number, spec=p.spec, symbol=p.symbol, exchange=exchange, expiry=p.expiry, strike=p.strike,
         option_type=p.spec.option_type, ltp=ltp, spot=spot, lot_size=contract.lot_size,

@@ -74,7 +74,7 @@ class ResolvedLeg:
     strike: Decimal | None  # None for a future
     option_type: OptionType | None
     ltp: Decimal
-    spot: Decimal  # the underlying's price in the same answer
+    spot: Decimal  # the underlying's price in the same answer (0: not known)
     lot_size: int
     freeze_qty: int
     max_lots_per_order: int
