@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select, update
 
+from app.broker.client import OpenAlgoClient
 from app.extensions import db
 from app.models.accounts import TradingAccount
 from app.services.account_data import refresher
@@ -12,6 +15,8 @@ from tests.helpers import Browserless, make_user, wait_until
 from tests.support.paperbroker import ADMIN_TOKEN
 
 SLOW_MS = 1_500
+PAGE_WAIT_SECONDS = 600.0  # a page that waits on a refresh it should not wait for shows it as a hang
+HOLD_SECONDS = 120.0  # a held broker read gives up after this (well inside PAGE_WAIT_SECONDS)
 
 
 @pytest.fixture
@@ -19,7 +24,7 @@ def patient_app(app_factory, broker):
     """A page wait far longer than any call here, so a page that waits shows it."""
     application = app_factory(PAPER_BROKER_URL=broker.url, PAPER_BROKER_WS_URL=broker.ws_url,
                               PAPERBROKER_ADMIN_TOKEN=ADMIN_TOKEN, BROKER_READ_TIMEOUT=30.0,
-                              DASHBOARD_WAIT_SECONDS=30.0)
+                              DASHBOARD_WAIT_SECONDS=PAGE_WAIT_SECONDS)
     with application.app_context():
         yield application
 
@@ -38,24 +43,50 @@ def add_account(client, broker, key):
     return db.session.scalars(select(TradingAccount)).one()
 
 
+class HeldFunds:
+    """Funds reads that hang until the test releases them, then go to the paper broker as usual:
+    a broker that answers only when the test says so. Never held past HOLD_SECONDS."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        real = OpenAlgoClient.funds
+
+        def funds(client: OpenAlgoClient):
+            self.entered.set()
+            self.released.wait(HOLD_SECONDS)
+            return real(client)
+
+        monkeypatch.setattr(OpenAlgoClient, "funds", funds)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 def make_stale(**values):
     db.session.execute(update(TradingAccount).values(last_checked_at=None, **values))
     db.session.commit()
 
 
-def test_dashboard_with_cached_data_answers_before_a_slow_refresh_ends(carol, broker, apikey, sim):
-    # Arrange: cached data, then the account turns slow and its cache stale.
+def test_dashboard_with_cached_data_answers_before_a_slow_refresh_ends(carol, broker, apikey, monkeypatch):
+    # Arrange: cached data, then the account's broker stops answering funds and its cache turns stale.
     account = add_account(carol, broker, apikey)
     assert carol.get("/api/dashboard").json["accounts"][0]["available_margin"] is not None
-    sim.post("/sim/faults", {"apikey": apikey, "latency_ms": SLOW_MS, "routes": ["funds"]})
+    held = HeldFunds(monkeypatch)
     make_stale()
-    # Act
-    data = carol.get("/api/dashboard").json
-    # Assert: the answer came from the cache while the refresh it started was still running.
-    running = refresher()._inflight[account.id]
-    assert not running.done()
-    [card] = data["accounts"]
-    assert card["available_margin"] in ("1000000", "1000000.0")
+    try:
+        # Act: had the page waited on the refresh, it would answer only after HOLD_SECONDS, with
+        # the refresh done (the page waits far longer than that).
+        data = carol.get("/api/dashboard").json
+        # Assert: the answer came from the cache while the refresh it started was still held.
+        running = refresher()._inflight.get(account.id)
+        assert running is not None, "the dashboard started no refresh"
+        assert held.entered.wait(60), "the refresh never reached the broker"
+        assert not running.done()
+        [card] = data["accounts"]
+        assert card["available_margin"] in ("1000000", "1000000.0")
+    finally:
+        held.release()
     result = running.result(timeout=60)  # the refresh still lands, in the background
     assert result.error is None
     db.session.expire_all()
