@@ -3,7 +3,7 @@
 trading_settings: lot size, next-month lot size, freeze quantity and strike step per
 underlying (max lots per order is derived, not stored). margin_requirements: ₹ per lot per
 underlying and trade type, on and off expiry days. trade_qualities: grades A/B/C as a share
-of available margin. The seed rows are the domain's defaults (app/domain/contract_defaults.py,
+of available margin. The seed rows are frozen copies of the domain defaults (app/domain/contract_defaults.py,
 app/domain/margin_defaults.py: plain tuples); admins edit them at /margin/settings.
 
 Revision ID: 0004
@@ -17,14 +17,41 @@ from decimal import Decimal
 import sqlalchemy as sa
 from alembic import op
 
-from app.domain.contract_defaults import CONTRACT_DEFAULT_ROWS
-from app.domain.margin_defaults import MARGIN_DEFAULT_ROWS, TRADE_QUALITY_DEFAULT_ROWS
 
 # revision identifiers, used by Alembic.
 revision = '0004'
 down_revision = '0003'
 branch_labels = None
 depends_on = None
+
+# The seed as it was when this revision was written: a migration never imports app code, so a later
+# change of the app's defaults cannot rewrite history (edit the rows through the admin page instead).
+CONTRACT_DEFAULT_ROWS = (('NIFTY', 65, 65, 1755, 50),
+ ('BANKNIFTY', 30, 30, 600, 100),
+ ('SENSEX', 20, 20, 1000, 100),
+ ('FINNIFTY', 60, 60, 1200, 50),
+ ('MIDCPNIFTY', 120, 120, 2800, 25))
+MARGIN_DEFAULT_ROWS = (('NIFTY', 'ce_or_pe_sell', 205000, 250000),
+ ('NIFTY', 'ce_and_pe_sell', 250000, 320000),
+ ('NIFTY', 'futures', 215000, 215000),
+ ('NIFTY', 'option_buying', 20000, 20000),
+ ('BANKNIFTY', 'ce_or_pe_sell', 205000, 250000),
+ ('BANKNIFTY', 'ce_and_pe_sell', 250000, 320000),
+ ('BANKNIFTY', 'futures', 215000, 215000),
+ ('BANKNIFTY', 'option_buying', 20000, 20000),
+ ('SENSEX', 'ce_or_pe_sell', 180000, 220000),
+ ('SENSEX', 'ce_and_pe_sell', 225000, 290000),
+ ('SENSEX', 'futures', 185000, 185000),
+ ('SENSEX', 'option_buying', 20000, 20000),
+ ('FINNIFTY', 'ce_or_pe_sell', 205000, 250000),
+ ('FINNIFTY', 'ce_and_pe_sell', 250000, 320000),
+ ('FINNIFTY', 'futures', 215000, 215000),
+ ('FINNIFTY', 'option_buying', 20000, 20000),
+ ('MIDCPNIFTY', 'ce_or_pe_sell', 205000, 250000),
+ ('MIDCPNIFTY', 'ce_and_pe_sell', 250000, 320000),
+ ('MIDCPNIFTY', 'futures', 215000, 215000),
+ ('MIDCPNIFTY', 'option_buying', 20000, 20000))
+TRADE_QUALITY_DEFAULT_ROWS = (('A', 95), ('B', 65), ('C', 36))
 
 
 def upgrade():
