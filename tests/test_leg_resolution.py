@@ -286,7 +286,7 @@ def test_market_data_account_down_fails_every_leg_with_a_clear_error_and_no_pric
     resolution = env.resolve(IRON_CONDOR)
 
     assert resolution.resolved == [] and resolution.error is not None
-    assert resolution.error.startswith("Market-data account Alpha is not answering (expiry)")
+    assert resolution.error.startswith("Market-data account Alpha failed (expiry)")
     assert {e.reason for e in resolution.errors} == {LegFailure.MARKET_DATA_DOWN}
     assert resolution.errors[3].message.startswith("Leg 4 (BUY NIFTY OTM4 PE (current week)): Market-data account")
     assert env.calls("optionchain") == 0  # it stopped at the first failure
@@ -332,3 +332,12 @@ def test_a_limit_leg_carries_its_limit_price_on_the_tick(env):
     assert leg.tick_size == Decimal("0.05") and leg.limit_price is not None
     assert leg.limit_price <= leg.ltp * Decimal("0.98") and leg.limit_price % Decimal("0.05") == 0
     assert leg.ltp * Decimal("0.98") - leg.limit_price < Decimal("0.05")
+
+
+def test_a_refused_key_on_the_market_data_account_says_so(env, sim):
+    sim.post("/sim/faults", {"apikey": env.keys["Alpha"], "session_expired": True})
+
+    resolution = env.resolve(IRON_CONDOR)
+
+    assert resolution.error is not None and resolution.resolved == []
+    assert resolution.error.startswith("Market-data account Alpha failed (expiry): The API key was refused")

@@ -152,7 +152,7 @@ def test_preview_when_the_market_data_account_is_down_says_so_and_shows_nothing_
     assert response.status_code == 503
     data = response.get_json()
     assert data["status"] == "error" and data["source_down"] is True
-    assert data["error"].startswith("Market-data account Alpha is not answering")
+    assert data["error"].startswith("Market-data account Alpha failed")
     assert data["payoff"] is None and data["sizing"] is None
     assert {leg["status"] for leg in data["legs"]} == {"error"}
     assert all("ltp" not in leg and "symbol" not in leg for leg in data["legs"])

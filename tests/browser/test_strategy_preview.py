@@ -73,7 +73,7 @@ def test_preview_shows_legs_payoff_and_sizing_then_nothing_stale_when_the_source
     sim.post("/sim/faults", {"apikey": key, "error_rate": 1.0})
     page.get_by_test_id("preview-refresh").click()
 
-    expect(page.get_by_test_id("preview-error")).to_contain_text("Market-data account Alpha is not answering")
+    expect(page.get_by_test_id("preview-error")).to_contain_text("Market-data account Alpha failed")
     expect(page.get_by_test_id("preview-payoff")).to_be_hidden()
     expect(page.get_by_test_id("preview-sizing")).to_be_hidden()
     expect(legs.nth(0)).not_to_contain_text("NIFTY06JAN2626100CE")

@@ -169,8 +169,8 @@ class _Run:
         except BrokerRequestError:
             raise
         except BrokerError as exc:
-            raise _SourceDown(f"Market-data account {self.source} is not answering ({endpoint}): "
-                              f"{exc.user_message} {exc}".strip()) from exc
+            raise _SourceDown(f"Market-data account {self.source} failed ({endpoint}): "
+                              f"{str(exc) or exc.user_message}") from exc
 
 
 def resolve_legs(client: OpenAlgoClient, specs: Sequence[LegSpec], *, now: datetime, source: str | None = None,
