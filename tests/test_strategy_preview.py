@@ -203,3 +203,22 @@ def test_preview_json_carries_display_forms(env):
     assert shown["max_loss"].startswith("-₹")
     row = data["sizing"]["accounts"][0]["display"]
     assert row["available_margin"] == "₹10,00,000" and row["usable_margin"] == "₹6,50,000"
+
+
+def test_a_stored_leg_that_no_longer_validates_is_a_422_naming_it(env):
+    from sqlalchemy import update
+
+    from app.extensions import db
+    from app.models.strategies import StrategyLeg
+
+    strategy_id = env.create(IRON_CONDOR)
+    with env.app.app_context():
+        db.session.execute(update(StrategyLeg).where(StrategyLeg.strategy_id == strategy_id,
+                                                     StrategyLeg.position == 2).values(lots=0))
+        db.session.commit()
+
+    response = _preview(env, strategy_id)
+
+    assert response.status_code == 422
+    assert response.get_json()["error"].startswith("Leg 3: lots must be a whole number of at least 1")
+    assert env.calls("expiry", "Alpha") == 0

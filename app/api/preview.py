@@ -20,7 +20,10 @@ from app.services.strategy import preview as preview_service
 @rate_tier("heavy")
 def strategy_preview(strategy_id: int):
     strategy = crud.get_owned(current_user, strategy_id)
-    body = preview_service.build_preview(current_user, strategy)
+    try:
+        body = preview_service.build_preview(current_user, strategy)
+    except preview_service.PreviewInvalid as exc:
+        return jsonify({"status": "error", "error": str(exc), "source_down": False}), 422
     # The market-data account failing is the server side's problem (retry later): 503. Legs
     # that do not resolve are an answer about the strategy: 200, with every leg's reason.
     return jsonify(body), 503 if body["source_down"] else 200

@@ -80,9 +80,20 @@ class _Plan:
     accounts: tuple[AccountChoice, ...]
 
 
+class PreviewInvalid(ValueError):
+    """The stored strategy cannot be previewed as it is (a leg no longer validates): a 422."""
+
+
 def _plan(strategy: Strategy) -> _Plan:
-    return _Plan(strategy.id, strategy.name, strategy.profile(), strategy.product_type().value,
-                 tuple(leg_spec(row) for row in sorted(strategy.legs, key=lambda r: r.position)),
+    specs = []
+    for number, row in enumerate(sorted(strategy.legs, key=lambda r: r.position), start=1):
+        try:
+            specs.append(leg_spec(row))
+        except ValueError as exc:  # stored before a rule tightened, or edited outside the app
+            raise PreviewInvalid(f"Leg {number}: {exc}. Edit the leg and save the strategy again.") from exc
+    if not specs:
+        raise PreviewInvalid("The strategy has no legs.")
+    return _Plan(strategy.id, strategy.name, strategy.profile(), strategy.product_type().value, tuple(specs),
                  tuple(AccountChoice(a.account_id, a.lot_multiplier, a.capital_cap) for a in strategy.accounts))
 
 
@@ -97,6 +108,8 @@ def build_preview(user: User, strategy: Strategy, *, now: datetime | None = None
         {"status": "ok" | "error", "error", "source_down", "strategy", "source", "resolved_at",
          "legs", "payoff", "sizing"}; on "error", "payoff" and "sizing" are None, and
         "source_down" says whether the market-data account itself failed (docs/strategies.md).
+    Raises:
+        PreviewInvalid: a stored leg no longer validates, or there are no legs.
     """
     moment = now or utcnow()
     plan = _plan(strategy)  # read every stored value now: the commit below expires the rows
