@@ -13,6 +13,7 @@ unexport PYTHONDONTWRITEBYTECODE
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+CHART_JS := app/static/vendor/lightweight-charts.standalone.production.js
 PYTHON_SOURCES := $(wildcard app paperbroker config.py app.py init_db.py bench tests)
 
 .PHONY: help run test test-stress lint typecheck pytest css setup bytecode clean paperbroker services
@@ -38,7 +39,7 @@ test-stress: setup
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z-]*:/{if(doc){split($$0,t,":"); printf "  make %-12s %s\n", t[1], doc}; doc=""} !/^## /{doc=""}' $(MAKEFILE_LIST)
 
-setup: .venv/.synced bytecode node_modules/.synced app/static/css/compiled.css
+setup: .venv/.synced bytecode node_modules/.synced app/static/css/compiled.css $(CHART_JS)
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -55,6 +56,12 @@ bytecode: .venv/.synced
 node_modules/.synced: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The payoff chart's library (lightweight-charts 5, Apache-2.0), served from app/static/vendor/:
+# copied from node_modules at setup (version pinned by package-lock.json), never committed.
+$(CHART_JS): node_modules/.synced
+	mkdir -p $(@D)
+	cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js $@
 
 app/static/css/compiled.css: node_modules/.synced tailwind.config.js app/static/src/input.css $(shell find app/templates app/static/js -type f 2>/dev/null)
 	npm run --silent build-css
@@ -81,4 +88,4 @@ paperbroker: .venv/.synced
 
 ## Remove the environment, node modules and caches.
 clean:
-	rm -rf .venv .tools node_modules app/static/css/compiled.css .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .tools node_modules app/static/css/compiled.css app/static/vendor .pytest_cache .mypy_cache .ruff_cache
