@@ -91,6 +91,7 @@
     renderLegs(data.legs || []);
     renderPayoff(data.payoff);
     renderSizing(data.sizing);
+    root.dispatchEvent(new CustomEvent("strategy-preview", { detail: data }));  // payoff_chart.js draws the chart
   }
 
   function load() {
