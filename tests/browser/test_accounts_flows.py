@@ -72,6 +72,10 @@ def test_stopped_broker_shows_disconnected_within_two_cycles_and_page_loads(page
         page.goto("/dashboard")
         status = page.get_by_test_id("card-Paper 1").locator('[data-field="status"]')
         expect(status).to_have_text("connected")
+        # The premise is "last good data": wait until the first funds are cached and shown (a loaded
+        # machine may need more than one poll) before the broker goes away.
+        margin = page.get_by_test_id("card-Paper 1").locator('[data-field="available_margin"]')
+        expect(margin).to_have_text(re.compile(r"10,00,000"), timeout=60_000)
         own_broker.stop()
         # Two monitor cycles (1 s each, three strikes per cycle) plus one dashboard poll (5 s): about
         # 12 s on a quiet machine; the deadline leaves room for a loaded one.
