@@ -30,6 +30,7 @@ from app.domain.expiries import is_expiry_day, ist_today, parse_expiries
 from app.domain.instruments import underlying as lookup_underlying
 from app.domain.sizing import max_lots_per_order
 from app.domain.symbols import future_symbol
+from app.extensions import db
 from app.models.types import utcnow
 from app.services.margin.tables import UnknownRow, contract_row
 from app.services.short_cache import CacheWaitTimeout, SingleFlightCache
@@ -121,6 +122,9 @@ def contract_spec(client: OpenAlgoClient | None, underlying: str, symbol: str | 
     Raises:
         ContractError: no contract settings for the underlying, or figures whose freeze
             quantity is below one lot.
+
+    Ends the session's (read) transaction before asking the broker: call it before a unit of
+    work that writes, never inside one.
     """
     day = today or ist_today(utcnow())
     try:
@@ -130,6 +134,7 @@ def contract_spec(client: OpenAlgoClient | None, underlying: str, symbol: str | 
         raise ContractError(str(exc)) from exc
     lot, freeze, error = None, None, None
     if client is not None and symbol and exchange:
+        db.session.commit()  # the stored figures are read: no transaction open across the broker call
         try:
             lot, freeze = _symbol_info(client, symbol, exchange)
             if lot is None:

@@ -149,13 +149,22 @@ def strategy_margin(client: OpenAlgoClient | None, legs: Sequence[ContractLeg], 
         MarginUnavailable: the table is needed and has no rows for an underlying, or gives 0.
     """
     days = {leg.leg.underlying: ExpiryDay(False, False) for leg in legs}
+    table: dict[str, Any] = {}
+    for name in days:  # database reads first, then the broker calls without a transaction open
+        try:
+            table[name] = margin_rows(name)
+        except UnknownRow as exc:
+            table[name] = exc
+    db.session.commit()
     basket, why = _basket_margin(client, legs, product)
     rates: dict[str, MarginRates] = {}
     if basket is None:
         for name in days:
             days[name] = expiry_today(client, name, today)
             try:
-                rates[name] = MarginRates.from_table(margin_rows(name), expiry_day=days[name].expiry_day)
+                if isinstance(table[name], UnknownRow):
+                    raise table[name]
+                rates[name] = MarginRates.from_table(table[name], expiry_day=days[name].expiry_day)
             except (UnknownRow, DomainError) as exc:
                 raise MarginUnavailable(str(exc)) from exc
     try:
@@ -212,10 +221,10 @@ def size_accounts(user: User, legs: Sequence[ContractLeg], profile: RiskProfile 
     """
     chosen = RiskProfile(profile)
     owned = owned_active_accounts(user, [a.account_id for a in accounts])
-    day = today or ist_today(utcnow())
-    margin, days, why = strategy_margin(client, legs, today=day, product=product)
-    notes = tuple(n for n in (why, *(d.note for d in days.values())) if n)
     names = {a.id: (a.account_name, a.is_paper) for a in owned}
+    day = today or ist_today(utcnow())
+    margin, days, why = strategy_margin(client, legs, today=day, product=product)  # ends the read transaction
+    notes = tuple(n for n in (why, *(d.note for d in days.values())) if n)
     funds = _fetch_funds(owned, _wait_seconds() if wait_seconds is None else wait_seconds)
     rows: list[AccountRow] = []
     for choice in accounts:
