@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import MetaData, create_engine, delete, text
 
 from tests.helpers import WAIT_SECONDS, Browserless, make_user
-from tests.support.paperbroker import Admin, BrokerProc, start_broker
+from tests.support.paperbroker import ADMIN_TOKEN, Admin, BrokerProc, start_broker
 
 # In-process service runners log their shutdown from atexit, after pytest has closed the
 # captured streams; don't print "--- Logging error ---" noise for those last lines.
@@ -173,3 +173,21 @@ def apikey(sim: Admin) -> Iterator[str]:
     yield key
     sim.call("DELETE", "/sim/faults")
     sim.call("DELETE", f"/sim/accounts/{key}")
+
+
+@pytest.fixture
+def paper_app(app_factory, broker):
+    """An app whose "Add paper account" provisions on the session's paper broker (3 s read timeout)."""
+    application = app_factory(PAPER_BROKER_URL=broker.url, PAPER_BROKER_WS_URL=broker.ws_url,
+                              PAPERBROKER_ADMIN_TOKEN=ADMIN_TOKEN, BROKER_READ_TIMEOUT=3.0)
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def alice(paper_app) -> Browserless:
+    """A trader signed in on paper_app."""
+    make_user(paper_app, "alice")
+    client = Browserless(paper_app.test_client())
+    client.login("alice")
+    return client

@@ -12,23 +12,6 @@ from app.extensions import db
 from app.models.accounts import TradingAccount
 from app.models.audit import ActivityLog
 from tests.helpers import Browserless, make_user
-from tests.support.paperbroker import ADMIN_TOKEN
-
-
-@pytest.fixture
-def paper_app(app_factory, broker):
-    application = app_factory(PAPER_BROKER_URL=broker.url, PAPER_BROKER_WS_URL=broker.ws_url,
-                              PAPERBROKER_ADMIN_TOKEN=ADMIN_TOKEN, BROKER_READ_TIMEOUT=3.0)
-    with application.app_context():
-        yield application
-
-
-@pytest.fixture
-def alice(paper_app):
-    make_user(paper_app, "alice")
-    client = Browserless(paper_app.test_client())
-    client.login("alice")
-    return client
 
 
 def add(client, broker, key, name="Main", **extra):

@@ -21,7 +21,6 @@ from app.services.accounts import UNVERIFIED_HOST
 from app.services.settings import set_setting
 from tests.helpers import Browserless, make_user
 from tests.support.capture import CaptureHTTP, RawTCP, closed_port
-from tests.support.paperbroker import ADMIN_TOKEN
 
 # --- pure rules ------------------------------------------------------------------------------------
 
@@ -173,14 +172,6 @@ def test_canonical_url_refuses_ambiguous_or_broken_urls(url):
 
 
 # --- over HTTP ------------------------------------------------------------------------------------
-
-@pytest.fixture
-def paper_app(app_factory, broker):
-    application = app_factory(PAPER_BROKER_URL=broker.url, PAPER_BROKER_WS_URL=broker.ws_url,
-                              PAPERBROKER_ADMIN_TOKEN=ADMIN_TOKEN, BROKER_READ_TIMEOUT=3.0)
-    with application.app_context():
-        yield application
-
 
 @pytest.fixture
 def root(paper_app):
