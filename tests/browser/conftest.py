@@ -46,6 +46,21 @@ def browser():
         instance.close()
 
 
+def sign_in(page, username: str = "alice", password: str | None = None) -> None:
+    """Sign in through the login form and wait for the dashboard."""
+    import re
+
+    from playwright.sync_api import expect
+
+    from tests.helpers import PASSWORD
+
+    page.goto("/auth/login")
+    page.fill("#identifier", username)
+    page.fill("#password", password or PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+
+
 class LiveServer:
     def __init__(self, app):
         self.app = app

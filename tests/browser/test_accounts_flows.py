@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import TIMEOUT_MS, LiveServer
+from tests.browser.conftest import TIMEOUT_MS, LiveServer, sign_in
 from tests.helpers import make_user
 from tests.support.paperbroker import ADMIN_TOKEN, start_broker
 
@@ -39,11 +39,7 @@ def page(browser, trading_server):
     context = browser.new_context(base_url=trading_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    page.goto("/auth/login")
-    page.fill("#identifier", "alice")
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/dashboard$"))
+    sign_in(page)
     yield page
     context.close()
 

@@ -5,7 +5,6 @@ violation or page error, and is cleared once the market-data account fails."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,8 +12,8 @@ import pytest
 from playwright.sync_api import expect
 
 from app.services.strategy import preview as preview_service
-from tests.browser.conftest import TIMEOUT_MS, LiveServer
-from tests.helpers import PASSWORD, Browserless, make_user
+from tests.browser.conftest import TIMEOUT_MS, LiveServer, sign_in
+from tests.helpers import Browserless, make_user
 from tests.support.paperbroker import START
 from tests.support.strategies import send
 
@@ -79,11 +78,7 @@ def condor_page(browser, app_factory, broker, sim, monkeypatch):
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
                 if m.type == "error" or "Content Security Policy" in m.text or "Refused" in m.text else None)
         page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-        page.goto("/auth/login")
-        page.fill("#identifier", "alice")
-        page.fill("#password", PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(r"/dashboard$"))
+        sign_in(page)
         with page.expect_response(lambda r: r.url.endswith(f"/api/strategies/{strategy_id}/preview"),
                                   timeout=TIMEOUT_MS) as answer:
             page.goto(f"/strategy/{strategy_id}")

@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from app.services.strategy import preview as preview_service
-from tests.browser.conftest import TIMEOUT_MS, LiveServer
-from tests.helpers import PASSWORD, Browserless, make_user
+from tests.browser.conftest import TIMEOUT_MS, LiveServer, sign_in
+from tests.helpers import Browserless, make_user
 from tests.support.paperbroker import START
 from tests.support.strategies import body, leg, send
 
@@ -42,11 +42,7 @@ def preview_page(browser, app_factory, broker, sim, monkeypatch):
         context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
-        page.goto("/auth/login")
-        page.fill("#identifier", "alice")
-        page.fill("#password", PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(r"/dashboard$"))
+        sign_in(page)
         page.goto(f"/strategy/{strategy_id}")
         yield page, key
         context.close()
