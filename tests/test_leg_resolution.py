@@ -28,9 +28,8 @@ from app.models.accounts import STATUS_CONNECTED, STATUS_DISCONNECTED
 from app.models.users import User
 from app.services.strategy.resolution import LegError, LegFailure, ResolvedLeg, resolve_for_user
 from tests.helpers import Browserless, make_user
-from tests.support.counting_proxy import CountingProxy
+from tests.support.broker_proxy import BrokerProxy
 from tests.support.paperbroker import START
-from tests.support.rewriting_proxy import RewritingProxy
 
 NOW = datetime.fromisoformat(START)
 WEEK = ExpiryChoice.CURRENT_WEEK
@@ -61,8 +60,8 @@ IRON_CONDOR = [option(otm(2), "CE", "SELL"), option(otm(4), "CE", "BUY"),
 @dataclass
 class Env:
     app: Any
-    counting: CountingProxy
-    rewriting: RewritingProxy
+    counting: BrokerProxy
+    rewriting: BrokerProxy
     broker_client: OpenAlgoClient  # straight to the paper broker, for the reference answers
     keys: dict[str, str]
 
@@ -83,7 +82,7 @@ class Env:
 def env(app_factory, broker, sim) -> Iterator[Env]:
     sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
     keys: dict[str, str] = {}
-    with RewritingProxy(broker.url) as rewriting, CountingProxy(rewriting.url) as counting:
+    with BrokerProxy(broker.url) as rewriting, BrokerProxy(rewriting.url) as counting:
         application = app_factory()
         with application.app_context():
             make_user(application, "alice")

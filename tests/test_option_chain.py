@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from app.services import option_chain as service
 from tests.helpers import PASSWORD, Browserless, csrf_from, make_user
-from tests.support.counting_proxy import CountingProxy
+from tests.support.broker_proxy import BrokerProxy
 from tests.support.paperbroker import START
 
 DEADLINE = 30.0
@@ -43,7 +43,7 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLIN
 class Env:
     app: Any
     url: str
-    proxy: CountingProxy
+    proxy: BrokerProxy
     keys: dict[str, str]  # account name -> API key
     clients: dict[str, Browserless]
 
@@ -68,7 +68,7 @@ def env(app_factory, broker, sim) -> Iterator[Env]:
     sim.post("/sim/clock", {"time": START, "frozen": True})
     sim.set_spot(NIFTY=26010, BANKNIFTY=59000, SENSEX=85000)
     keys: dict[str, str] = {}
-    with CountingProxy(broker.url) as proxy:
+    with BrokerProxy(broker.url) as proxy:
         application = app_factory(RATELIMIT_API="1000 per minute")
         with application.app_context():
             clients = {}

@@ -15,7 +15,7 @@ import pytest
 from app.broker.client import MarginPosition, OpenAlgoClient
 from app.services.strategy import preview as preview_service
 from tests.helpers import Browserless, make_user
-from tests.support.counting_proxy import CountingProxy
+from tests.support.broker_proxy import BrokerProxy
 from tests.support.paperbroker import START
 from tests.support.strategies import body, leg, send
 
@@ -30,7 +30,7 @@ ACCOUNTS = ("Alpha", "Beta", "Gamma")
 @dataclass
 class Env:
     app: Any
-    proxy: CountingProxy
+    proxy: BrokerProxy
     keys: dict[str, str]
     ids: dict[str, int]
     alice: Browserless
@@ -54,7 +54,7 @@ def env(app_factory, broker, sim, monkeypatch) -> Iterator[Env]:
     sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
     keys: dict[str, str] = {}
     ids: dict[str, int] = {}
-    with CountingProxy(broker.url) as proxy:
+    with BrokerProxy(broker.url) as proxy:
         application = app_factory()
         with application.app_context():
             make_user(application, "alice")

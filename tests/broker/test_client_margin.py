@@ -16,21 +16,20 @@ import pytest
 from app.broker.client import ClientSettings, MarginNotSupported, MarginPosition, OpenAlgoClient
 from app.broker.errors import BrokerRequestError, BrokerUnavailable, NotOpenAlgo
 from app.broker.parsing import BasketMargin, SymbolInfo
-from tests.support.counting_proxy import CountingProxy
+from tests.support.broker_proxy import BrokerProxy
 from tests.support.paperbroker import BrokerProc
-from tests.support.rewriting_proxy import RewritingProxy
 
 NIFTY_LOT = 65
 
 
 @pytest.fixture
-def rewriting(broker: BrokerProc) -> Iterator[RewritingProxy]:
-    with RewritingProxy(broker.url) as proxy:
+def rewriting(broker: BrokerProc) -> Iterator[BrokerProxy]:
+    with BrokerProxy(broker.url) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def proxied(rewriting: RewritingProxy, apikey: str) -> Iterator[OpenAlgoClient]:
+def proxied(rewriting: BrokerProxy, apikey: str) -> Iterator[OpenAlgoClient]:
     client = OpenAlgoClient(rewriting.url, apikey, account_label="test", settings=ClientSettings())
     yield client
     client.close()
@@ -61,7 +60,7 @@ def test_basket_margin_adds_a_limit_priced_long_leg_at_its_premium(client):
 
 @pytest.mark.parametrize("positions", [0, 51])
 def test_basket_margin_outside_1_to_50_positions_is_refused_before_sending(broker, apikey, positions):
-    with CountingProxy(broker.url) as counting:
+    with BrokerProxy(broker.url) as counting:
         client = OpenAlgoClient(counting.url, apikey, settings=ClientSettings())
         leg = MarginPosition("NIFTY06JAN2626000CE", "NFO", "SELL", NIFTY_LOT, "NRML")
         with pytest.raises(ValueError, match="1 to 50"):

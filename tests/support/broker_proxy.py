@@ -1,19 +1,22 @@
-"""A loopback HTTP proxy that changes what the paper broker answers, on demand.
+"""A loopback HTTP proxy in front of the paper broker: counts calls and changes answers on demand.
 
-Two things real brokers do that the paper broker does not do everywhere:
-- numbers written as strings (`"ltp": "26000.0"`) in every answer, not only in the books;
-- no margin API at all (`/margin` answers 501 or 404).
+Point an account's host URL at `proxy.url` and every REST call it makes is forwarded to the
+broker behind it and counted by endpoint (the last path segment, e.g. "optionchain") and by
+API key, which is how a test proves what the broker was actually asked.
 
-Point an account's host URL at `proxy.url`: with `stringify` on, every number in every JSON
-answer (at any depth) becomes its string form; `answer(endpoint, status, body)` replaces the
-broker's answer for one endpoint (the last path segment) with a canned one; `rewrite(endpoint,
-fn)` passes the broker's JSON answer for one endpoint through `fn` first.
+It can also make the broker behave like real ones in ways the paper broker does not everywhere:
+- `stringify=True`: every number in every JSON answer (at any depth) becomes its string form
+  (`"ltp": "26000.0"`);
+- `answer(endpoint, status, body)`: a canned answer instead of the broker's (e.g. `/margin`
+  answering 501, "no margin API");
+- `rewrite(endpoint, fn)`: the broker's JSON answer passed through `fn` first.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,10 +37,15 @@ def stringify_numbers(value: Any) -> Any:
     return value
 
 
-class RewritingProxy:
+def _endpoint(path: str) -> str:
+    return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+class BrokerProxy:
     def __init__(self, upstream: str, *, stringify: bool = False) -> None:
         self.upstream = upstream.rstrip("/")
         self.stringify = stringify
+        self.calls: Counter[tuple[str, str]] = Counter()  # (endpoint, apikey) -> calls
         self._canned: dict[str, tuple[int, dict[str, Any]]] = {}
         self._rewrites: dict[str, Callable[[Any], Any]] = {}
         self._lock = threading.Lock()
@@ -53,9 +61,10 @@ class RewritingProxy:
 
             def _forward(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, content = proxy._answer(method, self.path, body, dict(self.headers.items()))
+                proxy._count(self.path, body)
+                status, content_type, content = proxy._answer(method, self.path, body, dict(self.headers.items()))
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)
@@ -68,6 +77,23 @@ class RewritingProxy:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    # --- counting ---------------------------------------------------------------------------------
+
+    def _count(self, path: str, body: bytes) -> None:
+        try:
+            apikey = str(json.loads(body or b"{}").get("apikey", ""))
+        except (ValueError, AttributeError):
+            apikey = ""
+        with self._lock:
+            self.calls[(_endpoint(path), apikey)] += 1
+
+    def count(self, endpoint: str, apikey: str | None = None) -> int:
+        with self._lock:
+            return sum(n for (name, key), n in self.calls.items()
+                       if name == endpoint and (apikey is None or key == apikey))
+
+    # --- changing answers -------------------------------------------------------------------------
+
     def answer(self, endpoint: str, status: int, body: dict[str, Any]) -> None:
         """Answer every call to `endpoint` with `status` and `body` instead of asking the broker."""
         with self._lock:
@@ -78,28 +104,29 @@ class RewritingProxy:
         with self._lock:
             self._rewrites[endpoint] = fn
 
-    def _answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        endpoint = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    def _answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        endpoint = _endpoint(path)
         with self._lock:
             canned = self._canned.get(endpoint)
             rewrite = self._rewrites.get(endpoint)
         if canned is not None:
-            return canned[0], json.dumps(canned[1]).encode()
+            return canned[0], "application/json", json.dumps(canned[1]).encode()
         forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
         answer = self._http.request(method, self.upstream + path, content=body, headers=forwarded)
+        content_type = answer.headers.get("Content-Type", "application/json")
         if not self.stringify and rewrite is None:
-            return answer.status_code, answer.content
+            return answer.status_code, content_type, answer.content
         try:
             payload = answer.json()
         except ValueError:
-            return answer.status_code, answer.content
+            return answer.status_code, content_type, answer.content
         if rewrite is not None:
             payload = rewrite(payload)
         if self.stringify:
             payload = stringify_numbers(payload)
-        return answer.status_code, json.dumps(payload).encode()
+        return answer.status_code, "application/json", json.dumps(payload).encode()
 
-    def __enter__(self) -> RewritingProxy:
+    def __enter__(self) -> BrokerProxy:
         self._thread.start()
         return self
 
