@@ -65,7 +65,7 @@ class StrikeRule:
         elif self.offset is not None:
             raise ValueError(f"{method.value} takes no offset")
         if method is StrikeMethod.STRIKE:
-            if self.strike is None or self.strike <= 0:
+            if not _positive_finite(self.strike):
                 raise ValueError("a specific strike must be a positive price")
         elif self.strike is not None:
             raise ValueError(f"{method.value} takes no strike price")
@@ -93,9 +93,17 @@ def _check_offset(offset: int | None) -> int:
 
 
 def _check_target(target: Decimal | None) -> Decimal:
-    if target is None or isinstance(target, bool) or not isinstance(target, Decimal | int) or target <= 0:
+    if not _positive_finite(target):
         raise ValueError(f"the target premium must be greater than 0, got {target!r}")
-    return Decimal(target)
+    return Decimal(target)  # type: ignore[arg-type]  # checked above
+
+
+def _positive_finite(value: object) -> bool:
+    """A positive finite number (NaN and infinities are not prices; `NaN <= 0` would raise)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, Decimal | int):
+        return False
+    number = Decimal(value)
+    return number.is_finite() and number > 0
 
 
 def _strike_list(strikes: Iterable[Decimal]) -> list[Decimal]:

@@ -169,8 +169,10 @@ class LegForm(_SubForm):
                                 default=StrikeMethod.ATM.value)
     strike_offset = WholeNumberField(f"Offset ({MIN_OFFSET}–{MAX_OFFSET})", validators=[Optional()],
                                      invalid=f"Choose an offset from {MIN_OFFSET} to {MAX_OFFSET}.")
-    strike_price = _decimal("Strike price")
-    target_premium = _decimal("Target premium (₹)")
+    # Finite, at most 2 decimals and bounded here (NaN used to reach the rule as a 500); "> 0" is the
+    # strike rule's, which names the method in its message.
+    strike_price = _decimal("Strike price", Amount(-MAX_PRICE, MAX_PRICE))
+    target_premium = _decimal("Target premium (₹)", Amount(-MAX_PRICE, MAX_PRICE))
     option_type = SelectField("Type", choices=_choices(OptionType), default=OptionType.CE.value)
     action = SelectField("Action", choices=_choices(Action), default=Action.SELL.value)
     lots = WholeNumberField("Lots", default=1, invalid=f"Use a whole number of lots from 1 to {MAX_LOTS}.", validators=[

@@ -174,3 +174,11 @@ def test_strike_rule_bad_parameters_raise_value_error(kwargs, message):
 ])
 def test_strike_rule_label_names_method(rule, label):
     assert rule.label == label
+
+
+@pytest.mark.parametrize("bad", [D("NaN"), D("sNaN"), D("Infinity"), D("-Infinity"), D(0), D(-1)])
+def test_strike_rule_with_non_finite_or_non_positive_price_raises_value_error(bad):
+    with pytest.raises(ValueError):
+        StrikeRule(StrikeMethod.STRIKE, strike=bad)
+    with pytest.raises(ValueError):
+        StrikeRule(StrikeMethod.PREMIUM_NEAR, target_premium=bad)
