@@ -238,7 +238,10 @@ def _size_fixed(legs: Sequence[SizingLeg], margin: StrategyLotMargin, available:
         if n > cap:
             return skip(f"leg {number}: {n} lots exceed {leg.max_lots_per_order} lots per order × "
                         f"{allowed_splits} order(s) = {cap}")
-    used = margin.amount * factor
+    # Margin of what is actually traded: a fractional multiplier rounds legs down (1.5 × 1 lot -> 1 lot),
+    # so scale by the largest per-leg ratio traded, not by the multiplier (exact when every leg scales
+    # alike, an upper bound otherwise).
+    used = margin.amount * max(Decimal(n) / leg.lots for leg, n in zip(legs, lots, strict=True))
     warnings: tuple[str, ...] = ()
     if available < used:
         have, need = _inr(available, used)

@@ -197,6 +197,9 @@ def test_size_account_one_strategy_lot_above_freeze_cap_skipped():
     ((opt(SELL, CE, 2), opt(BUY, CE, 2)), D("1.5"), [3, 3], D(750000)),     # 3 sold lots, wings hedged
     ((opt(SELL, CE, 3), opt(SELL, PE, 1)), D(2), [6, 2], D(1640000)),     # 2 × (1 pair + 2 singles)
     ((opt(SELL, CE, 1, "BANKNIFTY"),), D(25), [25], D(6250000)),
+    # 1.5 × an iron condor of 1 lot per leg trades 1 lot per leg: the margin of 1 strategy lot, not 1.5.
+    ((opt(SELL, CE, 1), opt(BUY, CE, 1), opt(SELL, PE, 1), opt(BUY, PE, 1)), D("1.5"), [1, 1, 1, 1],
+     D(320000)),
 ])
 def test_size_account_fixed_lots_times_multiplier(legs, multiplier, expected_lots, used):
     sizing = size_account(legs, FIXED, margin=table_margin_of(legs), available_margin=D(10000000),
