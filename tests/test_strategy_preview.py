@@ -222,3 +222,16 @@ def test_a_stored_leg_that_no_longer_validates_is_a_422_naming_it(env):
     assert response.status_code == 422
     assert response.get_json()["error"].startswith("Leg 3: lots must be a whole number of at least 1")
     assert env.calls("expiry", "Alpha") == 0
+
+
+def test_calendar_spread_preview_shows_no_single_expiry_payoff_but_still_its_legs_and_sizing(env):
+    calendar = [leg(strike_method="atm", strike_offset=None, option_type="CE", action="SELL"),
+                leg(strike_method="atm", strike_offset=None, option_type="CE", action="BUY",
+                    expiry_choice="next_week")]
+    data = _preview(env, env.create(calendar)).get_json()
+
+    assert data["status"] == "ok"
+    assert len({leg["expiry"] for leg in data["legs"]}) == 2
+    assert data["payoff"]["available"] is False
+    assert "expire on different dates" in data["payoff"]["note"]
+    assert data["sizing"] is not None

@@ -180,13 +180,19 @@ def _spot(legs: list[ResolvedLeg]) -> Decimal:
 def payoff_json(legs: list[ResolvedLeg], now: datetime) -> dict[str, Any]:
     """Payoff at expiry and T+0, breakevens, extremes and net greeks of one strategy lot.
 
-    Several underlyings in one strategy have no single price axis: the payoff is then left
-    out with a note (the legs and sizing still show).
+    Several underlyings in one strategy have no single price axis, and legs of different expiries
+    (calendar, diagonal) no single expiry: the payoff is then left out with a note (the legs and
+    sizing still show).
     """
     underlyings = {leg.spec.underlying for leg in legs}
     if len(underlyings) > 1:
         names = ", ".join(sorted(underlyings))
         return {"available": False, "note": f"No single payoff for several underlyings ({names})."}
+    expiries = {leg.expiry for leg in legs}
+    if len(expiries) > 1:  # a calendar or diagonal spread: "at expiry" would treat every leg as expiring at once
+        dates = ", ".join(sorted(d.strftime("%d %b %Y") for d in expiries))
+        return {"available": False, "note": f"The legs expire on different dates ({dates}): no single payoff "
+                                            "at expiry is shown for calendar or diagonal spreads."}
     items = payoff_legs(legs)
     spot = _spot(legs)
     summary = analyze_payoff(items)
