@@ -16,6 +16,13 @@ MARKET_CLOSE = time(15, 30)
 MAX_LEGS = 20
 MIN_LEGS = 1
 
+# Allowed splits: a leg above the freeze quantity is sent as at most this many child orders
+# (DOMAIN.md "Contract settings"), which caps a leg at max lots per order × allowed splits.
+# Every child order counts against the account's 10 orders/s, so the cap is kept small.
+MIN_SPLITS = 1
+MAX_SPLITS = 20
+DEFAULT_SPLITS = 5
+
 
 class MarketCondition(StrEnum):
     """On which days a strategy may enter."""

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Integer,
     Numeric,
@@ -29,6 +30,9 @@ from app.domain.expiries import ExpiryChoice
 from app.domain.instruments import Action, InstrumentKind, OptionType, Underlying, underlying
 from app.domain.sizing import RiskProfile
 from app.domain.strategy_settings import (
+    DEFAULT_SPLITS,
+    MAX_SPLITS,
+    MIN_SPLITS,
     LegRiskUnit,
     MarketCondition,
     OrderType,
@@ -48,6 +52,8 @@ RATIO = Numeric(8, 2)
 
 class Strategy(Model):
     __tablename__ = "strategies"
+    __table_args__ = (CheckConstraint(f"allowed_splits BETWEEN {MIN_SPLITS} AND {MAX_SPLITS}",
+                                      name="allowed_splits_range"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -59,6 +65,10 @@ class Strategy(Model):
     entry_time: Mapped[time] = mapped_column(Time())
     exit_time: Mapped[time] = mapped_column(Time())
     square_off_time: Mapped[time] = mapped_column(Time())
+    # A leg above the freeze quantity is sent as at most this many child orders (1–20), each
+    # counting against the account's 10 orders/s; so a leg trades at most max lots per order
+    # × allowed_splits (NIFTY 27 × 5 = 135 lots by default).
+    allowed_splits: Mapped[int] = mapped_column(Integer, default=DEFAULT_SPLITS, server_default=str(DEFAULT_SPLITS))
     # Risk settings: stored and validated now, enforced by the risk engine in a later release.
     max_loss: Mapped[Decimal | None] = mapped_column(MONEY)
     max_profit: Mapped[Decimal | None] = mapped_column(MONEY)

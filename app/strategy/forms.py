@@ -31,9 +31,12 @@ from app.domain.expiries import ExpiryChoice
 from app.domain.instruments import UNDERLYINGS, Action, InstrumentKind, OptionType
 from app.domain.sizing import RiskProfile
 from app.domain.strategy_settings import (
+    DEFAULT_SPLITS,
     MARKET_CLOSE,
     MARKET_OPEN,
     MAX_LEGS,
+    MAX_SPLITS,
+    MIN_SPLITS,
     LegRiskUnit,
     MarketCondition,
     OrderType,
@@ -54,6 +57,7 @@ MAX_MONEY = Decimal("100000000000")  # ₹10,000 crore
 MAX_PRICE = Decimal("1000000")
 MAX_MULTIPLIER = Decimal(1000)
 MAX_BUFFER_PCT = Decimal(20)
+SPLITS_MESSAGE = f"Use a whole number of child orders from {MIN_SPLITS} to {MAX_SPLITS}."
 
 RISK_PROFILE_LABELS = {
     RiskProfile.FIXED_LOTS: "Fixed lots (each leg's own lots × multiplier)",
@@ -275,6 +279,10 @@ class StrategyForm(BaseForm):
                                default=RiskProfile.BALANCED.value)
     product = SelectField("Product", choices=_pairs(("MIS", "MIS (intraday)"), ("NRML", "NRML (carry forward)")),
                           default=Product.MIS.value)
+    allowed_splits = WholeNumberField(
+        f"Allowed splits per leg ({MIN_SPLITS}–{MAX_SPLITS})", default=DEFAULT_SPLITS, invalid=SPLITS_MESSAGE,
+        validators=[Present("Enter the allowed splits."),
+                    NumberRange(min=MIN_SPLITS, max=MAX_SPLITS, message=SPLITS_MESSAGE)])
     entry_time = TimeField("Entry time (IST)", validators=[InputRequired(message="Enter a time like 09:20.")])
     exit_time = TimeField("Exit time (IST)", validators=[InputRequired(message="Enter a time like 15:00.")])
     square_off_time = TimeField("Square-off time (IST)",
@@ -366,6 +374,7 @@ class StrategyForm(BaseForm):
             name=self.name.data, description=(self.description.data or "").strip(),
             market_condition=MarketCondition(self.market_condition.data),
             risk_profile=RiskProfile(self.risk_profile.data), product=Product(self.product.data),
+            allowed_splits=_validated(self.allowed_splits.data),
             entry_time=self.entry_time.data, exit_time=self.exit_time.data,
             square_off_time=self.square_off_time.data, max_loss=self.max_loss.data, max_profit=self.max_profit.data,
             trailing_type=TrailingType(self.trailing_type.data) if self.trailing_type.data else None,

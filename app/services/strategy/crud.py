@@ -21,6 +21,7 @@ from app.domain.expiries import ExpiryChoice
 from app.domain.instruments import Action, InstrumentKind, OptionType
 from app.domain.sizing import RiskProfile
 from app.domain.strategy_settings import (
+    DEFAULT_SPLITS,
     MARKET_CLOSE,
     MARKET_OPEN,
     LegRiskUnit,
@@ -89,6 +90,7 @@ class StrategySpec:
     supertrend_exit: SupertrendExit
     legs: tuple[LegSpec, ...]
     accounts: tuple[AccountSpec, ...]
+    allowed_splits: int = DEFAULT_SPLITS
 
 
 def regular_session() -> tuple[time, time]:
@@ -133,6 +135,7 @@ def _apply(strategy: Strategy, spec: StrategySpec) -> None:
     strategy.market_condition = spec.market_condition.value
     strategy.risk_profile = spec.risk_profile.value
     strategy.product = spec.product.value
+    strategy.allowed_splits = spec.allowed_splits
     strategy.entry_time, strategy.exit_time, strategy.square_off_time = (
         spec.entry_time, spec.exit_time, spec.square_off_time)
     strategy.max_loss, strategy.max_profit = spec.max_loss, spec.max_profit
@@ -238,7 +241,8 @@ def settings_dict(strategy: Strategy) -> dict[str, Any]:
     """Everything a template keeps of a strategy: settings and legs, no name, no accounts."""
     return {
         "market_condition": strategy.market_condition, "risk_profile": strategy.risk_profile,
-        "product": strategy.product, "entry_time": _clock(strategy.entry_time),
+        "product": strategy.product, "allowed_splits": strategy.allowed_splits,
+        "entry_time": _clock(strategy.entry_time),
         "exit_time": _clock(strategy.exit_time), "square_off_time": _clock(strategy.square_off_time),
         "max_loss": _text(strategy.max_loss), "max_profit": _text(strategy.max_profit),
         "trailing_type": strategy.trailing_type, "trailing_value": _text(strategy.trailing_value),

@@ -13,6 +13,7 @@ from flask import abort
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from app.domain.strategy_settings import DEFAULT_SPLITS
 from app.extensions import db
 from app.models.strategies import Strategy, StrategyTemplate
 from app.models.users import User
@@ -96,13 +97,19 @@ def delete_template(user: User, template: StrategyTemplate) -> None:
     db.session.commit()
 
 
+def template_spec(template: StrategyTemplate) -> dict[str, Any]:
+    """The template's spec, with today's defaults for settings added after it was stored
+    (a spec saved before allowed_splits existed gets the default)."""
+    return {"allowed_splits": DEFAULT_SPLITS, **template.spec}
+
+
 def template_dict(template: StrategyTemplate) -> dict[str, Any]:
     return {"id": template.id, "name": template.name, "description": template.description,
-            "builtin": template.builtin, "spec": template.spec}
+            "builtin": template.builtin, "spec": template_spec(template)}
 
 
 def strategy_body(template: StrategyTemplate, name: str | None = None,
                   accounts: list[Any] | None = None) -> dict[str, Any]:
     """A new strategy's JSON body from a template (to be validated by the builder's form)."""
-    return {**template.spec, "name": template.name if name is None else name,
+    return {**template_spec(template), "name": template.name if name is None else name,
             "description": template.description, "accounts": accounts or []}
