@@ -176,7 +176,7 @@ def test_dashboard_api_shows_margin_by_single_formula(alice, broker, apikey):
     [card] = data["accounts"]
     assert card["available_margin"] == "1000000.0" or card["available_margin"] == "1000000"
     assert data["totals"]["available_margin"] in ("1000000", "1000000.0") and data["totals"]["accounts"] == 1
-    assert "available cash + collateral" in data["formula"]
+    assert "collateral shown, not added" in data["formula"]
     assert data["market_data_source"] == "Main"
 
 

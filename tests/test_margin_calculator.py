@@ -71,7 +71,7 @@ def test_grade_b_nifty_sell_non_expiry_from_the_table_gives_2_lots(alice, broker
     assert data["margin_source"] == "margin_table"
     assert data["margin_per_strategy_lot"] == "250000.00"
     assert data["expiry_day"] == {"NIFTY": {"expiry_day": False, "known": True}}
-    assert data["formula"] == "available margin = available cash + collateral (both from OpenAlgo /funds)"
+    assert data["formula"] == "available margin = available cash (OpenAlgo /funds availablecash; collateral shown, not added)"
     assert data["contract"]["lot_size"] == 65 and data["contract"]["lot_source"] == "broker"
     assert data["contract"]["max_lots_per_order"] == 27
     [row] = data["accounts"]
@@ -121,7 +121,7 @@ def test_straddle_table_margin_is_one_pair_and_page_shows_it(alice, broker, sim,
     assert page.status_code == 200
     assert 'data-testid="margin-per-lot">₹3,20,000<' in html and "margin table" in html
     assert 'data-testid="usable">₹8,00,000<' in html and 'data-testid="lots">2<' in html
-    assert "available cash + collateral" in html
+    assert "available cash (OpenAlgo /funds availablecash" in html
 
 
 def test_zero_lots_shows_the_skip_reason(alice, broker, sim, apikey, non_expiry_day):

@@ -26,7 +26,7 @@ from typing import Protocol
 from app.domain.errors import SizingError
 from app.domain.instruments import Action, InstrumentKind, OptionType
 
-AVAILABLE_MARGIN_FORMULA = "available margin = available cash + collateral (both from OpenAlgo /funds)"
+AVAILABLE_MARGIN_FORMULA = "available margin = available cash (OpenAlgo /funds availablecash; collateral shown, not added)"
 
 
 class FundsLike(Protocol):
@@ -43,12 +43,15 @@ class FundsLike(Protocol):
 
 
 def available_margin(funds: FundsLike) -> Decimal:
-    """Margin the account can still use.
+    """Margin the account can still use: OpenAlgo's `availablecash`, and only that.
 
-    OpenAlgo's `availablecash` is already net of what open positions use (`utiliseddebits`),
-    and pledged holdings add `collateral`. This is the only place the formula lives.
+    `availablecash` is already net of what open positions use (`utiliseddebits`), and at least
+    one major broker's adapter (Zerodha: Kite's `net`) already counts pledged collateral in it;
+    adding `collateral` again would size such accounts on money counted twice. Under-sizing an
+    account whose broker leaves collateral out is the safe error; over-sizing sends orders the
+    broker rejects half-way through an entry. This is the only place the formula lives.
     """
-    return funds.available_cash + funds.collateral
+    return funds.available_cash
 
 
 def used_margin(funds: FundsLike) -> Decimal:

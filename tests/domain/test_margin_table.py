@@ -124,3 +124,19 @@ def test_margin_defaults_match_domain_table():
     assert rows[("SENSEX", "option_buying")] == (20000, 20000)
     assert {name for name, *_ in MARGIN_DEFAULT_ROWS} == {"NIFTY", "BANKNIFTY", "SENSEX", "FINNIFTY", "MIDCPNIFTY"}
     assert len(MARGIN_DEFAULT_ROWS) == 5 * 4
+
+
+def test_available_margin_is_available_cash_alone_collateral_is_not_added_twice():
+    from dataclasses import dataclass
+
+    from app.domain.margin import available_margin
+
+    @dataclass
+    class Funds:
+        available_cash: D = D("320.66")
+        collateral: D = D("5000.00")  # e.g. Zerodha: already inside availablecash (Kite's "net")
+        utilised_debits: D = D("679.34")
+        m2m_realized: D = D("3.27")
+        m2m_unrealized: D = D("-7.88")
+
+    assert available_margin(Funds()) == D("320.66")
