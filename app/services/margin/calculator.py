@@ -25,9 +25,10 @@ from decimal import Decimal
 from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError, HostNotAllowed
 from app.domain.errors import DomainError
-from app.domain.expiries import format_expiry, ist_today, parse_expiries
+from app.domain.expiries import format_expiry, parse_expiries
 from app.domain.instruments import Action, InstrumentKind, OptionType
 from app.domain.instruments import underlying as lookup_underlying
+from app.domain.legs import expiry_reference_day
 from app.domain.margin import TradeType
 from app.domain.sizing import PROFILE_PERCENT, RiskProfile, SizingLeg
 from app.extensions import db
@@ -132,7 +133,9 @@ def calculate(user: User, account_ids: Sequence[int], underlying: str, trade_typ
     """
     unique = list(dict.fromkeys(account_ids))
     owned_active_accounts(user, unique)  # refuse another user's ids before any broker call
-    today = ist_today(utcnow())
+    # The session the basket would trade in, as leg resolution counts it: after today's 15:30
+    # close that is tomorrow, so today's expired contracts and today's expiry-day rates are out.
+    today = expiry_reference_day(utcnow())
     client, source_name = _market_client(user)
     shape = basket_legs(underlying, trade_type, None)
     contracts, expiry = _contracts(client, underlying, shape, today)

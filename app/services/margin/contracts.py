@@ -5,9 +5,15 @@ stored contract settings; the stored row is the fallback when there is no broker
 the broker does not know the symbol or does not answer, or reports no freeze quantity.
 
 Next-month lot size: exchanges revise lot sizes from a given contract month, so a contract
-that expires in a calendar month later than today's (IST) takes the stored next-month lot
-size; a contract expiring in the current calendar month (or with no expiry given) takes the
-stored lot size. This is the stored default only: a broker's answer always wins.
+that expires in a calendar month later than the month of the trading session it is traded in
+takes the stored next-month lot size; a contract expiring in the session's month (or with no
+expiry given) takes the stored lot size. The session is legs.expiry_reference_day: today in
+IST, or tomorrow once today's 15:30 close has passed (after the close on 31 December the
+session is in January, so a January contract is a current-month contract). This is the
+stored default only: a broker's answer always wins.
+
+Every `today` below is that session day, so that leg resolution, the calculator and sizing
+choose contracts, lot sizes and expiry-day rates for the same day.
 
 Broker answers are cached per host (the master contract and the expiry lists are the same
 for every key of one OpenAlgo host): /symbol for SYMBOL_TTL_SECONDS, /expiry for
@@ -26,8 +32,9 @@ from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError
 from app.broker.parsing import SymbolInfo
 from app.domain.errors import DomainError
-from app.domain.expiries import is_expiry_day, ist_today, parse_expiries
+from app.domain.expiries import is_expiry_day, parse_expiries
 from app.domain.instruments import underlying as lookup_underlying
+from app.domain.legs import expiry_reference_day
 from app.domain.sizing import max_lots_per_order
 from app.domain.symbols import future_symbol
 from app.extensions import db
@@ -84,7 +91,8 @@ def _cache() -> SingleFlightCache:
 
 
 def stored_lot_size(underlying: str, expiry: date | None, today: date) -> int:
-    """The stored lot size that applies to a contract of `underlying` expiring on `expiry`.
+    """The stored lot size that applies to a contract of `underlying` expiring on `expiry`,
+    traded in the session of `today` (see the module docstring).
 
     Raises:
         UnknownRow: no contract settings for the underlying.
@@ -118,7 +126,7 @@ def contract_spec(client: OpenAlgoClient | None, underlying: str, symbol: str | 
         symbol, exchange: the contract as OpenAlgo names it (e.g. NIFTY30DEC26FUT, NFO); None
             when no contract is chosen yet.
         expiry: the contract's expiry (picks the current or next-month stored lot size).
-        today: today's IST date (default: now).
+        today: the trading session's IST date (default: legs.expiry_reference_day of now).
     Raises:
         ContractError: no contract settings for the underlying, or figures whose freeze
             quantity is below one lot.
@@ -126,7 +134,7 @@ def contract_spec(client: OpenAlgoClient | None, underlying: str, symbol: str | 
     Ends the session's (read) transaction before asking the broker: call it before a unit of
     work that writes, never inside one.
     """
-    day = today or ist_today(utcnow())
+    day = today or expiry_reference_day(utcnow())
     try:
         stored_lot = stored_lot_size(underlying, expiry, day)
         stored_freeze = contract_row(underlying).freeze_qty
@@ -171,7 +179,8 @@ class ExpiryDay:
 
 
 def expiry_today(client: OpenAlgoClient | None, underlying: str, today: date) -> ExpiryDay:
-    """Today is an expiry day when the broker's option expiry list has today (never the weekday).
+    """Today (the session day: legs.expiry_reference_day) is an expiry day when the broker's
+    option expiry list has it (never judged from the weekday).
 
     Without a list (no client, the broker down) non-expiry is assumed, with a note: the
     non-expiry rates are the higher ones for sold options and equal for the rest.
@@ -187,6 +196,8 @@ def expiry_today(client: OpenAlgoClient | None, underlying: str, today: date) ->
 def reference_future(client: OpenAlgoClient, underlying: str, today: date) -> tuple[str, str, date]:
     """The nearest live futures contract (symbol, exchange, expiry): a contract whose /symbol
     answer stands for the underlying's current lot size (options of a month share it).
+    Live: expiring on or after `today`, the session day (a contract that expired at today's
+    15:30 close is not live after it).
 
     Raises:
         BrokerError, CacheWaitTimeout: the expiry list could not be read.
