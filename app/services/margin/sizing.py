@@ -21,11 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.broker.client import MarginNotSupported, MarginPosition, OpenAlgoClient
 from app.broker.errors import BrokerError
 from app.domain.errors import DomainError
-from app.domain.expiries import ist_today
+from app.domain.legs import expiry_reference_day
 from app.domain.margin import (
     AVAILABLE_MARGIN_FORMULA,
     MarginRates,
@@ -119,6 +120,38 @@ def owned_active_accounts(user: User, account_ids: Sequence[int]) -> list[Tradin
     return [rows[i] for i in wanted]
 
 
+@dataclass(frozen=True)
+class SkippedAccount:
+    """One of the user's own chosen accounts that is not sized, and why ("inactive", "deleted")."""
+
+    account_id: int
+    name: str
+    is_paper: bool
+    reason: str
+
+
+def split_sizable(user: User, accounts: Sequence[AccountChoice]) -> tuple[list[AccountChoice], list[SkippedAccount]]:
+    """The chosen accounts that can be sized, and the user's own inactive or deleted ones.
+
+    A stored strategy keeps its accounts when one is deactivated or deleted; its preview sizes
+    the others and shows each of these as a skipped row. An id that is not the user's at all
+    stays in the first list, so that size_accounts still refuses it (AccountNotFound).
+    """
+    ids = [a.account_id for a in accounts]
+    rows = {a.id: a for a in db.session.scalars(
+        select(TradingAccount).where(TradingAccount.user_id == user.id, TradingAccount.id.in_(ids)))}
+    sizable: list[AccountChoice] = []
+    skipped: list[SkippedAccount] = []
+    for choice in accounts:
+        row = rows.get(choice.account_id)
+        if row is None or (row.deleted_at is None and row.is_active):
+            sizable.append(choice)
+        else:
+            skipped.append(SkippedAccount(row.id, row.account_name, row.is_paper,
+                                          "deleted" if row.deleted_at is not None else "inactive"))
+    return sizable, skipped
+
+
 def _basket_margin(client: OpenAlgoClient | None, legs: Sequence[ContractLeg],
                    product: str) -> tuple[Decimal | None, str | None]:
     """The broker's `/margin` for one strategy lot's basket, or None and why not."""
@@ -209,7 +242,8 @@ def size_accounts(user: User, legs: Sequence[ContractLeg], profile: RiskProfile 
         usable_percent: replaces the profile's share (a trade-quality grade on the calculator).
         allowed_splits: freeze-split child orders one leg may use.
         client: the market-data account's client (expiry list, basket margin), or None.
-        today: today's IST date (default: now).
+        today: the trading session's IST date, legs.expiry_reference_day (default: of now); the
+            expiry-day rates apply when it is an expiry day.
         product: MIS or NRML, for the broker's basket margin.
         wait_seconds: how long to wait for the accounts' funds.
     Returns:
@@ -222,7 +256,7 @@ def size_accounts(user: User, legs: Sequence[ContractLeg], profile: RiskProfile 
     chosen = RiskProfile(profile)
     owned = owned_active_accounts(user, [a.account_id for a in accounts])
     names = {a.id: (a.account_name, a.is_paper) for a in owned}
-    day = today or ist_today(utcnow())
+    day = today or expiry_reference_day(utcnow())
     margin, days, why = strategy_margin(client, legs, today=day, product=product)  # ends the read transaction
     notes = tuple(n for n in (why, *(d.note for d in days.values())) if n)
     funds = _fetch_funds(owned, _wait_seconds() if wait_seconds is None else wait_seconds)
@@ -259,6 +293,14 @@ def result_as_json(result: SizingResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "accounts": [_row_json(row) for row in result.rows],
     }
+
+
+def skipped_as_json(skipped: SkippedAccount) -> dict[str, Any]:
+    """A skipped account as a sizing row (result_as_json's shape): no figures, zero lots, the reason."""
+    return {"account_id": skipped.account_id, "name": skipped.name, "is_paper": skipped.is_paper,
+            "available_margin": None, "error": None, "usable_margin": None, "lots": None, "strategy_lots": 0,
+            "binding": None, "skipped": True, "skip_reason": skipped.reason, "margin_used": None, "legs": [],
+            "warnings": []}
 
 
 def _money(value: Decimal | None) -> str | None:

@@ -15,7 +15,7 @@ sizing: nothing is priced from stale or partial data. Nothing is cached.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,9 +23,9 @@ from typing import Any
 from app.broker.client import OpenAlgoClient
 from app.domain import formatting as fmt
 from app.domain.errors import DomainError
-from app.domain.expiries import format_expiry, ist_today
+from app.domain.expiries import format_expiry
 from app.domain.instruments import InstrumentKind
-from app.domain.legs import LegSpec
+from app.domain.legs import LegSpec, expiry_reference_day
 from app.domain.money import format_inr
 from app.domain.payoff import (
     PayoffLeg,
@@ -47,6 +47,8 @@ from app.services.margin.sizing import (
     MarginUnavailable,
     result_as_json,
     size_accounts,
+    skipped_as_json,
+    split_sizable,
 )
 from app.services.strategy.resolution import (
     LegError,
@@ -239,16 +241,26 @@ def _sizing(user: User, plan: _Plan, legs: list[ResolvedLeg], client: OpenAlgoCl
             now: datetime) -> dict[str, Any]:
     if not plan.accounts:
         return {"error": "No accounts are chosen for this strategy.", "accounts": []}
+    order = [a.account_id for a in plan.accounts]
+    sizable, skipped = split_sizable(user, plan.accounts)  # an inactive or deleted account is its own row
+    skipped_rows = {s.account_id: skipped_as_json(s) for s in skipped}
+    if not sizable:
+        return {"error": "No sizing: none of this strategy's accounts is active.",
+                "accounts": _with_display({"accounts": list(skipped_rows.values())})["accounts"]}
+    plan = replace(plan, accounts=tuple(sizable))
     contract_legs = [ContractLeg(SizingLeg(leg.spec.underlying, leg.spec.kind, leg.spec.action, leg.option_type,
                                            leg.spec.lots, leg.lot_size, leg.freeze_qty), leg.symbol, leg.exchange)
                      for leg in legs]
     try:
         result = size_accounts(user, contract_legs, plan.profile, plan.accounts, client=client,
-                               today=ist_today(now), product=plan.product)
+                               today=expiry_reference_day(now), product=plan.product)
     except (AccountNotFound, MarginUnavailable, DomainError) as exc:
         logger.info("Preview of strategy %s: no sizing (%s)", plan.strategy_id, exc)
         return {"error": f"No sizing: {exc}", "accounts": []}
-    return {"error": None, **_with_display(result_as_json(result))}
+    sized = result_as_json(result)
+    rows = {row["account_id"]: row for row in sized["accounts"]} | skipped_rows
+    sized["accounts"] = [rows[i] for i in dict.fromkeys(order)]
+    return {"error": None, **_with_display(sized)}
 
 
 def _inr(value: str | None) -> str:
