@@ -235,3 +235,55 @@ def test_calendar_spread_preview_shows_no_single_expiry_payoff_but_still_its_leg
     assert data["payoff"]["available"] is False
     assert "expire on different dates" in data["payoff"]["note"]
     assert data["sizing"] is not None
+
+
+# Allowed splits: NIFTY lot 65, freeze 1,755 = 27 lots per order; three paper accounts of ₹10,00,000.
+SIXTY_LOTS = [leg(strike_method="atm", strike_offset=None, option_type="CE", action="SELL", lots=60)]
+
+
+def test_preview_fixed_60_lots_with_3_splits_sends_1755_1755_390_per_account(env: Env):
+    strategy_id = env.create(SIXTY_LOTS, risk_profile="fixed_lots", allowed_splits=3)
+
+    data = _preview(env, strategy_id).get_json()
+
+    assert data["status"] == "ok", data
+    assert data["strategy"]["allowed_splits"] == 3
+    sizing = data["sizing"]
+    rows = sizing["accounts"]
+    assert [row["name"] for row in rows] == list(ACCOUNTS)
+    for row in rows:
+        assert row["skip_reason"] is None and row["error"] is None, row
+        assert row["legs"] == [{"lots": 60, "quantity": 3900, "child_orders": 3,
+                                "child_quantities": [1755, 1755, 390]}]
+        assert row["display"]["legs"] == [{"lots": "60", "quantity": "3,900", "child_orders": "3",
+                                           "child_quantities": "1,755 + 1,755 + 390"}]
+    margin_used = sum(Decimal(row["margin_used"]) for row in rows)
+    assert margin_used == 3 * Decimal(sizing["margin_per_strategy_lot"]) > 0
+    total = sizing["total"]
+    assert total["accounts"] == 3
+    assert total["legs"] == [{"lots": 180, "quantity": 11700, "child_orders": 9}]
+    assert total["display"]["legs"] == [{"lots": "180", "quantity": "11,700", "child_orders": "9"}]
+    assert Decimal(total["margin_used"]) == margin_used
+
+
+def test_preview_fixed_60_lots_with_2_splits_skips_every_account_with_the_reason(env: Env):
+    strategy_id = env.create(SIXTY_LOTS, risk_profile="fixed_lots", allowed_splits=2)
+
+    data = _preview(env, strategy_id).get_json()
+
+    assert data["status"] == "ok", data
+    rows = data["sizing"]["accounts"]
+    assert {row["skip_reason"] for row in rows} == {"leg 1: 60 lots exceed 27 lots per order × 2 order(s) = 54"}
+    assert all(row["legs"][0]["lots"] == 0 and row["legs"][0]["child_orders"] == 0 for row in rows)
+    total = data["sizing"]["total"]
+    assert (total["accounts"], total["margin_used"], total["legs"]) == (0, "0.00", [])
+
+
+def test_preview_follows_a_change_of_allowed_splits(env: Env):
+    strategy_id = env.create(SIXTY_LOTS, risk_profile="fixed_lots", allowed_splits=2)
+
+    changed = send(env.alice, "PATCH", f"/api/strategies/{strategy_id}", {"allowed_splits": 3})
+    data = _preview(env, strategy_id).get_json()
+
+    assert changed.status_code == 200
+    assert [row["legs"][0]["child_quantities"] for row in data["sizing"]["accounts"]] == [[1755, 1755, 390]] * 3

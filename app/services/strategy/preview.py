@@ -78,6 +78,7 @@ class _Plan:
     name: str
     profile: RiskProfile
     product: str
+    allowed_splits: int
     specs: tuple[LegSpec, ...]
     accounts: tuple[AccountChoice, ...]
 
@@ -95,7 +96,8 @@ def _plan(strategy: Strategy) -> _Plan:
             raise PreviewInvalid(f"Leg {number}: {exc}. Edit the leg and save the strategy again.") from exc
     if not specs:
         raise PreviewInvalid("The strategy has no legs.")
-    return _Plan(strategy.id, strategy.name, strategy.profile(), strategy.product_type().value, tuple(specs),
+    return _Plan(strategy.id, strategy.name, strategy.profile(), strategy.product_type().value,
+                 strategy.allowed_splits, tuple(specs),
                  tuple(AccountChoice(a.account_id, a.lot_multiplier, a.capital_cap) for a in strategy.accounts))
 
 
@@ -122,7 +124,7 @@ def build_preview(user: User, strategy: Strategy, *, now: datetime | None = None
         resolution = resolve_legs(source.client, plan.specs, now=moment, source=source.name)
     body: dict[str, Any] = {
         "strategy": {"id": plan.strategy_id, "name": plan.name, "risk_profile": plan.profile.value,
-                     "product": plan.product},
+                     "product": plan.product, "allowed_splits": plan.allowed_splits},
         "source": resolution.source, "resolved_at": moment.astimezone(UTC).isoformat(),
         "legs": [_leg_json(leg) for leg in resolution.legs], "payoff": None, "sizing": None,
     }
@@ -253,6 +255,7 @@ def _sizing(user: User, plan: _Plan, legs: list[ResolvedLeg], client: OpenAlgoCl
                      for leg in legs]
     try:
         result = size_accounts(user, contract_legs, plan.profile, plan.accounts, client=client,
+                               allowed_splits=plan.allowed_splits,
                                today=expiry_reference_day(now), product=plan.product)
     except (AccountNotFound, MarginUnavailable, DomainError) as exc:
         logger.info("Preview of strategy %s: no sizing (%s)", plan.strategy_id, exc)
@@ -267,9 +270,38 @@ def _inr(value: str | None) -> str:
     return fmt.MISSING if value is None else format_inr(Decimal(value), 0)
 
 
+LEG_TOTALS = ("lots", "quantity", "child_orders")
+
+
+def _leg_display(leg: dict[str, Any]) -> dict[str, str]:
+    return {**{key: fmt.indian_number(leg[key]) for key in LEG_TOTALS},
+            "child_quantities": " + ".join(fmt.indian_number(q) for q in leg["child_quantities"])}
+
+
+def _trades(row: dict[str, Any]) -> bool:
+    """The account would place orders: sized, not skipped, and some leg has lots."""
+    return not row.get("error") and not row.get("skip_reason") and any(leg["lots"] for leg in row.get("legs") or [])
+
+
+def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The total row: margin used, and each leg's lots, quantity and child orders, summed over
+    the accounts that trade (skipped and failed accounts add nothing)."""
+    trading = [row for row in rows if _trades(row)]
+    margin = sum((Decimal(row["margin_used"]) for row in trading), Decimal(0))
+    count = len(trading[0]["legs"]) if trading else 0
+    legs = [{key: sum(row["legs"][i][key] for row in trading) for key in LEG_TOTALS} for i in range(count)]
+    return {"accounts": len(trading), "margin_used": str(margin.quantize(Decimal("0.01"))), "legs": legs,
+            "display": {"margin_used": format_inr(margin, 0),
+                        "legs": [{key: fmt.indian_number(leg[key]) for key in LEG_TOTALS} for leg in legs]}}
+
+
 def _with_display(sizing: dict[str, Any]) -> dict[str, Any]:
-    """The sizing JSON with ₹ display forms beside its exact amounts."""
+    """The sizing JSON with display forms beside its exact values (₹ amounts; each leg's lots,
+    quantity and child orders), and the total row."""
     sizing["display"] = {"margin_per_strategy_lot": _inr(sizing.get("margin_per_strategy_lot"))}
-    for row in sizing.get("accounts", []):
+    rows = sizing.get("accounts", [])
+    for row in rows:
         row["display"] = {key: _inr(row.get(key)) for key in ("available_margin", "usable_margin", "margin_used")}
+        row["display"]["legs"] = [_leg_display(leg) for leg in row.get("legs") or []]
+    sizing["total"] = _total(rows)
     return sizing

@@ -11,6 +11,7 @@
   var pointsBody = root.querySelector("[data-preview-points]");
   var sizingBox = root.querySelector("[data-preview-sizing]");
   var accountsBody = root.querySelector("[data-preview-accounts]");
+  var totalFoot = root.querySelector("[data-preview-total]");
   var TABLE_EVERY = 5;  // one payoff row in five: 21 rows of the 101 points
 
   function cell(text, right) {
@@ -66,10 +67,37 @@
     payoffBox.classList.remove("hidden");
   }
 
+  // One line per leg: "L1 60 lots · 3,900 qty · 3 orders (1,755 + 1,755 + 390)".
+  function legsCell(legs, withChildren) {
+    var td = document.createElement("td");
+    (legs || []).forEach(function (d, i) {
+      var line = document.createElement("div");
+      line.className = "tabular-nums whitespace-nowrap";
+      line.setAttribute("data-sizing-leg", String(i + 1));
+      line.textContent = "L" + (i + 1) + " " + d.lots + " lots · " + d.quantity + " qty · " + d.child_orders +
+        (d.child_orders === "1" ? " order" : " orders") + (withChildren && d.child_quantities ? " (" + d.child_quantities + ")" : "");
+      td.appendChild(line);
+    });
+    return td;
+  }
+
+  function renderTotal(total) {
+    totalFoot.innerHTML = "";
+    if (!total) { return; }
+    var label = cell("Total (" + total.accounts + (total.accounts === 1 ? " account trades)" : " accounts trade)"));
+    var blank = function () { return cell(""); };
+    var tr = row([label, blank(), blank(), blank(), legsCell(total.display.legs, false),
+      cell(total.display.margin_used, true), blank(), blank()]);
+    tr.className = "font-semibold";
+    tr.setAttribute("data-sizing-total", "");
+    totalFoot.appendChild(tr);
+  }
+
   function renderSizing(sizing) {
     if (!sizing) { sizingBox.classList.add("hidden"); return; }
     var margin = root.querySelector("[data-preview-margin]");
     accountsBody.innerHTML = "";
+    totalFoot.innerHTML = "";
     if (sizing.error) {
       margin.textContent = sizing.error;
     } else {
@@ -77,10 +105,13 @@
         sizing.margin_source.replace("_", " ") + "). " + sizing.formula + (sizing.notes.length ? " " + sizing.notes.join(" ") : "");
       sizing.accounts.forEach(function (a) {
         var note = a.error || a.skip_reason || (a.warnings || []).join(" ");
-        accountsBody.appendChild(row([cell(a.name), cell(a.display.available_margin, true),
-          cell(a.display.usable_margin, true), cell(a.strategy_lots, true), cell((a.lots || []).join(" / ")),
-          cell(a.display.margin_used, true), cell(a.binding), cell(note)]));
+        var d = a.display || {};
+        var legs = a.error || a.skip_reason ? [] : d.legs;
+        accountsBody.appendChild(row([cell(a.name), cell(d.available_margin, true),
+          cell(d.usable_margin, true), cell(a.strategy_lots, true), legsCell(legs, true),
+          cell(d.margin_used, true), cell(a.binding), cell(note)]));
       });
+      renderTotal(sizing.total);
     }
     sizingBox.classList.remove("hidden");
   }
