@@ -65,6 +65,11 @@ def test_preview_shows_legs_payoff_and_sizing_then_nothing_stale_when_the_source
     expect(sizing).to_have_count(1)
     expect(sizing.nth(0)).to_contain_text("Alpha")
     expect(sizing.nth(0)).to_contain_text("₹10,00,000")
+    expect(sizing.nth(0).locator('[data-sizing-leg="1"]')).to_have_text(
+        re.compile(r"^L1 \d+ lots · [\d,]+ qty · \d+ orders? \([\d, +]+\)$"))
+    total = page.get_by_test_id("preview-sizing").locator("[data-sizing-total]")
+    expect(total).to_contain_text("Total (1 account trades)")
+    expect(total.locator('[data-sizing-leg="4"]')).to_have_text(re.compile(r"^L4 \d+ lots · [\d,]+ qty · \d+ orders?$"))
 
     sim.post("/sim/faults", {"apikey": key, "error_rate": 1.0})
     page.get_by_test_id("preview-refresh").click()
