@@ -71,7 +71,8 @@ def test_grade_b_nifty_sell_non_expiry_from_the_table_gives_2_lots(alice, broker
     assert data["margin_source"] == "margin_table"
     assert data["margin_per_strategy_lot"] == "250000.00"
     assert data["expiry_day"] == {"NIFTY": {"expiry_day": False, "known": True}}
-    assert data["formula"] == "available margin = available cash (OpenAlgo /funds availablecash; collateral shown, not added)"
+    assert data["formula"] == ("available margin = available cash (OpenAlgo /funds availablecash; "
+                               "collateral shown, not added)")
     assert data["contract"]["lot_size"] == 65 and data["contract"]["lot_source"] == "broker"
     assert data["contract"]["max_lots_per_order"] == 27
     [row] = data["accounts"]

@@ -26,7 +26,8 @@ from typing import Protocol
 from app.domain.errors import SizingError
 from app.domain.instruments import Action, InstrumentKind, OptionType
 
-AVAILABLE_MARGIN_FORMULA = "available margin = available cash (OpenAlgo /funds availablecash; collateral shown, not added)"
+AVAILABLE_MARGIN_FORMULA = ("available margin = available cash (OpenAlgo /funds availablecash; "
+                            "collateral shown, not added)")
 
 
 class FundsLike(Protocol):
