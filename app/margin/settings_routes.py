@@ -19,7 +19,7 @@ from flask_login import current_user
 from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError, HostNotAllowed
 from app.domain.errors import DomainError
-from app.domain.expiries import ist_today
+from app.domain.legs import expiry_reference_day
 from app.domain.margin import TradeType
 from app.domain.money import format_inr
 from app.extensions import db
@@ -62,7 +62,7 @@ def _broker_specs() -> tuple[dict[str, ContractSpec], str | None, str | None]:
     underlyings = list(tables.tables().contracts)
     db.session.commit()  # nothing held across the broker calls
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    today = ist_today(utcnow())
+    today = expiry_reference_day(utcnow())  # the session a contract would trade in (after 15:30: tomorrow)
     cfg = current_app.config
     deadline = float(cfg["BROKER_CONNECT_TIMEOUT"] + 2 * cfg["BROKER_READ_TIMEOUT"])
     pool = ThreadPoolExecutor(max_workers=len(underlyings) or 1, thread_name_prefix="contract-spec")
