@@ -231,6 +231,10 @@ class Config:
     SERVICE_LEASE_RETRY_SECONDS = 3.0
     CALENDAR_CACHE_SECONDS = 30.0
     DASHBOARD_WAIT_SECONDS = 0.25
+    # Order engine wake-up: the leader's poll when no LISTEN/pub-sub wakes it (SQLite, or while that
+    # connection is down), and the Redis pub/sub channel prefix ("<prefix>:engine").
+    ENGINE_POLL_SECONDS = 0.25
+    ENGINE_CHANNEL_PREFIX = "algomirror"
 
     # Rate limits (Flask-Limiter strings), DOMAIN.md security defaults.
     RATELIMIT_ENABLED = True
@@ -298,6 +302,8 @@ class Config:
             SERVICE_LEASE_RENEW_SECONDS=_env_float("SERVICE_LEASE_RENEW_SECONDS", cls.SERVICE_LEASE_RENEW_SECONDS),
             SERVICE_LEASE_RETRY_SECONDS=_env_float("SERVICE_LEASE_RETRY_SECONDS", cls.SERVICE_LEASE_RETRY_SECONDS),
             CALENDAR_CACHE_SECONDS=_env_float("CALENDAR_CACHE_SECONDS", cls.CALENDAR_CACHE_SECONDS),
+            ENGINE_POLL_SECONDS=_env_float("ENGINE_POLL_SECONDS", cls.ENGINE_POLL_SECONDS),
+            ENGINE_CHANNEL_PREFIX=_env_str("ENGINE_CHANNEL_PREFIX", cls.ENGINE_CHANNEL_PREFIX),
             RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
             RATELIMIT_GLOBAL=_env_str("RATELIMIT_GLOBAL", cls.RATELIMIT_GLOBAL),
             RATELIMIT_AUTH=_env_str("RATELIMIT_AUTH", cls.RATELIMIT_AUTH),
@@ -317,7 +323,8 @@ class Config:
         for name in ("BROKER_ORDERS_PER_SECOND", "BROKER_READS_PER_SECOND", "BROKER_PACING_MAX_WAIT_SECONDS",
                      "BROKER_CONNECT_TIMEOUT",
                      "BROKER_READ_TIMEOUT", "CONNECTION_MONITOR_INTERVAL", "ACCOUNT_REFRESH_INTERVAL",
-                     "SERVICE_LEASE_TTL_SECONDS", "SERVICE_LEASE_RENEW_SECONDS", "SERVICE_LEASE_RETRY_SECONDS"):
+                     "SERVICE_LEASE_TTL_SECONDS", "SERVICE_LEASE_RENEW_SECONDS", "SERVICE_LEASE_RETRY_SECONDS",
+                     "ENGINE_POLL_SECONDS"):
             if settings[name] <= 0:
                 raise ConfigError(f"{name} must be greater than 0, got {settings[name]!r}")
         if settings["SERVICE_LEASE_RENEW_SECONDS"] >= settings["SERVICE_LEASE_TTL_SECONDS"]:
