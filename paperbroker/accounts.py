@@ -36,6 +36,11 @@ class Order:
     rejection_reason: str = ""
     disclosed_quantity: int = 0
     blocked: float = 0.0
+    # Partial fills (partial.py): sizes of the parts still to fill, the wall-clock epoch the next
+    # part is due, and the seconds between parts (0.0: the order fills in one go).
+    parts_left: list[int] = field(default_factory=list)
+    part_due: float = 0.0
+    part_interval: float = 0.0
 
     @property
     def is_live(self) -> bool:
@@ -44,6 +49,15 @@ class Order:
     @property
     def signed_quantity(self) -> int:
         return self.quantity if self.action == "BUY" else -self.quantity
+
+    @property
+    def pending_quantity(self) -> int:
+        return self.quantity - self.filled_quantity if self.is_live else 0
+
+    @property
+    def in_parts(self) -> bool:
+        """Whether this order was planned to fill in several parts."""
+        return self.part_interval > 0
 
 
 @dataclass(slots=True)
@@ -94,6 +108,8 @@ class Position:
 class AccountOptions:
     numbers_as_strings: bool = False
     analyzer: bool = False
+    # A partial-fill spec (partial.PartialFills as a dict), False = never, None = the broker default.
+    partial_fills: dict[str, Any] | bool | None = None
 
 
 @dataclass(slots=True)

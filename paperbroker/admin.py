@@ -1,4 +1,11 @@
-"""The /sim/ admin API: loopback clients with the admin token only."""
+"""The /sim/ admin API: loopback clients with the admin token only.
+
+Rate limits: ``POST /sim/ratelimits`` (alias ``/sim/rate-limits``) with any of ``{"enabled": bool,
+"by": "ip"|"apikey", "order"|"smart"|"api"|"greeks": int}``; ``GET`` returns the current settings.
+Partial fills: ``POST /sim/accounts/{key}/options`` with ``{"partial_fills": spec|false|null}`` (own
+spec, never, or the broker default) and ``GET/POST/DELETE /sim/partial-fills`` for the broker default
+(POST body: the spec itself). Faults: ``/sim/faults`` (see faults.py for the rejection fields).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from aiohttp import web
 from paperbroker.api import BROKER_KEY, respond
 from paperbroker.core import Broker
 from paperbroker.market import UnknownSymbol
+from paperbroker.partial import PartialFills, parse_option
 
 AdminHandler = Callable[[Broker, web.Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -65,7 +73,8 @@ def guarded(fn: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]
 def _account_row(b: Broker, key: str) -> dict[str, Any]:
     a = b.accounts[key]
     return {"apikey": a.apikey, "name": a.name, "funds": a.funds,
-            "numbers_as_strings": a.options.numbers_as_strings, "analyzer": a.options.analyzer}
+            "numbers_as_strings": a.options.numbers_as_strings, "analyzer": a.options.analyzer,
+            "partial_fills": a.options.partial_fills}
 
 
 def _acct_key(b: Broker, request: web.Request) -> str:
@@ -78,8 +87,9 @@ def _acct_key(b: Broker, request: web.Request) -> str:
 async def status(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     return {"accounts": len(b.accounts), "clock": b.clock.now().isoformat(), "frozen": b.clock.frozen,
             "deterministic": b.cfg.deterministic, "market_hours": b.cfg.market_hours,
-            "rate_limits": {"enabled": b.limiter.enabled,
+            "rate_limits": {"enabled": b.limiter.enabled, "by": b.limiter.by,
                             **{k: v.label for k, v in b.limiter.limits.items()}},
+            "partial_fills": _default_partial(b),
             "faults": b.faults.snapshot(), "spot": b.market.spot}
 
 
@@ -89,6 +99,8 @@ async def list_accounts(b: Broker, request: web.Request, body: dict[str, Any]) -
 
 async def create_account(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {k: bool(body[k]) for k in ("numbers_as_strings", "analyzer") if k in body}
+    if "partial_fills" in body:
+        options["partial_fills"] = _partial_option(body["partial_fills"])
     acct = b.create_account(body.get("name"), body.get("apikey"), body.get("funds"), options)
     return _account_row(b, acct.apikey)
 
@@ -115,8 +127,34 @@ async def set_options(b: Broker, request: web.Request, body: dict[str, Any]) -> 
         opts.numbers_as_strings = bool(body["numbers_as_strings"])
     if "analyzer" in body:
         opts.analyzer = bool(body["analyzer"])
+    if "partial_fills" in body:
+        opts.partial_fills = _partial_option(body["partial_fills"])
     b.engine.dirty.add(key)
     return _account_row(b, key)
+
+
+def _partial_option(value: Any) -> dict[str, Any] | bool | None:
+    try:
+        return parse_option(value)
+    except ValueError as exc:
+        raise AdminError(f"partial_fills: {exc}") from exc
+
+
+def _default_partial(b: Broker) -> dict[str, Any] | None:
+    spec = b.engine.default_partial
+    return None if spec is None else spec.to_dict()
+
+
+async def partial_fills(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The broker-wide default partial-fill spec: POST sets it (body = spec), DELETE clears it."""
+    if request.method == "POST":
+        try:
+            b.engine.default_partial = PartialFills.from_dict(body)
+        except ValueError as exc:
+            raise AdminError(f"partial_fills: {exc}") from exc
+    elif request.method == "DELETE":
+        b.engine.default_partial = None
+    return {"partial_fills": _default_partial(b)}
 
 
 async def set_prices(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -174,9 +212,15 @@ async def faults(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[
 
 
 async def rate_limits(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
-    enabled = body.pop("enabled", None)
-    b.limiter.configure(None if enabled is None else bool(enabled), **{k: int(v) for k, v in body.items()})
-    return {"enabled": b.limiter.enabled, "limits": {k: v.label for k, v in b.limiter.limits.items()}}
+    if request.method == "POST":
+        enabled = body.pop("enabled", None)
+        by = body.pop("by", None)
+        if by is not None and by not in ("ip", "apikey"):
+            raise AdminError("by must be 'ip' or 'apikey'")
+        b.limiter.configure(None if enabled is None else bool(enabled), by,
+                            **{k: int(v) for k, v in body.items()})
+    return {"enabled": b.limiter.enabled, "by": b.limiter.by,
+            "limits": {k: v.label for k, v in b.limiter.limits.items()}}
 
 
 async def ws_disconnect(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +253,11 @@ def setup(app: web.Application) -> None:
     r.add_route("POST", "/sim/clock", guarded(clock))
     for method in ("GET", "POST", "DELETE"):
         r.add_route(method, "/sim/faults", guarded(faults))
-    r.add_post("/sim/ratelimits", guarded(rate_limits))
+    for path in ("/sim/ratelimits", "/sim/rate-limits"):
+        r.add_route("GET", path, guarded(rate_limits))
+        r.add_route("POST", path, guarded(rate_limits))
+    for method in ("GET", "POST", "DELETE"):
+        r.add_route(method, "/sim/partial-fills", guarded(partial_fills))
     r.add_post("/sim/ws/disconnect", guarded(ws_disconnect))
     r.add_post("/sim/reset", guarded(reset))
     r.add_post("/sim/squareoff", guarded(square_off))

@@ -1,4 +1,9 @@
-"""The /api/v1 dispatcher: route table, rate limits, faults, validation, auth, error bodies."""
+"""The /api/v1 dispatcher: route table, rate limits, faults, validation, auth, error bodies.
+
+Per request: the body (or query) is read, the rate limit is counted (per address, or per ``apikey``
+with ``rate_limit_by="apikey"``, see ratelimit.py), faults are drawn (faults.py), then the endpoint
+is validated, authenticated and run; a drawn rejection fault is handed to the engine for that run.
+"""
 
 from __future__ import annotations
 
@@ -81,20 +86,25 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if ep is None or request.method != ep.method:
         return not_found(request.path)
     broker = request.app[BROKER_KEY]
-    label = broker.limiter.hit(request.remote or "", ep.name, ep.limit)
-    if label is not None:
-        return respond({"message": label}, 429)
-    data: Any
+    # The body is read before the rate limit is counted (the key may be in it), but a rate-limited
+    # request is answered 429 even when its body is bad, as when the limit is counted by address.
+    data: Any = None
+    early: web.Response | None = None
     if ep.method == "GET":
         data = dict(request.query)
+    elif request.content_type != "application/json":
+        early = respond(UNEXPECTED, 500)
     else:
-        if request.content_type != "application/json":
-            return respond(UNEXPECTED, 500)
         try:
             data = json.loads(await request.read())
         except ValueError:
-            return respond(BAD_JSON, 400)
+            early = respond(BAD_JSON, 400)
     apikey = data.get("apikey") if isinstance(data, dict) else None
+    label = broker.limiter.hit(broker.limiter.client_key(request.remote or "", apikey), ep.name, ep.limit)
+    if label is not None:
+        return respond({"message": label}, 429)
+    if early is not None:
+        return early
     decision = broker.faults.decide(ep.name, apikey if isinstance(apikey, str) else None)
     if decision.delay:
         await asyncio.sleep(decision.delay)
@@ -106,7 +116,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if decision.before == F.STORM:
             return respond({"message": broker.limiter.limits[ep.limit].label}, 429)
         return respond({"status": "error", "message": "Broker error: simulated internal server error"}, 500)
-    response = handle(broker, ep, data)
+    response = handle(broker, ep, data, decision.reject)
     if decision.after_delay:
         await asyncio.sleep(decision.after_delay)
     if decision.after == F.LOST:
@@ -114,14 +124,18 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def handle(broker: Broker, ep: Endpoint, data: Any) -> web.StreamResponse:
-    """Validate, authenticate and run one endpoint (synchronously: the engine is single-threaded)."""
+def handle(broker: Broker, ep: Endpoint, data: Any, reject: F.RejectFault | None = None) -> web.StreamResponse:
+    """Validate, authenticate and run one endpoint (synchronously: the engine is single-threaded).
+
+    ``reject`` (a drawn rejection fault) applies to every order the handler places.
+    """
     clean, errors = validate(ep.schema, data, broker.reject_unknown)
     if errors:
         return respond(error_body(ep.style, errors), 400)
     acct = broker.accounts.get(clean["apikey"])
     if acct is None:
         return respond(INVALID_KEY, ep.auth_status)
+    broker.engine.fault_reject = reject
     try:
         result = ep.handler(broker, acct, clean)
     except Reject as exc:
@@ -132,6 +146,8 @@ def handle(broker: Broker, ep: Endpoint, data: Any) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error in %s", ep.name)
         return respond(UNEXPECTED, 500)
+    finally:
+        broker.engine.fault_reject = None
     if isinstance(result, web.StreamResponse):
         return result
     status, body = result if isinstance(result, tuple) else (200, result)

@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from paperbroker.partial import PartialFills
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -53,6 +55,7 @@ class Config:
     backfill_days: int = 20
     ws_auth_timeout: float = 15.0
     rate_limits_enabled: bool = True
+    rate_limit_by: str = "ip"  # "ip" (OpenAlgo's key) or "apikey": one counter per API key
     order_rate: int = 10
     smart_order_rate: int = 10
     api_rate: int = 50
@@ -60,6 +63,7 @@ class Config:
     reject_unknown_fields: bool = True
     log_level: str = "info"
     faults: dict[str, Any] = field(default_factory=dict)
+    partial_fills: dict[str, Any] | None = None  # default partial-fill spec of every account (partial.py)
 
     def limits(self) -> dict[str, RateLimit]:
         return {
@@ -100,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slippage-ticks", type=int, default=None, help="MARKET order slippage in ticks")
     p.add_argument("--ws-auth-timeout", type=float, default=None, help="seconds to authenticate (15)")
     p.add_argument("--no-rate-limit", action="store_true", default=None, help="disable rate limits")
+    p.add_argument("--rate-limit-by", choices=["ip", "apikey"], default=None,
+                   help="count rate limits per client IP (default, as OpenAlgo) or per API key")
     p.add_argument("--order-rate", type=int, default=None, help="order routes per second (10)")
     p.add_argument("--api-rate", type=int, default=None, help="other routes per second (50)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="stderr log level (default info)")
@@ -149,4 +155,11 @@ def load_config(argv: list[str] | None = None) -> Config:
         raise ConfigError("tick_ms must be > 0; accounts and latency_ms must be >= 0")
     if not isinstance(cfg.faults, dict):
         raise ConfigError("faults must be a JSON object")
+    if cfg.rate_limit_by not in ("ip", "apikey"):
+        raise ConfigError("rate_limit_by must be 'ip' or 'apikey'")
+    if cfg.partial_fills is not None:
+        try:
+            PartialFills.from_dict(cfg.partial_fills)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"partial_fills: {exc}") from exc
     return cfg

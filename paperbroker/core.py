@@ -13,6 +13,7 @@ from paperbroker.faults import Faults
 from paperbroker.instruments import Master
 from paperbroker.market import Market
 from paperbroker.orders import Engine
+from paperbroker.partial import PartialFills
 from paperbroker.ratelimit import RateLimiter
 
 
@@ -28,7 +29,7 @@ class Broker:
         self._build_market()
         self.faults = Faults(seed=cfg.seed, base_latency_ms=cfg.latency_ms)
         self.faults.configure(cfg.faults)
-        self.limiter = RateLimiter(cfg.limits(), enabled=cfg.rate_limits_enabled)
+        self.limiter = RateLimiter(cfg.limits(), enabled=cfg.rate_limits_enabled, by=cfg.rate_limit_by)
         self.reject_unknown = cfg.reject_unknown_fields
         self.ws_disconnect: Callable[[str | None], Awaitable[int]] | None = None
         self.retired_keys: set[str] = set()  # deleted accounts' keys, still masked in the log
@@ -46,6 +47,11 @@ class Broker:
                              slippage_ticks=cfg.slippage_ticks)
         if old is not None:
             self.engine.listeners = old.listeners
+            self.engine.schedule = old.schedule
+            self.engine.default_partial = old.default_partial
+            old.open_orders.clear()  # so a part scheduled on the old engine finds nothing to fill
+        elif cfg.partial_fills is not None:
+            self.engine.default_partial = PartialFills.from_dict(cfg.partial_fills)
 
     def rebuild_market(self, anchor_epoch: float, anchor_prices: dict[str, float]) -> None:
         """A fresh market anchored at a saved price path, and an empty engine keeping its listeners."""

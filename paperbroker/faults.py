@@ -1,4 +1,20 @@
-"""Fault injection: what a real broker does wrong, on demand, globally or per account."""
+"""Fault injection: what a real broker does wrong, on demand, globally or per account.
+
+Rejections (``reject_rate`` > 0) apply to the order-placing routes only (``ORDER_ROUTES``, narrowed
+further by ``routes``); a rate of 1.0 rejects every matching request. The text is ``reject_message``
+when given, else a broker-like RMS message for ``reject_reason``:
+
+- ``margin``: ``RMS:Margin Exceeds,Required:<required>, Available:<shown> for <symbol> (<exchange>
+  <product>)`` where Required is the order's margin (its value when it adds no margin) and the shown
+  available amount is the lower of the real one and 80 % of Required, so the text reads as a shortfall;
+- ``rms_block``: ``RMS:Blocked for trading in <segment> segment for this client; contact the RMS desk``.
+
+``reject_mode`` ``http``: the order is refused with HTTP 400 ``{"status":"error","message":<text>}``
+and nothing is recorded (inside basket/split/multi-leg orders: a per-item error). ``order``: the
+request succeeds with an orderid and the order is recorded at once as ``rejected`` with
+``rejection_reason`` = text (plus one ``order_update`` frame). Ordinary checks (lot size, margin, ...)
+run first and answer as usual.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +23,31 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 DROP, LOST, ERROR_500, EXPIRED, STORM = "drop", "lost", "error_500", "session_expired", "rate_limit"
+ORDER_ROUTES = frozenset({"placeorder", "placesmartorder", "basketorder", "splitorder", "optionsorder",
+                          "optionsmultiorder"})
+REJECT_REASONS = ("margin", "rms_block")
+REJECT_MODES = ("http", "order")
+SEGMENTS = {"NSE": "NSE Cash", "BSE": "BSE Cash", "NFO": "NSE F&O", "BFO": "BSE F&O"}
+
+
+@dataclass(frozen=True, slots=True)
+class RejectFault:
+    """A drawn rejection: how to reject (``mode``) and with which text."""
+
+    mode: str
+    reason: str
+    message: str | None = None
+
+    def text(self, symbol: str, exchange: str, product: str, required: float, available: float) -> str:
+        """The rejection text for one order (``required`` / ``available``: its margin and the account's)."""
+        if self.message:
+            return self.message
+        if self.reason == "rms_block":
+            segment = SEGMENTS.get(exchange, exchange)
+            return f"RMS:Blocked for trading in {segment} segment for this client; contact the RMS desk"
+        shown = min(available, required * 0.8)
+        return (f"RMS:Margin Exceeds,Required:{required:.2f}, Available:{max(shown, 0.0):.2f} "
+                f"for {symbol} ({exchange} {product})")
 
 
 @dataclass(slots=True)
@@ -22,6 +63,10 @@ class FaultSpec:
     lost_response_rate: float = 0.0  # request processed, then the connection is cut
     response_delay_ms: float = 0.0  # request processed, response held back (client timeouts)
     ws_disconnect_every_s: float = 0.0  # WebSocket connections are dropped this often
+    reject_rate: float = 0.0  # order-placing requests rejected with a broker (RMS) message
+    reject_reason: str = "margin"  # "margin" or "rms_block" (see the module docstring)
+    reject_message: str | None = None  # free text overriding reject_reason's message
+    reject_mode: str = "http"  # "http": 400, nothing placed; "order": an orderid, order "rejected"
     routes: list[str] | None = None  # only these endpoints (e.g. ["placeorder"]); None = all
 
     @classmethod
@@ -31,7 +76,7 @@ class FaultSpec:
         if unknown:
             raise ValueError(f"unknown fault keys: {', '.join(unknown)}")
         spec = cls(**data)
-        for name in ("error_rate", "rate_limit_rate", "drop_rate", "lost_response_rate"):
+        for name in ("error_rate", "rate_limit_rate", "drop_rate", "lost_response_rate", "reject_rate"):
             value = float(getattr(spec, name))
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
@@ -42,6 +87,12 @@ class FaultSpec:
             isinstance(spec.routes, list) and all(isinstance(r, str) for r in spec.routes)
         ):
             raise ValueError("routes must be a list of endpoint names")
+        if spec.reject_reason not in REJECT_REASONS:
+            raise ValueError(f"reject_reason must be one of: {', '.join(REJECT_REASONS)}")
+        if spec.reject_mode not in REJECT_MODES:
+            raise ValueError(f"reject_mode must be one of: {', '.join(REJECT_MODES)}")
+        if spec.reject_message is not None and not (isinstance(spec.reject_message, str) and spec.reject_message):
+            raise ValueError("reject_message must be a non-empty string")
         return spec
 
     def applies_to(self, route: str) -> bool:
@@ -60,6 +111,7 @@ class Decision:
     before: str | None = None  # DROP, ERROR_500, EXPIRED or STORM: answer without handling
     after: str | None = None  # LOST: handle, then cut the connection
     after_delay: float = 0.0  # seconds to hold the response after handling
+    reject: RejectFault | None = None  # reject the orders this request places
 
 
 class Faults:
@@ -116,6 +168,9 @@ class Faults:
                     d.before = STORM
                 elif spec.error_rate and self.rng.random() < spec.error_rate:
                     d.before = ERROR_500
+            if (d.reject is None and spec.reject_rate and route in ORDER_ROUTES
+                    and (spec.reject_rate >= 1.0 or self.rng.random() < spec.reject_rate)):
+                d.reject = RejectFault(spec.reject_mode, spec.reject_reason, spec.reject_message)
             if d.after is None and spec.lost_response_rate and self.rng.random() < spec.lost_response_rate:
                 d.after = LOST
             d.after_delay += spec.response_delay_ms / 1000.0

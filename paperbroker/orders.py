@@ -1,9 +1,22 @@
-"""The matching engine: order checks, fills, modification, cancellation and MIS square-off."""
+"""The matching engine: order checks, fills, modification, cancellation and MIS square-off.
+
+Partial fills (partial.py): an order planned in parts keeps ``parts_left``; each fill takes the next
+part once it is due (wall time) and the order stays ``open`` until the last part makes it
+``complete``. Every part is one fill: a trade row, a position update and an ``order_update`` frame,
+all in one synchronous step, so the order, trade and position books always agree. Cancelling between
+parts leaves ``cancelled`` with the filled quantity kept; a partly filled order cannot be modified.
+``Engine.schedule`` (set by the server to the event loop's ``call_later``) wakes the engine when a
+part is due; without it, due parts fill on the next price move or ``fill_due_parts`` call.
+
+Rejection faults (faults.py): the dispatcher sets ``fault_reject`` for one request; ``place`` then
+refuses (``http``) or records a ``rejected`` order (``order``) after the ordinary checks pass.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -13,6 +26,7 @@ from paperbroker.accounts import (
     CANCELLED,
     COMPLETE,
     OPEN,
+    REJECTED,
     TRIGGER_PENDING,
     Account,
     Order,
@@ -21,12 +35,16 @@ from paperbroker.accounts import (
     after_fill,
     position_margin,
 )
+from paperbroker.faults import RejectFault
 from paperbroker.instruments import FO_EXCHANGES, Instrument
 from paperbroker.market import Market
+from paperbroker.partial import PartialFills
 from paperbroker.pricing import round_tick
 
 log = logging.getLogger(__name__)
 OrderListener = Callable[[Account, Order], None]
+Scheduler = Callable[[float, Callable[[], None]], object]
+PART_EARLY_SLACK = 0.002  # seconds: a timer may fire a hair before the wall clock reaches the due time
 
 
 class Reject(Exception):
@@ -54,6 +72,9 @@ class Engine:
         self.order_seq = 0
         self.trade_seq = 0
         self.last_square_off: date | None = None
+        self.default_partial: PartialFills | None = None
+        self.schedule: Scheduler | None = None
+        self.fault_reject: RejectFault | None = None
         market.listeners.append(lambda names: self.match(set(names)))
 
     # --- helpers -------------------------------------------------------------------------------
@@ -140,7 +161,7 @@ class Engine:
         held = pos.quantity if pos else 0
         reducing = held != 0 and (held > 0) == (action == "SELL") and qty <= abs(held)
         if product == "CNC" and action == "SELL":
-            pending = sum(o.quantity for a, o in self.open_orders.values()
+            pending = sum(o.pending_quantity for a, o in self.open_orders.values()
                           if a is acct and o.product == "CNC" and o.action == "SELL" and o.symbol == inst.symbol)
             if held - pending < qty:
                 raise Reject(f"Insufficient holdings to sell {qty} {inst.symbol} (CNC): holding {max(held, 0)}")
@@ -174,11 +195,75 @@ class Engine:
                       price if pricetype != "MARKET" else 0.0, trigger, pricetype, product,
                       str(req.get("strategy") or ""), status, self.clock.epoch(),
                       disclosed_quantity=int(float(req.get("disclosed_quantity") or 0)), blocked=required)
+        if self.fault_reject is not None:
+            return self._fault_reject(acct, inst, order, required or estimate * qty, avail)
+        self._plan_parts(acct, order, inst)
         acct.orders[order.orderid] = order
         self.open_orders[order.orderid] = (acct, order)
         self._emit(acct, order)
         self._try_fill(acct, order, inst)
         return order
+
+    def _fault_reject(self, acct: Account, inst: Instrument, order: Order, required: float,
+                      available: float) -> Order:
+        """Apply the request's rejection fault: raise (http mode) or record a rejected order."""
+        fault = self.fault_reject
+        assert fault is not None
+        text = fault.text(inst.symbol, inst.exchange, order.product, required, available)
+        if fault.mode == "http":
+            raise Reject(text)
+        order.status, order.rejection_reason, order.blocked = REJECTED, text, 0.0
+        acct.orders[order.orderid] = order
+        self._emit(acct, order)
+        return order
+
+    # --- partial fills -------------------------------------------------------------------------
+    def partial_spec(self, acct: Account) -> PartialFills | None:
+        """The account's partial-fill spec: its own, none (False), or the broker default (None)."""
+        own = acct.options.partial_fills
+        if own is False:
+            return None
+        if isinstance(own, dict):
+            return PartialFills.from_dict(own)
+        return self.default_partial
+
+    def _plan_parts(self, acct: Account, order: Order, inst: Instrument) -> None:
+        """Plan ``order`` in parts when the account's spec applies to it (before any fill)."""
+        order.parts_left, order.part_due, order.part_interval = [], 0.0, 0.0
+        spec = self.partial_spec(acct)
+        if spec is None or not spec.applies(order.quantity, order.pricetype):
+            return
+        unit = inst.lot_size if inst.exchange in FO_EXCHANGES else 1
+        parts = spec.split(order.quantity, unit)
+        if len(parts) > 1:
+            order.parts_left, order.part_interval = parts, spec.interval_ms / 1000.0
+
+    def _schedule_part(self, acct: Account, order: Order) -> None:
+        if self.schedule is not None:
+            self.schedule(max(order.part_due - time.time(), 0.0), lambda: self._part_due(acct, order))
+
+    def _part_due(self, acct: Account, order: Order) -> None:
+        entry = self.open_orders.get(order.orderid)
+        if entry is None or entry[1] is not order or not order.parts_left:
+            return  # cancelled, deleted or reset since
+        if time.time() < order.part_due - PART_EARLY_SLACK:
+            self._schedule_part(acct, order)
+            return
+        inst = self.master.get(order.exchange, order.symbol)
+        if inst is not None:
+            self._try_fill(acct, order, inst)
+
+    def resume_parts(self) -> None:
+        """Schedule the next part of every open order in parts (after a restore or a new scheduler)."""
+        for acct, order in list(self.open_orders.values()):
+            if order.parts_left:
+                self._schedule_part(acct, order)
+
+    def fill_due_parts(self) -> None:
+        """Fill every part that is due now (for callers without a scheduler)."""
+        for acct, order in list(self.open_orders.values()):
+            if order.parts_left and time.time() >= order.part_due - PART_EARLY_SLACK:
+                self._part_due(acct, order)
 
     # --- matching ------------------------------------------------------------------------------
     def _try_fill(self, acct: Account, order: Order, inst: Instrument) -> None:
@@ -193,18 +278,39 @@ class Engine:
         touch = ask if buy else bid
         if order.pricetype in ("MARKET", "SL-M"):
             slip = self.slippage_ticks * inst.tick_size
-            self._fill(acct, order, round_tick(touch + slip if buy else max(touch - slip, inst.tick_size)))
+            self._fill_next(acct, order, round_tick(touch + slip if buy else max(touch - slip, inst.tick_size)))
         elif (touch <= order.price) if buy else (touch >= order.price):
-            self._fill(acct, order, touch)
+            self._fill_next(acct, order, touch)
 
-    def _fill(self, acct: Account, order: Order, price: float) -> None:
+    def _fill_next(self, acct: Account, order: Order, price: float) -> None:
+        """Fill the rest of ``order``, or its next part when it fills in parts and the part is due."""
+        if order.parts_left:
+            if time.time() < order.part_due - PART_EARLY_SLACK:
+                return
+            qty = order.parts_left.pop(0)
+        else:
+            qty = order.quantity - order.filled_quantity
+        self._fill(acct, order, price, qty)
+        if order.parts_left:
+            order.part_due = time.time() + order.part_interval
+            self._schedule_part(acct, order)
+
+    def _fill(self, acct: Account, order: Order, price: float, qty: int) -> None:
+        """One fill of ``qty`` at ``price``: position, order, trade row and one order_update together."""
         pos = acct.position(order.symbol, order.exchange, order.product)
-        pos.apply_fill(order.signed_quantity, price)
-        order.status, order.filled_quantity, order.average_price, order.blocked = COMPLETE, order.quantity, price, 0.0
+        pos.apply_fill(qty if order.action == "BUY" else -qty, price)
+        before = order.quantity - order.filled_quantity
+        order.average_price = (order.average_price * order.filled_quantity + price * qty) / (
+            order.filled_quantity + qty)
+        order.filled_quantity += qty
+        left = order.quantity - order.filled_quantity
         acct.trades.append(Trade(self._next_id(trade=True), order.orderid, order.symbol, order.exchange,
-                                 order.product, order.action, order.quantity, price, self.clock.epoch(),
-                                 order.strategy))
-        self.open_orders.pop(order.orderid, None)
+                                 order.product, order.action, qty, price, self.clock.epoch(), order.strategy))
+        if left <= 0:
+            order.status, order.blocked, order.parts_left = COMPLETE, 0.0, []
+            self.open_orders.pop(order.orderid, None)
+        else:
+            order.blocked *= left / before  # the margin held for the part still open
         self._emit(acct, order)
 
     def match(self, names: set[str] | None = None) -> None:
@@ -227,6 +333,9 @@ class Engine:
         order = self.get_order(acct, orderid)
         if not order.is_live:
             raise Reject(f"Cannot modify order in {order.status} status")
+        if order.filled_quantity:
+            raise Reject(f"Cannot modify a partially filled order ({order.filled_quantity} of "
+                         f"{order.quantity} filled); cancel the rest and place a new order")
         inst = self.instrument(order.exchange, order.symbol)
         pricetype = req["pricetype"]
         price, trigger = float(req["price"] or 0), float(req["trigger_price"] or 0)
@@ -250,6 +359,7 @@ class Engine:
         order.trigger_price = trigger
         order.disclosed_quantity = int(float(req.get("disclosed_quantity") or 0))
         order.status = TRIGGER_PENDING if pricetype in ("SL", "SL-M") else OPEN
+        self._plan_parts(acct, order, inst)  # new quantity or type: plan again (nothing is filled yet)
         self.open_orders[order.orderid] = (acct, order)
         self._emit(acct, order)
         self._try_fill(acct, order, inst)
@@ -259,7 +369,7 @@ class Engine:
         order = self.get_order(acct, orderid)
         if not order.is_live:
             raise Reject(f"Cannot cancel order in {order.status} status")
-        order.status, order.blocked = CANCELLED, 0.0
+        order.status, order.blocked, order.parts_left = CANCELLED, 0.0, []
         self.open_orders.pop(order.orderid, None)
         self._emit(acct, order)
         return order

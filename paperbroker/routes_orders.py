@@ -105,7 +105,9 @@ def closeposition(b: Broker, acct: Account, data: dict[str, Any]) -> Result:
 def orderstatus(b: Broker, acct: Account, data: dict[str, Any]) -> Result:
     order = b.engine.get_order(acct, data["orderid"])
     row = views.order_row(acct, order)
-    row["average_price"] = views.money(order.average_price) if order.status == COMPLETE else 0.0
+    # OpenAlgo reports the average of complete orders; a part-filled order reports its fills so far.
+    filled = order.status == COMPLETE or (order.in_parts and order.filled_quantity > 0)
+    row["average_price"] = views.money(order.average_price) if filled else 0.0
     if acct.options.analyzer:
         row.update({"filled_quantity": order.filled_quantity, "strategy": order.strategy})
     return {"status": "success", "data": views.stringify(acct, row, ("average_price",))}

@@ -68,6 +68,10 @@ class PaperBroker:
         return int(sockets[0].getsockname()[1]) if sockets else port
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Partial fills are paced on the event loop in wall time, so they also run with a frozen clock.
+        self.broker.engine.schedule = loop.call_later
+        self.broker.engine.resume_parts()
         self.http_port = await self._serve(build_api_app(self.broker), self.cfg.port)
         ws_app = web.Application()
         ws_app.router.add_get("/{tail:.*}", self.hub.handler)

@@ -1,4 +1,9 @@
-"""Response shapes: OpenAlgo's live shapes, with optional stringly-typed and sandbox variants."""
+"""Response shapes: OpenAlgo's live shapes, with optional stringly-typed and sandbox variants.
+
+Live order rows (orderbook, orderstatus) add ``filled_quantity``, ``pending_quantity`` and
+``average_price`` (volume-weighted) for an order that fills in parts, and ``rejection_reason`` for a
+rejected order; other orders keep exactly OpenAlgo's live keys.
+"""
 
 from __future__ import annotations
 
@@ -40,8 +45,16 @@ def order_row(acct: Account, o: Order) -> dict[str, Any]:
     }
     if acct.options.analyzer:
         row.update({"average_price": money(o.average_price), "filled_quantity": o.filled_quantity,
-                    "pending_quantity": o.quantity - o.filled_quantity if o.is_live else 0,
+                    "pending_quantity": o.pending_quantity,
                     "rejection_reason": o.rejection_reason, "strategy": o.strategy})
+    else:
+        # Live rows keep OpenAlgo's keys, plus the fill progress of an order that fills in parts
+        # and the reason of a rejected one, which a client cannot learn otherwise.
+        if o.in_parts:
+            row.update({"filled_quantity": o.filled_quantity, "pending_quantity": o.pending_quantity,
+                        "average_price": money(o.average_price)})
+        if o.status == REJECTED:
+            row["rejection_reason"] = o.rejection_reason
     return stringify(acct, row, ("quantity", "price", "trigger_price"))
 
 

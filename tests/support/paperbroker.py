@@ -87,3 +87,21 @@ class Admin:
 
     def new_account(self, **body: Any) -> str:
         return str(self.post("/sim/accounts", body)["apikey"])
+
+    def set_faults(self, apikey: str | None = None, **spec: Any) -> dict[str, Any]:
+        """Set one fault spec (per account when ``apikey`` is given, else global)."""
+        return self.post("/sim/faults", {**({"apikey": apikey} if apikey else {}), **spec})
+
+    def partial_fills(self, apikey: str | None = None, spec: dict[str, Any] | bool | None = None) -> dict[str, Any]:
+        """Set an account's partial-fill option (spec, False = never, None = broker default), or the
+        broker default when ``apikey`` is None (a None spec then clears it)."""
+        if apikey is not None:
+            return self.post(f"/sim/accounts/{apikey}/options", {"partial_fills": spec})
+        if spec is None or spec is False:
+            return self.call("DELETE", "/sim/partial-fills")
+        assert isinstance(spec, dict)
+        return self.post("/sim/partial-fills", spec)
+
+    def rate_limits(self, **body: Any) -> dict[str, Any]:
+        """Change rate limits: ``enabled``, ``by`` ("ip" or "apikey"), per-group counts."""
+        return self.post("/sim/ratelimits", body)
