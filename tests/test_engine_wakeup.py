@@ -15,7 +15,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.services.execution.wakeup import PG_CHANNEL, EngineWaker, redis_channel, wake_engine
+from app.services.execution.wakeup import PG_CHANNEL, EngineWaker, redis_channel, wake_engine, waker_client_name
 from tests.helpers import wait_until
 
 LONG_TIMEOUT = 30.0
@@ -224,4 +224,37 @@ def test_wait_on_redis_with_wake_engine_in_another_app_returns_true_quickly(on_s
         assert result["woke"] is True
         assert result["elapsed"] < QUICK
     finally:
+        waker.close()
+
+
+@pytest.mark.redis
+def test_wait_on_redis_after_subscription_killed_resubscribes_and_wakes(app_factory, redis_url):
+    import redis
+
+    app = app_factory(REDIS_URL=redis_url, ENGINE_CHANNEL_PREFIX=f"algomirror-test-{uuid.uuid4().hex}")
+    channel = redis_channel(app)
+    waker = EngineWaker(app, "redis", poll_seconds=0.05)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        # Arrange: the server drops the waker's connection (a restart or a failover).
+        [mine] = [c for c in client.client_list() if c["name"] == waker_client_name(channel)]
+        assert client.client_kill_filter(_id=mine["id"]) == 1
+
+        # Act: after the drop is noticed (or redis-py resubscribes by itself), a publish still wakes it.
+        def published_and_woke() -> bool:
+            client.publish(channel, "after-drop")
+            return waker.wait(0.5) and waker.listening
+
+        wait_until(published_and_woke, timeout=LONG_TIMEOUT, message="a publish wakes the waker again")
+        while waker.wait(0):
+            pass
+        thread, result = _wait_in_thread(waker, LONG_TIMEOUT)
+        assert client.publish(channel, "steady") >= 1
+
+        # Assert
+        thread.join(LONG_TIMEOUT + 5)
+        assert result["woke"] is True
+        assert result["elapsed"] < QUICK
+    finally:
+        client.close()
         waker.close()

@@ -21,12 +21,13 @@ timeout, and a wake with nothing to do costs one query.
 from __future__ import annotations
 
 import logging
+import re
 import select
 import threading
 import time
 from typing import Any, Protocol
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 
 from app.extensions import db
 
@@ -82,6 +83,9 @@ def wake_engine(reason: str = "work") -> None:
     connection of its own, outside the caller's transaction. Never raises: a failure is logged
     at WARNING once per outage and the leader's short poll picks the work up anyway.
     """
+    if not has_app_context():
+        logger.warning("wake_engine(%r) called outside an app context; the leader's poll finds the work", reason)
+        return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = _state(app)
     state.event.set()
@@ -166,14 +170,20 @@ class _PostgresListener:
         self.conn.close()
 
 
+def waker_client_name(channel: str) -> str:
+    """The Redis CLIENT SETNAME of a waker's subscription (no spaces allowed there)."""
+    return "algomirror-waker:" + re.sub(r"[^A-Za-z0-9_.:-]", "_", channel)[:100]
+
+
 class _RedisListener:
     """A pub/sub subscription to the engine channel."""
 
     def __init__(self, app: Flask, channel: str):
         import redis
 
+        # Named after the channel so that CLIENT LIST shows which app's leader is listening.
         self.client = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, socket_keepalive=True,
-                                           health_check_interval=10)
+                                           health_check_interval=10, client_name=waker_client_name(channel))
         self.pubsub = self.client.pubsub()
         self.pubsub.subscribe(channel)
         # Wait for the confirmation: a wake published before it would not reach this subscriber.
