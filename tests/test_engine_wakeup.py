@@ -258,3 +258,26 @@ def test_wait_on_redis_after_subscription_killed_resubscribes_and_wakes(app_fact
     finally:
         client.close()
         waker.close()
+
+
+def test_waker_with_redis_down_polls_and_still_wakes_in_process(on_sqlite, app_factory, caplog):
+    # Arrange: nothing listens on port 1, so the subscription cannot be made.
+    app = app_factory(REDIS_URL="redis://127.0.0.1:1/0", RATELIMIT_ENABLED=False, ENGINE_POLL_SECONDS=0.05,
+                      ENGINE_CHANNEL_PREFIX=f"test-{uuid.uuid4().hex[:8]}")
+    caplog.set_level(logging.WARNING, logger="app.services.execution.wakeup")
+    waker = EngineWaker.for_app(app)
+    try:
+        assert (waker.transport, waker.listening) == ("redis", False)
+
+        # Act / Assert: a short poll instead of the long wait, and the in-process wake still works.
+        begin = time.monotonic()
+        assert waker.wait(LONG_TIMEOUT) is False
+        assert time.monotonic() - begin < QUICK
+        with app.app_context():
+            wake_engine()
+        assert waker.wait(LONG_TIMEOUT) is True
+        assert [r.getMessage() for r in caplog.records if r.name == "app.services.execution.wakeup"
+                and "unavailable" in r.getMessage()] == [
+            "Order engine wake-up (redis) unavailable; polling every 0.05 s until it is back"]
+    finally:
+        waker.close()

@@ -223,6 +223,8 @@ class EngineWaker:
     LISTEN/pub-sub connection is being re-established, it returns after at most
     ENGINE_POLL_SECONDS even when `timeout` is longer. Either way the caller then checks
     the database for work: a wake is a hint, the database is the truth.
+
+    One thread (the leader's engine loop) uses a waker; `wake_engine` may be called from any.
     """
 
     def __init__(self, app: Flask, transport: str, *, poll_seconds: float):
@@ -233,6 +235,7 @@ class EngineWaker:
         self._listener: _Listener | None = None
         self._next_connect = 0.0
         self._closed = False
+        self._down = False  # an outage was logged at WARNING; quiet until the connection is back
         if transport != "poll":
             self._connect(first=True)
 
@@ -255,11 +258,15 @@ class EngineWaker:
             else:
                 self._listener = _RedisListener(self.app, redis_channel(self.app) or "")
         except Exception:  # (any driver error: poll until the server is back)
-            logger.warning("Order engine wake-up (%s) unavailable; polling every %g s until it is back",
-                           self.transport, self.poll_seconds, exc_info=True)
+            # WARNING once per outage; the retries every few seconds stay at DEBUG.
+            log = logger.debug if self._down else logger.warning
+            log("Order engine wake-up (%s) unavailable; polling every %g s until it is back",
+                self.transport, self.poll_seconds, exc_info=True)
+            self._down = True
             return False
         if not first:
             logger.info("Order engine wake-up (%s) listening again", self.transport)
+        self._down = False
         return True
 
     def _drop(self) -> None:
@@ -285,6 +292,7 @@ class EngineWaker:
         except Exception:  # (a dropped connection: fall back to polling)
             logger.warning("Order engine wake-up (%s) connection lost; polling until it is back",
                            self.transport, exc_info=True)
+            self._down = True
             self._drop()
             return True  # a wake may have been lost with the connection
         return self._take_local() or woke
