@@ -192,3 +192,20 @@ def test_bad_partial_fill_spec_is_a_400(admin: Any, apikey: str, spec: Any) -> N
 def test_split_gives_whole_lots_with_the_remainder_last(quantity: int, unit: int, parts: int,
                                                         expected: list[int]) -> None:
     assert PartialFills(parts=parts).split(quantity, unit) == expected
+
+
+def test_open_parts_resume_after_a_restart_with_state(launch: Any, admin_for: Any, tmp_path: Any) -> None:
+    state = str(tmp_path / "paper.db")
+    first = launch("--state", state, "--no-rate-limit")
+    key = first.keys[0]
+    admin_for(first).partial_fills(key, {"min_quantity": 195, "parts": 3, "interval_ms": 1000})
+    with httpx.Client(base_url=f"{first.url}/api/v1", timeout=20) as http:
+        oid = place(http, key, **OPTION_ORDER)
+        assert status(http, key, oid)["filled_quantity"] == 65
+    assert first.stop() == 0
+    second = launch("--state", state, "--no-rate-limit")
+    with httpx.Client(base_url=f"{second.url}/api/v1", timeout=20) as http:
+        wait_until(lambda: status(http, key, oid)["order_status"] == "complete", message="resumed parts")
+        snap = books(http, key, oid, OPTION)
+    assert [t["quantity"] for t in snap["trades"]] == [65, 65, 65]
+    assert_agree(snap, 195, 195, "complete")
