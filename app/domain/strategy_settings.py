@@ -103,3 +103,24 @@ def time_problems(entry: time | None, exit_: time | None, square_off: time | Non
             and "exit_time" not in problems and square_off < exit_:
         problems["square_off_time"] = "The square-off time must be at or after the exit time."
     return problems
+
+
+# Execution settings of a strategy (issue 9, docs/execution.md).
+MAX_RETRIES = 5
+MIN_LIMIT_TIMEOUT = 1
+MAX_LIMIT_TIMEOUT = 600
+
+
+class FailurePolicy(StrEnum):
+    """What the engine does when part of an account's entry fails (LESSONS.md "Orders")."""
+
+    REPORT = "report"  # leave what filled, flag the account
+    RETRY = "retry"  # re-send a rejected leg up to retry_limit times when the rejection is not final
+    UNWIND = "unwind"  # close what this account filled in this run
+
+
+class LimitFallback(StrEnum):
+    """An entry LIMIT order still unfilled after the strategy's limit timeout."""
+
+    CANCEL = "cancel"  # cancel it and report
+    MARKET = "market"  # cancel it and send the rest as a MARKET order

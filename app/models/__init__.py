@@ -3,6 +3,15 @@
 from app.models.accounts import TradingAccount
 from app.models.audit import ActivityLog
 from app.models.calendar import MarketHoliday, SpecialTradingSession, TradingHoursTemplate, TradingSession
+from app.models.execution import (
+    ExitRequest,
+    KillSwitch,
+    OrderIntent,
+    OrderIntentEvent,
+    RunAccount,
+    RunLeg,
+    StrategyRun,
+)
 from app.models.services import ServiceHeartbeat, ServiceLease
 from app.models.sessions import UserSession
 from app.models.settings import AppSetting
@@ -13,14 +22,21 @@ from app.models.users import User
 __all__ = [
     "ActivityLog",
     "AppSetting",
+    "ExitRequest",
+    "KillSwitch",
     "MarginRequirement",
     "MarketHoliday",
+    "OrderIntent",
+    "OrderIntentEvent",
+    "RunAccount",
+    "RunLeg",
     "ServiceHeartbeat",
     "ServiceLease",
     "SpecialTradingSession",
     "Strategy",
     "StrategyAccount",
     "StrategyLeg",
+    "StrategyRun",
     "StrategyTemplate",
     "TradeQuality",
     "TradingAccount",

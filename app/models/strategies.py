@@ -23,6 +23,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,9 +32,14 @@ from app.domain.instruments import Action, InstrumentKind, OptionType, Underlyin
 from app.domain.sizing import RiskProfile
 from app.domain.strategy_settings import (
     DEFAULT_SPLITS,
+    MAX_LIMIT_TIMEOUT,
+    MAX_RETRIES,
     MAX_SPLITS,
+    MIN_LIMIT_TIMEOUT,
     MIN_SPLITS,
+    FailurePolicy,
     LegRiskUnit,
+    LimitFallback,
     MarketCondition,
     OrderType,
     Product,
@@ -53,7 +59,10 @@ RATIO = Numeric(8, 2)
 class Strategy(Model):
     __tablename__ = "strategies"
     __table_args__ = (CheckConstraint(f"allowed_splits BETWEEN {MIN_SPLITS} AND {MAX_SPLITS}",
-                                      name="allowed_splits_range"),)
+                                      name="allowed_splits_range"),
+                      CheckConstraint(f"retry_limit BETWEEN 0 AND {MAX_RETRIES}", name="retry_limit_range"),
+                      CheckConstraint(f"limit_timeout_seconds BETWEEN {MIN_LIMIT_TIMEOUT} AND {MAX_LIMIT_TIMEOUT}",
+                                      name="limit_timeout_range"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -81,6 +90,16 @@ class Strategy(Model):
                                                       server_default=SupertrendTimeframe.M5.value)
     supertrend_exit: Mapped[str] = mapped_column(String(16), default=SupertrendExit.BREAKOUT.value,
                                                  server_default=SupertrendExit.BREAKOUT.value)
+    # Execution (issue 9): what happens when an account's entry fails part-way (report, retry,
+    # unwind), how often a rejected leg is re-sent under "retry", whether an entry order that
+    # never reached the broker is sent once more, and what to do with an unfilled LIMIT order.
+    failure_policy: Mapped[str] = mapped_column(String(8), default=FailurePolicy.REPORT.value,
+                                                server_default=FailurePolicy.REPORT.value)
+    retry_limit: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    resend_not_placed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    limit_timeout_seconds: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    limit_fallback: Mapped[str] = mapped_column(String(8), default=LimitFallback.CANCEL.value,
+                                                server_default=LimitFallback.CANCEL.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

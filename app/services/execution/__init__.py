@@ -1,0 +1,1 @@
+"""Order execution: intents, sending, reconciliation, exits, kill switch."""

@@ -1,0 +1,113 @@
+"""The one way an order intent changes state: `apply(intent, event)`.
+
+It checks the pair against the domain's transition table (app/domain/order_lifecycle.py),
+changes the row with a conditional UPDATE (… WHERE state = <the state we read>), appends an
+OrderIntentEvent row, and commits, all in one transaction. If another process changed the
+intent in between, the UPDATE matches nothing: `StaleIntent` is raised and nothing changes.
+`claim` is the same conditional update for planned → sending, which is what makes two
+senders unable to send one intent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import update
+
+from app.domain.order_lifecycle import TERMINAL, IntentEvent, IntentState, transition
+from app.extensions import db
+from app.models.execution import OrderIntent, OrderIntentEvent
+from app.models.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+DETAIL_LIMIT = 500
+# Facts an event may carry onto the row (the broker's status itself never is one).
+FACTS = frozenset({"broker_order_id", "filled_quantity", "average_price", "rejection_reason", "note", "flagged"})
+
+
+class StaleIntent(Exception):
+    """The intent is no longer in the state the caller read (another process moved it first)."""
+
+
+def excerpt(payload: Any) -> str:
+    """A short, single-line text of a broker payload for the event history (never a key)."""
+    text = payload if isinstance(payload, str) else repr(payload)
+    text = " ".join(text.split())
+    return text[:DETAIL_LIMIT]
+
+
+def apply(intent: OrderIntent, event: IntentEvent | str, *, detail: Any = "", at: datetime | None = None,
+          holder: str | None = None, commit: bool = True, **facts: Any) -> IntentState:
+    """Apply one event to an intent: check the pair, change the row, append the event, commit.
+
+    Args:
+        intent: the row as the caller read it (its `state` is the expected current state).
+        event: what happened.
+        detail: the broker's payload or a note, stored as an excerpt in the event row.
+        at: when it happened (aware UTC; default now).
+        holder: the sender's identity, recorded by CLAIM.
+        commit: commit the transaction (default); False leaves it to the caller's unit of work.
+        **facts: broker_order_id, filled_quantity, average_price, rejection_reason, note, flagged.
+    Returns:
+        The new state.
+    Raises:
+        IllegalTransition: the event is not allowed in the intent's state (nothing changed).
+        StaleIntent: the row's state changed since it was read (nothing changed).
+        ValueError: an unknown fact.
+    """
+    unknown = set(facts) - FACTS
+    if unknown:
+        raise ValueError(f"unknown intent facts: {', '.join(sorted(unknown))}")
+    happened = IntentEvent(event)
+    before = IntentState(intent.state)
+    after = transition(before, happened)
+    moment = at or utcnow()
+    values: dict[str, Any] = {"state": after.value, "updated_at": moment, **facts}
+    if happened is IntentEvent.CLAIM:
+        values["sent_at"] = moment
+        values["claimed_by"] = holder
+    if after in (IntentState.ACCEPTED, IntentState.PARTIALLY_FILLED, IntentState.FILLED) \
+            and intent.acknowledged_at is None:
+        values["acknowledged_at"] = moment
+    if after is IntentState.FILLED:
+        values["filled_at"] = moment
+        values.setdefault("filled_quantity", intent.quantity)
+    if after in TERMINAL:
+        values["finished_at"] = moment
+    if isinstance(values.get("average_price"), float):
+        values["average_price"] = Decimal(str(values["average_price"]))
+    result = db.session.execute(
+        update(OrderIntent).where(OrderIntent.id == intent.id, OrderIntent.state == before.value)
+        .values(**values).execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise StaleIntent(f"intent {intent.id} is no longer {before.value}")
+    db.session.add(OrderIntentEvent(intent_id=intent.id, at=moment, event=happened.value, from_state=before.value,
+                                    to_state=after.value, detail=excerpt(detail)))
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
+    db.session.refresh(intent)
+    logger.info("intent %s %s: %s -> %s", intent.id, happened.value, before.value, after.value)
+    return after
+
+
+def claim(intent: OrderIntent, holder: str) -> bool:
+    """Take a planned intent for sending (planned → sending), exactly once across all processes.
+
+    Returns:
+        True when this caller now owns the send; False when the intent was not planned any more
+        (another sender claimed it, or it was withdrawn). Nothing is sent on False.
+    """
+    if intent.state != IntentState.PLANNED.value:
+        return False
+    try:
+        apply(intent, IntentEvent.CLAIM, holder=holder, detail=f"claimed by {holder}")
+    except StaleIntent:
+        return False
+    return True
