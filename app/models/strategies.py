@@ -100,6 +100,8 @@ class Strategy(Model):
     limit_timeout_seconds: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     limit_fallback: Mapped[str] = mapped_column(String(8), default=LimitFallback.CANCEL.value,
                                                 server_default=LimitFallback.CANCEL.value)
+    # Enter by itself at entry_time on trading days (the leader's scheduler); off by default.
+    auto_entry: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

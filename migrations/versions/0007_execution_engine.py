@@ -204,6 +204,7 @@ def upgrade():
         batch_op.add_column(sa.Column('resend_not_placed', sa.Boolean(), server_default=sa.true(), nullable=False))
         batch_op.add_column(sa.Column('limit_timeout_seconds', sa.Integer(), server_default='30', nullable=False))
         batch_op.add_column(sa.Column('limit_fallback', sa.String(length=8), server_default='cancel', nullable=False))
+        batch_op.add_column(sa.Column('auto_entry', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.create_check_constraint(op.f('ck_strategies_retry_limit_range'), 'retry_limit BETWEEN 0 AND 5')
         batch_op.create_check_constraint(op.f('ck_strategies_limit_timeout_range'),
                                          'limit_timeout_seconds BETWEEN 1 AND 600')
@@ -214,6 +215,7 @@ def downgrade():
     with op.batch_alter_table('strategies', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_strategies_limit_timeout_range'), type_='check')
         batch_op.drop_constraint(op.f('ck_strategies_retry_limit_range'), type_='check')
+        batch_op.drop_column('auto_entry')
         batch_op.drop_column('limit_fallback')
         batch_op.drop_column('limit_timeout_seconds')
         batch_op.drop_column('resend_not_placed')

@@ -32,3 +32,10 @@ class InvalidHaltRequest(AlgoMirrorError):
     """A halt was asked for without a usable reason; fix the input."""
 
     user_message = "Give a reason for halting trading."
+
+
+class ExecutionRefused(AlgoMirrorError):
+    """Execute was refused before anything was written (no accounts, a leg that does not resolve,
+    an expired contract, the market closed, the market-data account down): the message says why."""
+
+    user_message = "The strategy was not executed."
