@@ -1,0 +1,116 @@
+"""What a run account holds: the ONE definition (issue 9, invariant 6).
+
+Held quantity of a run leg on an account = Σ signed filled quantity (+ BUY, − SELL) over ALL
+that run account's intents for the leg, entries and closes, in any state (a cancelled or
+partly filled order keeps its fills). It is derived from fills only, so an exit that fails
+never changes it. Exits, the kill switch, the run page and the risk engine all read it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import case, func, select
+
+from app.domain.order_lifecycle import TERMINAL, IntentState
+from app.extensions import db
+from app.models.execution import OrderIntent, RunAccount, RunLeg, StrategyRun
+
+_TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
+_SIGNED = case((OrderIntent.action == "BUY", OrderIntent.filled_quantity), else_=-OrderIntent.filled_quantity)
+
+
+def held_by_leg(run_account: RunAccount | int) -> dict[int, int]:
+    """Signed units held per leg number for one run account (every leg of the run, 0 when flat).
+
+    Reads the database (not the session's cached rows), so fills committed by the engine in
+    another session are counted.
+    """
+    ra_id = run_account if isinstance(run_account, int) else run_account.id
+    rows = db.session.execute(
+        select(OrderIntent.leg_number, func.coalesce(func.sum(_SIGNED), 0))
+        .where(OrderIntent.run_account_id == ra_id, OrderIntent.leg_number.is_not(None))
+        .group_by(OrderIntent.leg_number)).all()
+    held = {int(leg): int(total) for leg, total in rows}
+    run_id = db.session.scalar(select(RunAccount.run_id).where(RunAccount.id == ra_id))
+    if run_id is not None:
+        for number in db.session.scalars(select(RunLeg.number).where(RunLeg.run_id == run_id)):
+            held.setdefault(int(number), 0)
+    return dict(sorted(held.items()))
+
+
+def in_flight(run_account: RunAccount | int, leg: int | None = None, *,
+              purposes: Iterable[str] | None = None) -> list[OrderIntent]:
+    """The run account's intents that are not terminal (planned, sending, accepted, partly
+    filled, unknown), optionally of one leg and of some purposes, oldest first."""
+    ra_id = run_account if isinstance(run_account, int) else run_account.id
+    query = select(OrderIntent).where(OrderIntent.run_account_id == ra_id,
+                                      OrderIntent.state.not_in(_TERMINAL_VALUES))
+    if leg is not None:
+        query = query.where(OrderIntent.leg_number == leg)
+    if purposes is not None:
+        query = query.where(OrderIntent.purpose.in_(list(purposes)))
+    return list(db.session.scalars(query.order_by(OrderIntent.id)))
+
+
+@dataclass(frozen=True)
+class LegHeld:
+    """One leg on one account: what is held, and what is still moving."""
+
+    leg_number: int
+    symbol: str
+    exchange: str
+    product: str
+    held: int
+    in_flight: int  # intents not terminal
+    entry_filled: int  # unsigned units filled by entries
+    close_filled: int  # unsigned units filled by closing orders
+
+
+@dataclass(frozen=True)
+class AccountHeld:
+    run_account_id: int
+    account_id: int
+    account_name: str
+    status: str
+    legs: tuple[LegHeld, ...] = field(default_factory=tuple)
+
+    @property
+    def flat(self) -> bool:
+        return all(leg.held == 0 for leg in self.legs)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(leg.in_flight for leg in self.legs)
+
+
+def run_summary(run: StrategyRun) -> list[AccountHeld]:
+    """Per run account and leg: held, in-flight count and filled units by entries and closes.
+
+    One query for the whole run (the run page renders this on every refresh).
+    """
+    legs = {leg.number: leg for leg in run.legs}
+    stats: dict[tuple[int | None, int | None], list[int]] = {}
+    products: dict[tuple[int | None, int | None], str] = {}
+    rows = db.session.execute(
+        select(OrderIntent.run_account_id, OrderIntent.leg_number, OrderIntent.purpose, OrderIntent.action,
+               OrderIntent.product, OrderIntent.state, OrderIntent.filled_quantity)
+        .where(OrderIntent.run_id == run.id, OrderIntent.leg_number.is_not(None),
+               OrderIntent.run_account_id.is_not(None))).all()
+    for ra_id, leg_no, purpose, action, product, state, filled in rows:
+        entry = stats.setdefault((ra_id, leg_no), [0, 0, 0, 0])
+        entry[0] += filled if action == "BUY" else -filled
+        entry[1] += 0 if IntentState(state) in TERMINAL else 1
+        entry[2 if purpose == "entry" else 3] += filled
+        if purpose == "entry":
+            products[(ra_id, leg_no)] = product
+    out: list[AccountHeld] = []
+    for ra in run.accounts:
+        leg_rows = []
+        for number, leg in sorted(legs.items()):
+            held, moving, entered, closed = stats.get((ra.id, number), [0, 0, 0, 0])
+            leg_rows.append(LegHeld(number, leg.symbol, leg.exchange, products.get((ra.id, number), run.product),
+                                    held, moving, entered, closed))
+        out.append(AccountHeld(ra.id, ra.account_id, ra.account_name, ra.status, tuple(leg_rows)))
+    return out
