@@ -208,6 +208,31 @@ def _leg_size(leg: SizingLeg, lots: int) -> LegSize:
     return LegSize(lots, quantity, split_quantity(quantity, leg.lot_size, leg.freeze_qty))
 
 
+def fixed_lots(legs: Sequence[SizingLeg], multiplier: Decimal, allowed_splits: int) -> tuple[list[int], str | None]:
+    """Each leg's lots under fixed-lots sizing: floor(the leg's lots × the account's multiplier).
+
+    Needs no funds and no margin (the executor sizes fixed-lot strategies without a broker call).
+
+    Returns:
+        (lots per leg, None), or (zeros, why the account is skipped): a leg rounds down to 0 lots,
+        or exceeds max lots per order × allowed splits.
+    """
+    lots = [int((leg.lots * multiplier).to_integral_value(rounding=ROUND_FLOOR)) for leg in legs]
+    for number, (leg, n) in enumerate(zip(legs, lots, strict=True), start=1):
+        if n == 0:
+            return [0] * len(legs), f"leg {number}: {leg.lots} lot(s) × multiplier {multiplier} rounds down to 0 lots"
+        cap = leg.max_lots_per_order * allowed_splits
+        if n > cap:
+            return [0] * len(legs), (f"leg {number}: {n} lots exceed {leg.max_lots_per_order} lots per order × "
+                                     f"{allowed_splits} order(s) = {cap}")
+    return lots, None
+
+
+def leg_size(leg: SizingLeg, lots: int) -> LegSize:
+    """A leg at `lots` lots: its quantity and its freeze-split child quantities."""
+    return _leg_size(leg, lots)
+
+
 def _zero_legs(legs: Sequence[SizingLeg]) -> tuple[LegSize, ...]:
     return tuple(LegSize(0, 0, ()) for _ in legs)
 
@@ -224,20 +249,10 @@ def _size_fixed(legs: Sequence[SizingLeg], margin: StrategyLotMargin, available:
                 multiplier: Decimal, allowed_splits: int) -> AccountSizing:
     if not isinstance(multiplier, Decimal | int) or isinstance(multiplier, bool) or multiplier <= 0:
         raise SizingError(f"the lot multiplier must be greater than 0, got {multiplier!r}")
-    factor = Decimal(multiplier)
-
-    def skip(reason: str) -> AccountSizing:
+    lots, reason = fixed_lots(legs, Decimal(multiplier), allowed_splits)
+    if reason is not None:
         return AccountSizing(RiskProfile.FIXED_LOTS, _zero_legs(legs), None, margin, Decimal(0),
                              available, None, Binding.FIXED, reason)
-
-    lots = [int((leg.lots * factor).to_integral_value(rounding=ROUND_FLOOR)) for leg in legs]
-    for number, (leg, n) in enumerate(zip(legs, lots, strict=True), start=1):
-        if n == 0:
-            return skip(f"leg {number}: {leg.lots} lot(s) × multiplier {factor} rounds down to 0 lots")
-        cap = leg.max_lots_per_order * allowed_splits
-        if n > cap:
-            return skip(f"leg {number}: {n} lots exceed {leg.max_lots_per_order} lots per order × "
-                        f"{allowed_splits} order(s) = {cap}")
     # Margin of what is actually traded: a fractional multiplier rounds legs down (1.5 × 1 lot -> 1 lot),
     # so scale by the largest per-leg ratio traded, not by the multiplier (exact when every leg scales
     # alike, an upper bound otherwise).

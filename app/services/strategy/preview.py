@@ -87,6 +87,15 @@ class PreviewInvalid(ValueError):
     """The stored strategy cannot be previewed as it is (a leg no longer validates): a 422."""
 
 
+def strategy_plan(strategy: Strategy) -> _Plan:
+    """What a preview or an execution needs from the stored strategy, read before any broker call.
+
+    Raises:
+        PreviewInvalid: a stored leg no longer validates, or there are no legs.
+    """
+    return _plan(strategy)
+
+
 def _plan(strategy: Strategy) -> _Plan:
     specs = []
     for number, row in enumerate(sorted(strategy.legs, key=lambda r: r.position), start=1):
