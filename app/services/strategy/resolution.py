@@ -221,11 +221,16 @@ def _choose_expiries(run: _Run, pending: list[_Pending], today: date) -> None:
 
 
 def _expiry_lists(run: _Run, name: str, with_options: bool) -> tuple[list[str] | None, list[str]] | _LegFailed:
-    und = lookup_underlying(name)
+    # The lists change once a day: they come from the per-host cache (margin/contracts.py
+    # expiry_list), so an execution's path to its first order holds no expiry round trips.
+    from app.services.margin.contracts import expiry_list
+    from app.services.short_cache import CacheWaitTimeout
+
     try:
-        futures = run.call("expiry", lambda: run.client.expiries(und.symbol, und.derivatives_exchange, "futures"))
-        options = (run.call("expiry", lambda: run.client.expiries(und.symbol, und.derivatives_exchange, "options"))
-                   if with_options else None)
+        futures = run.call("expiry", lambda: expiry_list(run.client, name, "futures"))
+        options = run.call("expiry", lambda: expiry_list(run.client, name, "options")) if with_options else None
+    except CacheWaitTimeout as exc:
+        raise _SourceDown(f"Market-data account {run.source}: the expiry list did not arrive ({exc})") from exc
     except BrokerRequestError as exc:
         return _LegFailed(LegFailure.NO_EXPIRY, f"the broker refused the expiry list of {name}: {exc}")
     return options, futures
