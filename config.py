@@ -235,6 +235,13 @@ class Config:
     # connection is down), and the Redis pub/sub channel prefix ("<prefix>:engine").
     ENGINE_POLL_SECONDS = 0.25
     ENGINE_CHANNEL_PREFIX = "algomirror"
+    # Order engine: reconciliation of unknown outcomes (order-book reads, their spacing, and how far
+    # a broker's order time may lie before our send time), status polling, and worker threads.
+    EXECUTION_CLOCK_SKEW_SECONDS = 120.0
+    EXECUTION_RECONCILE_READS = 3
+    EXECUTION_RECONCILE_INTERVAL_SECONDS = 1.0
+    EXECUTION_STATUS_POLL_SECONDS = 0.1
+    EXECUTION_MAX_WORKERS = 64
 
     # Rate limits (Flask-Limiter strings), DOMAIN.md security defaults.
     RATELIMIT_ENABLED = True
@@ -304,6 +311,13 @@ class Config:
             CALENDAR_CACHE_SECONDS=_env_float("CALENDAR_CACHE_SECONDS", cls.CALENDAR_CACHE_SECONDS),
             ENGINE_POLL_SECONDS=_env_float("ENGINE_POLL_SECONDS", cls.ENGINE_POLL_SECONDS),
             ENGINE_CHANNEL_PREFIX=_env_str("ENGINE_CHANNEL_PREFIX", cls.ENGINE_CHANNEL_PREFIX),
+            EXECUTION_CLOCK_SKEW_SECONDS=_env_float("EXECUTION_CLOCK_SKEW_SECONDS", cls.EXECUTION_CLOCK_SKEW_SECONDS),
+            EXECUTION_RECONCILE_READS=_env_int("EXECUTION_RECONCILE_READS", cls.EXECUTION_RECONCILE_READS),
+            EXECUTION_RECONCILE_INTERVAL_SECONDS=_env_float("EXECUTION_RECONCILE_INTERVAL_SECONDS",
+                                                            cls.EXECUTION_RECONCILE_INTERVAL_SECONDS),
+            EXECUTION_STATUS_POLL_SECONDS=_env_float("EXECUTION_STATUS_POLL_SECONDS",
+                                                     cls.EXECUTION_STATUS_POLL_SECONDS),
+            EXECUTION_MAX_WORKERS=_env_int("EXECUTION_MAX_WORKERS", cls.EXECUTION_MAX_WORKERS),
             RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
             RATELIMIT_GLOBAL=_env_str("RATELIMIT_GLOBAL", cls.RATELIMIT_GLOBAL),
             RATELIMIT_AUTH=_env_str("RATELIMIT_AUTH", cls.RATELIMIT_AUTH),
@@ -324,7 +338,8 @@ class Config:
                      "BROKER_CONNECT_TIMEOUT",
                      "BROKER_READ_TIMEOUT", "CONNECTION_MONITOR_INTERVAL", "ACCOUNT_REFRESH_INTERVAL",
                      "SERVICE_LEASE_TTL_SECONDS", "SERVICE_LEASE_RENEW_SECONDS", "SERVICE_LEASE_RETRY_SECONDS",
-                     "ENGINE_POLL_SECONDS"):
+                     "ENGINE_POLL_SECONDS", "EXECUTION_RECONCILE_READS", "EXECUTION_RECONCILE_INTERVAL_SECONDS",
+                     "EXECUTION_STATUS_POLL_SECONDS", "EXECUTION_MAX_WORKERS"):
             if settings[name] <= 0:
                 raise ConfigError(f"{name} must be greater than 0, got {settings[name]!r}")
         if settings["SERVICE_LEASE_RENEW_SECONDS"] >= settings["SERVICE_LEASE_TTL_SECONDS"]:

@@ -71,9 +71,17 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     from app.services.runner import start_background_runner
 
     register_monitors(app)
+    _register_engine(app)
     start_background_runner(app)  # no-op unless BACKGROUND_SERVICES allows it in this process
     logger.info("AlgoMirror app created (env=%s, db=%s)", name, app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0])
     return app
+
+
+def _register_engine(app: Flask) -> None:
+    from app.services.execution.engine import ExecutionEngine
+    from app.services.runner import register_service
+
+    register_service(app, ExecutionEngine)
 
 
 def _days(n: int):

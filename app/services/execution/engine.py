@@ -1,0 +1,279 @@
+"""The order engine: the leader's one service that sends and tracks every order intent.
+
+One pass (run_once): recovery (first pass of a term) → killswitch.step_all → exits.step_all →
+send ready intents → track accepted ones → reconcile unknown ones → entry policies and roll-ups.
+Broker calls run in a thread pool (accounts in parallel, same-phase intents of an account
+concurrently; the client's limiter paces each account), each job in its own app context with
+short transactions. The pass itself only schedules jobs, so a slow account never holds others.
+Everything is derived from the database, so a new leader continues where the old one stopped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from app.domain.execution_policy import blocked, ready_phase
+from app.domain.order_lifecycle import AT_BROKER, IllegalTransition, IntentEvent, IntentState
+from app.extensions import db
+from app.models.execution import OrderIntent, Purpose, RunAccount, RunAccountStatus, RunStatus, StrategyRun
+from app.services.execution import policy, reconciliation, sender, tracker
+from app.services.execution.lifecycle import StaleIntent, apply
+from app.services.execution.wakeup import EngineWaker, wake_engine
+from app.services.runner import Service
+
+logger = logging.getLogger(__name__)
+
+TRACK_INLINE_SECONDS = 10.0  # a send job keeps polling its order this long, then the pass takes over
+TRACK_INTERVAL_MAX = 1.0
+
+
+def group_key(intent: OrderIntent) -> tuple[Any, ...]:
+    """The group whose phases order an intent: a run account's entries, one exit request's closes of
+    a run account, or one kill switch's orders on an account."""
+    if intent.kill_switch_id is not None and intent.run_account_id is None:
+        return ("kill", intent.kill_switch_id, intent.account_id)
+    if intent.purpose == Purpose.ENTRY:
+        return ("entry", intent.run_account_id, intent.account_id)
+    return ("close", intent.run_account_id, intent.exit_request_id, intent.account_id)
+
+
+def _optional_step(module: str) -> Callable[..., Any] | None:
+    try:
+        return getattr(importlib.import_module(module), "step_all", None)
+    except ImportError:
+        return None
+
+
+class ExecutionEngine(Service):
+    """Sends, tracks and reconciles order intents; applies entry policies (see module doc)."""
+
+    name = "execution"
+    interval = 0.0
+
+    def __init__(self, app: Flask | None = None, *, holder: str | None = None):
+        self.app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+        self.holder = holder or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        cfg = self.app.config
+        self.poll = float(cfg.get("EXECUTION_STATUS_POLL_SECONDS", 0.1))
+        self.reads = int(cfg.get("EXECUTION_RECONCILE_READS", 3))
+        self.read_interval = float(cfg.get("EXECUTION_RECONCILE_INTERVAL_SECONDS", 1.0))
+        self.pool = ThreadPoolExecutor(max_workers=int(cfg.get("EXECUTION_MAX_WORKERS", 64)),
+                                       thread_name_prefix="execution")
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
+        self._next_track: dict[int, float] = {}
+        self._recovered = False
+        self._waker: EngineWaker | None = None
+
+    # -- the Service hooks --
+    def on_start(self) -> None:
+        """Recovery first (invariant 8): in-doubt intents are reconciled before anything is sent."""
+        self.recover()
+
+    def on_stop(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=False)
+        if self._waker is not None:
+            self._waker.close()
+
+    def run_once(self) -> str | None:
+        summary = self.run_pass()
+        if self._waker is None:
+            self._waker = EngineWaker.for_app(self.app)
+        self._waker.wait(0.5)
+        return summary
+
+    # -- one pass --
+    def recover(self) -> int:
+        """SENDING intents (their sender died mid-request) become UNKNOWN; reconciliation follows."""
+        count = 0
+        for intent in db.session.scalars(select(OrderIntent).where(OrderIntent.state == IntentState.SENDING.value)):
+            try:
+                apply(intent, IntentEvent.OUTCOME_UNKNOWN, detail=f"found sending at leader start ({self.holder})")
+                count += 1
+            except (StaleIntent, IllegalTransition):
+                db.session.rollback()
+        db.session.commit()
+        self._recovered = True
+        if count:
+            logger.warning("Engine recovery: %d intents were in flight; reconciling them", count)
+        return count
+
+    def run_pass(self) -> str:
+        """One pass over the database; schedules broker work in the pool and returns a summary."""
+        if not self._recovered:
+            self.recover()
+        for module in ("app.services.execution.killswitch", "app.services.execution.exits"):
+            step = _optional_step(module)
+            if step is not None and self.still_leading():
+                try:
+                    step(self)
+                except Exception:
+                    db.session.rollback()
+                    logger.exception("%s.step_all failed", module)
+        sent = self._schedule_sends()
+        tracked = self._schedule_tracks()
+        reconciling = self._schedule_reconciles()
+        self._step_policies()
+        db.session.commit()
+        return f"sent {sent}, tracking {tracked}, reconciling {reconciling}"
+
+    def _schedule_sends(self) -> int:
+        planned = list(db.session.scalars(select(OrderIntent).where(OrderIntent.state == IntentState.PLANNED.value)))
+        if not planned:
+            return 0
+        groups: dict[tuple[Any, ...], list[OrderIntent]] = defaultdict(list)
+        for key in {group_key(i) for i in planned}:
+            groups[key] = []
+        run_accounts = {k[1] for k in groups if k[0] != "kill"}
+        kills = {k[1] for k in groups if k[0] == "kill"}
+        rows = list(db.session.scalars(select(OrderIntent).where(OrderIntent.run_account_id.in_(run_accounts)))) + \
+            list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id.in_(kills))))
+        for intent in rows:
+            key = group_key(intent)
+            if key in groups and intent not in groups[key]:
+                groups[key].append(intent)
+        count = 0
+        for intents in groups.values():
+            views = [policy.view(i) for i in intents]
+            phase = ready_phase(views)
+            if phase is None or blocked(views):
+                continue
+            for intent in intents:
+                if intent.state == IntentState.PLANNED.value and intent.phase == phase \
+                        and intent.id not in policy_superseded(intents):
+                    count += self._submit(f"send:{intent.id}", self._send_job, intent.id)
+        return count
+
+    def _schedule_tracks(self) -> int:
+        now = time.monotonic()
+        count = 0
+        states = [s.value for s in AT_BROKER]
+        for intent_id in db.session.scalars(select(OrderIntent.id).where(OrderIntent.state.in_(states))):
+            if self._next_track.get(intent_id, 0.0) <= now and not self._busy(f"send:{intent_id}"):
+                self._next_track[intent_id] = now + TRACK_INTERVAL_MAX
+                count += self._submit(f"track:{intent_id}", self._track_job, intent_id)
+        return count
+
+    def _schedule_reconciles(self) -> int:
+        accounts = set(db.session.scalars(select(OrderIntent.account_id).where(
+            OrderIntent.state == IntentState.UNKNOWN.value)))
+        return sum(self._submit(f"recon:{a}", self._reconcile_job, a) for a in accounts)
+
+    def _step_policies(self) -> None:
+        ids = list(db.session.scalars(select(RunAccount.id).join(StrategyRun).where(
+            RunAccount.status.in_(policy.ACTIVE), StrategyRun.status == RunStatus.ENTERING)))
+        for run_account_id in ids:
+            try:
+                policy.step_account(run_account_id)
+            except Exception:
+                db.session.rollback()
+                logger.exception("Entry policy of run account %s failed", run_account_id)
+
+    # -- jobs (pool threads, each in its own app context) --
+    def _busy(self, key: str) -> bool:
+        with self._lock:
+            return key in self._inflight
+
+    def _submit(self, key: str, job: Callable[[int], None], arg: int) -> int:
+        with self._lock:
+            if key in self._inflight:
+                return 0
+            self._inflight.add(key)
+
+        def run() -> None:
+            try:
+                with self.app.app_context():
+                    try:
+                        job(arg)
+                    except Exception:
+                        logger.exception("Engine job %s failed", key)
+                    finally:
+                        db.session.remove()
+            finally:
+                with self._lock:
+                    self._inflight.discard(key)
+                self._wake()
+
+        self.pool.submit(run)
+        return 1
+
+    def _wake(self) -> None:
+        with self.app.app_context():
+            wake_engine("engine job done")
+
+    def _send_job(self, intent_id: int) -> None:
+        if not self.still_leading():
+            return
+        state = sender.send(intent_id, self.holder)
+        delay, deadline = self.poll, time.monotonic() + TRACK_INLINE_SECONDS
+        while state in AT_BROKER and time.monotonic() < deadline:
+            time.sleep(delay)  # polling the broker's order status with backoff
+            state = tracker.track(intent_id)
+            delay = min(delay * 1.5, TRACK_INTERVAL_MAX)
+
+    def _track_job(self, intent_id: int) -> None:
+        tracker.track(intent_id)
+
+    def _reconcile_job(self, account_id: int) -> None:
+        for read in range(1, self.reads + 1):
+            ids = list(db.session.scalars(select(OrderIntent.id).where(
+                OrderIntent.account_id == account_id, OrderIntent.state == IntentState.UNKNOWN.value)
+                .order_by(OrderIntent.id)))
+            db.session.commit()
+            if not ids:
+                return
+            for intent_id in ids:
+                reconciliation.reconcile(intent_id, last_read=read == self.reads)
+            if read < self.reads:
+                time.sleep(self.read_interval)  # spacing between order-book reads (config)
+
+
+def policy_superseded(intents: list[OrderIntent]) -> set[int]:
+    return {i.replaces_intent_id for i in intents if i.replaces_intent_id is not None}
+
+
+def request_retry(user: Any, run_account_id: int) -> list[int]:
+    """Re-plan the failed entry legs of one of the user's run accounts as new attempts; wake the engine.
+
+    Raises:
+        LookupError: no such run account for this user (answer 404).
+    Returns:
+        The ids of the new intents.
+    """
+    row = db.session.scalar(select(RunAccount).join(StrategyRun).where(
+        RunAccount.id == run_account_id, StrategyRun.user_id == user.id))
+    if row is None:
+        raise LookupError("run account not found")
+    intents = policy.entry_intents(row.id)
+    superseded = policy_superseded(intents)
+    created = []
+    for intent in intents:
+        if intent.id in superseded:
+            continue
+        state = IntentState(intent.state)
+        if state in (IntentState.REJECTED, IntentState.NOT_PLACED) or (
+                state is IntentState.CANCELLED and intent.filled_quantity < intent.quantity):
+            new = policy.new_attempt(intent, quantity=intent.quantity - intent.filled_quantity,
+                                     note=f"retry requested by {user.username}")
+            if new is not None:
+                created.append(new.id)
+    if created:
+        row = db.session.get(RunAccount, run_account_id)
+        assert row is not None
+        row.status = RunAccountStatus.ENTERING
+        row.run.status = RunStatus.ENTERING
+        db.session.commit()
+        wake_engine("entry retry")
+    return created

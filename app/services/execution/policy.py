@@ -1,0 +1,190 @@
+"""Entry policies of a run account, applied by the engine on every pass (idempotent).
+
+- LIMIT timeout: an accepted LIMIT entry older than run.limit_timeout_seconds is cancelled; with
+  limit_fallback "market" the unfilled rest goes again as a MARKET intent (attempt + 1).
+- A failed entry (rejected / not placed / cancelled): resend_not_placed (once), then the run's
+  failure policy: retry (attempt + 1 up to retry_limit for non-final rejections), report (flag,
+  withdraw the rest) or unwind (withdraw the rest, then an ExitRequest(purpose="unwind")).
+- Roll-up once the entry group is terminal: RunAccount.status, the position check, the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.domain.execution_policy import (
+    AccountOutcome,
+    FailureAction,
+    IntentView,
+    account_outcome,
+    live,
+    on_failed_entry,
+)
+from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
+from app.extensions import db
+from app.models.execution import (
+    ExitRequest,
+    OrderIntent,
+    Purpose,
+    RunAccount,
+    RunAccountStatus,
+    RunStatus,
+    StrategyRun,
+)
+from app.models.types import utcnow
+from app.services import audit
+from app.services.execution import reconciliation, tracker
+from app.services.execution.lifecycle import StaleIntent, apply
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (RunAccountStatus.PLANNED, RunAccountStatus.ENTERING)
+
+
+def entry_intents(run_account_id: int) -> list[OrderIntent]:
+    return list(db.session.scalars(select(OrderIntent).where(
+        OrderIntent.run_account_id == run_account_id, OrderIntent.purpose == Purpose.ENTRY).order_by(OrderIntent.id)))
+
+
+def view(intent: OrderIntent) -> IntentView:
+    return IntentView(id=intent.id, phase=intent.phase, state=IntentState(intent.state), quantity=intent.quantity,
+                      filled_quantity=intent.filled_quantity, replaces_intent_id=intent.replaces_intent_id)
+
+
+def entry_key(intent: OrderIntent, attempt: int) -> str:
+    return f"run:{intent.run_id}/acct:{intent.account_id}/leg:{intent.leg_number}/child:{intent.child}/entry/{attempt}"
+
+
+def new_attempt(intent: OrderIntent, *, quantity: int | None = None, price_type: str | None = None,
+                note: str = "") -> OrderIntent | None:
+    """Plan the next attempt of an entry intent (replaces_intent_id = it). None when it exists already."""
+    attempt = intent.attempt + 1
+    row = OrderIntent(intent_key=entry_key(intent, attempt), user_id=intent.user_id, account_id=intent.account_id,
+                      run_id=intent.run_id, run_account_id=intent.run_account_id, replaces_intent_id=intent.id,
+                      leg_number=intent.leg_number, child=intent.child, attempt=attempt, purpose=intent.purpose,
+                      phase=intent.phase, symbol=intent.symbol, exchange=intent.exchange, product=intent.product,
+                      action=intent.action, quantity=quantity or intent.quantity,
+                      price_type=price_type or intent.price_type,
+                      price=None if (price_type or intent.price_type) == "MARKET" else intent.price, note=note)
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    logger.info("Intent %s planned as attempt %s of intent %s", row.id, attempt, intent.id)
+    return row
+
+
+def withdraw_planned(intents: list[OrderIntent], why: str) -> int:
+    count = 0
+    for intent in intents:
+        if intent.state == IntentState.PLANNED.value:
+            try:
+                apply(intent, IntentEvent.WITHDRAW, detail=why, note=why[:500])
+                count += 1
+            except (StaleIntent, IllegalTransition):
+                db.session.rollback()
+    return count
+
+
+def _limit_timeouts(run: StrategyRun, intents: list[OrderIntent]) -> None:
+    deadline = utcnow() - timedelta(seconds=run.limit_timeout_seconds)
+    for intent in intents:
+        if intent.price_type == "LIMIT" and IntentState(intent.state) in AT_BROKER \
+                and intent.sent_at is not None and intent.sent_at <= deadline:
+            tracker.cancel(intent.id)
+            tracker.track(intent.id)
+
+
+def step_account(run_account_id: int) -> None:
+    """Apply the policies to one run account's entry group and roll it up when it is done."""
+    run_account = db.session.get(RunAccount, run_account_id)
+    if run_account is None or run_account.status not in ACTIVE:
+        db.session.rollback()
+        return
+    run = run_account.run
+    intents = entry_intents(run_account_id)
+    _limit_timeouts(run, intents)
+    intents = entry_intents(run_account_id)
+    views = {i.id: i for i in intents}
+    current = [views[v.id] for v in live(view(i) for i in intents)]
+    unwind = False
+    for intent in current:
+        state = IntentState(intent.state)
+        if state is IntentState.CANCELLED and intent.price_type == "LIMIT" and run.limit_fallback == "market" \
+                and intent.filled_quantity < intent.quantity:
+            new_attempt(intent, quantity=intent.quantity - intent.filled_quantity, price_type="MARKET",
+                        note=f"MARKET for the rest of LIMIT intent {intent.id}")
+            continue
+        failed = state in (IntentState.REJECTED, IntentState.NOT_PLACED) or (
+            state is IntentState.CANCELLED and intent.filled_quantity < intent.quantity)
+        if not failed or intent.note.startswith("withdrawn"):
+            continue
+        action = on_failed_entry(run.failure_policy, state=state, attempt=intent.attempt,
+                                 retry_limit=run.retry_limit, reason=intent.rejection_reason,
+                                 resend_not_placed=run.resend_not_placed)
+        if action is FailureAction.RETRY:
+            new_attempt(intent, note=f"attempt {intent.attempt + 1} after {state.value}")
+            continue
+        why = f"withdrawn: leg {intent.leg_number} child {intent.child} {state.value}"
+        withdraw_planned(entry_intents(run_account_id), why)
+        row = db.session.get(RunAccount, run_account_id)
+        assert row is not None
+        row.add_flag(f"leg {intent.leg_number} {state.value}: {intent.rejection_reason or intent.note or ''}".strip())
+        db.session.commit()
+        unwind = unwind or action is FailureAction.UNWIND
+    intents = entry_intents(run_account_id)
+    if any(IntentState(i.state) not in TERMINAL for i in intents):
+        started = any(i.state != IntentState.PLANNED.value for i in intents)
+        if started and run_account.status == RunAccountStatus.PLANNED:
+            run_account.status = RunAccountStatus.ENTERING
+        db.session.commit()
+        return
+    if unwind or (run.failure_policy == FailureAction.UNWIND.value and run_account.flagged):
+        _request_unwind(run_account)
+    _roll_up_account(run_account, intents)
+
+
+def _request_unwind(run_account: RunAccount) -> None:
+    exists = db.session.scalar(select(ExitRequest.id).where(ExitRequest.run_account_id == run_account.id,
+                                                            ExitRequest.purpose == Purpose.UNWIND))
+    if exists is None and any(i.filled_quantity for i in entry_intents(run_account.id)):
+        db.session.add(ExitRequest(user_id=run_account.run.user_id, run_id=run_account.run_id,
+                                   run_account_id=run_account.id, purpose=Purpose.UNWIND,
+                                   reason="entry failed; failure policy unwind"))
+        db.session.commit()
+
+
+def _roll_up_account(run_account: RunAccount, intents: list[OrderIntent]) -> None:
+    outcome = account_outcome([view(i) for i in intents])
+    run_account.status = {AccountOutcome.OPEN: RunAccountStatus.OPEN, AccountOutcome.PARTIAL: RunAccountStatus.PARTIAL,
+                          AccountOutcome.FAILED: RunAccountStatus.FAILED}[outcome]
+    if outcome is not AccountOutcome.OPEN:
+        run_account.add_flag(f"entry {outcome.value}")
+    db.session.commit()
+    reconciliation.position_check(run_account)
+    _roll_up_run(run_account.run_id)
+
+
+def _roll_up_run(run_id: int) -> None:
+    run = db.session.get(StrategyRun, run_id)
+    if run is None or run.status != RunStatus.ENTERING:
+        db.session.commit()
+        return
+    accounts = [a for a in run.accounts if a.status != RunAccountStatus.SKIPPED]
+    if any(a.status in ACTIVE for a in accounts):
+        return
+    entered = [a for a in accounts if a.status not in (RunAccountStatus.FAILED,)]
+    run.status = RunStatus.OPEN if entered else RunStatus.FAILED
+    run.entered_at = utcnow() if entered else None
+    from app.models.users import User
+
+    audit.record("execution_run_entered" if entered else "execution_run_failed", category="execution",
+                 user=db.session.get(User, run.user_id), success=bool(entered),
+                 details={"run_id": run.id, "accounts": {a.account_name: a.status for a in accounts}}, commit=False)
+    db.session.commit()

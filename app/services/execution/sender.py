@@ -1,0 +1,88 @@
+"""Sending one order intent: claim it, place the order, and apply what the broker answered.
+
+The claim (planned → sending, a conditional UPDATE) is committed before the request, so only one
+sender in any process ever calls place_order for an intent (invariant 1). No transaction is open
+during the broker call. The answer becomes exactly one event (invariant 4):
+
+- OrderAck → ACCEPTED with the broker's order id;
+- OrderRejected → REJECT with the broker's message;
+- OutcomeUnknown → OUTCOME_UNKNOWN (reconciliation decides);
+- BrokerUnavailable / HostNotAllowed / BrokerAuthError / RateLimited (answered before the order
+  was processed) → NOT_SENT.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from app.broker.errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerUnavailable,
+    HostNotAllowed,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+)
+from app.domain.order_lifecycle import IntentEvent, IntentState
+from app.extensions import db
+from app.models import TradingAccount
+from app.models.execution import OrderIntent
+from app.services.accounts import client_for
+from app.services.execution.lifecycle import StaleIntent, apply, claim
+
+logger = logging.getLogger(__name__)
+
+NOT_SENT_ERRORS = (BrokerUnavailable, HostNotAllowed, BrokerAuthError, RateLimited)
+
+
+def _price(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def send(intent_id: int, holder: str) -> IntentState | None:
+    """Claim and send one planned intent. Returns its state afterwards, or None when another
+    sender owns it (or it is not planned any more): nothing was sent then."""
+    intent = db.session.get(OrderIntent, intent_id)
+    if intent is None or not claim(intent, holder):
+        db.session.rollback()
+        return None
+    account = db.session.get(TradingAccount, intent.account_id)
+    db.session.commit()  # end the read transaction: nothing is held across the call
+    try:
+        if account is None or account.deleted_at is not None:
+            raise HostNotAllowed("the account no longer exists")
+        client = client_for(account)
+        price = _price(intent.price) if intent.price_type != "MARKET" else None
+        ack = client.place_order(symbol=intent.symbol, exchange=intent.exchange, action=intent.action,
+                                 quantity=intent.quantity, product=intent.product, price_type=intent.price_type,
+                                 price=price)
+    except OrderRejected as exc:
+        return _apply(intent, IntentEvent.REJECT, str(exc), rejection_reason=str(exc)[:1000])
+    except OutcomeUnknown as exc:
+        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, str(exc), note=str(exc)[:500])
+    except NOT_SENT_ERRORS as exc:
+        return _apply(intent, IntentEvent.NOT_SENT, f"{type(exc).__name__}: {exc}",
+                      rejection_reason=f"Not sent: {exc}"[:1000])
+    except BrokerError as exc:  # NotOpenAlgo and the like after the request went out: may be placed
+        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, f"{type(exc).__name__}: {exc}", note=str(exc)[:500])
+    except Exception as exc:  # a bug or an unexpected transport error: the request may be out
+        logger.exception("Sending intent %s failed unexpectedly", intent_id)
+        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, f"{type(exc).__name__}", note="unexpected error")
+    order_ids = [str(o) for o in ack.order_ids]
+    broker_order_id = order_ids[0] if order_ids else None
+    if broker_order_id is None:
+        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, "acknowledged without an order id",
+                      note="acknowledged without an order id")
+    return _apply(intent, IntentEvent.ACCEPTED, f"order id {broker_order_id}", broker_order_id=broker_order_id)
+
+
+def _apply(intent: OrderIntent, event: IntentEvent, detail: str, **facts: Any) -> IntentState | None:
+    try:
+        return apply(intent, event, detail=detail, **facts)
+    except StaleIntent:
+        logger.warning("Intent %s moved while its answer (%s) arrived", intent.id, event.value)
+        db.session.rollback()
+        return None

@@ -1,0 +1,98 @@
+"""Tracking accepted intents: read the broker's order status and apply it as an event.
+
+A broker's status is never copied into an intent: `event_for_broker_status` turns the report
+into FILL / PARTIAL_FILL / REJECT / CANCEL (or nothing new) and lifecycle.apply records it with
+the report's filled quantity and average price as facts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.broker import parsing
+from app.broker.errors import BrokerError
+from app.domain.order_lifecycle import AT_BROKER, BrokerReport, IntentEvent, IntentState, event_for_broker_status
+from app.extensions import db
+from app.models import TradingAccount
+from app.models.execution import OrderIntent
+from app.services.accounts import client_for
+from app.services.execution.lifecycle import StaleIntent, apply
+
+logger = logging.getLogger(__name__)
+
+
+def apply_report(intent: OrderIntent, order: parsing.Order) -> IntentState:
+    """Apply what the broker reports about the intent's order; returns the intent's state after it.
+
+    A report may need two events (e.g. an order that filled partly and then was cancelled is first
+    recorded as PARTIAL_FILL, then CANCEL): events are applied until the report adds nothing.
+    """
+    for _ in range(3):
+        filled = order.filled_quantity
+        if filled is None:
+            filled = order.quantity if order.status.strip().lower() in ("complete", "completed", "filled",
+                                                                        "traded") else 0
+        report = BrokerReport(status=order.status, quantity=order.quantity, filled_quantity=filled)
+        event = event_for_broker_status(intent.state, intent.filled_quantity, report)
+        if event is None:
+            break
+        facts: dict[str, Any] = {}
+        if event in (IntentEvent.FILL, IntentEvent.PARTIAL_FILL, IntentEvent.CANCEL):
+            facts["filled_quantity"] = min(filled, intent.quantity)
+            if order.average_price is not None and filled > 0:
+                facts["average_price"] = order.average_price
+        if event is IntentEvent.REJECT:
+            facts["rejection_reason"] = (order.rejection_reason or "rejected by the broker")[:1000]
+        if event is IntentEvent.ACCEPTED and order.order_id and intent.broker_order_id is None:
+            facts["broker_order_id"] = order.order_id
+        detail = f"{order.status} filled {filled}/{order.quantity}"
+        if order.rejection_reason:
+            detail += f": {order.rejection_reason}"
+        apply(intent, event, detail=detail, **facts)
+    return IntentState(intent.state)
+
+
+def track(intent_id: int) -> IntentState | None:
+    """Read the order status of one accepted intent once and apply it.
+
+    Returns the state afterwards, or None when the intent is gone or moved on elsewhere. A broker
+    error is logged and the intent stays as it is (read again later).
+    """
+    intent = db.session.get(OrderIntent, intent_id)
+    if intent is None or IntentState(intent.state) not in AT_BROKER | {IntentState.SENDING} \
+            or not intent.broker_order_id:
+        db.session.rollback()
+        return None if intent is None else IntentState(intent.state)
+    account = db.session.get(TradingAccount, intent.account_id)
+    db.session.commit()
+    try:
+        if account is None:
+            return IntentState(intent.state)
+        order = client_for(account).order_status(intent.broker_order_id)
+    except BrokerError as exc:
+        logger.info("Order status of intent %s not read: %s", intent_id, exc)
+        return IntentState(intent.state)
+    try:
+        return apply_report(intent, order)
+    except StaleIntent:
+        db.session.rollback()
+        return None
+
+
+def cancel(intent_id: int) -> bool:
+    """Ask the broker to cancel an accepted intent's order (the status read records the outcome)."""
+    intent = db.session.get(OrderIntent, intent_id)
+    if intent is None or IntentState(intent.state) not in AT_BROKER or not intent.broker_order_id:
+        db.session.rollback()
+        return False
+    account = db.session.get(TradingAccount, intent.account_id)
+    db.session.commit()
+    if account is None:
+        return False
+    try:
+        client_for(account).cancel_order(intent.broker_order_id)
+    except BrokerError as exc:
+        logger.info("Cancel of intent %s refused: %s", intent_id, exc)
+        return False
+    return True

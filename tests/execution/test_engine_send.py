@@ -1,0 +1,163 @@
+"""The engine over real HTTP against the paper broker: sending, phases, tracking, reconciliation,
+restart recovery and two engines racing. Every test checks the broker's net position equals the
+app's record."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.broker.client import OpenAlgoClient
+from app.extensions import db
+from app.models.execution import StrategyRun
+from app.services.execution.engine import ExecutionEngine
+from tests.helpers import make_user
+from tests.support.execution import (
+    CE,
+    PE,
+    Leg,
+    add_paper_account,
+    broker_net,
+    drive,
+    intents,
+    make_run,
+    recorded_net,
+    run_done,
+)
+
+# The session broker's clock is frozen at 2026-01-05 10:00 IST, far from this machine's clock:
+# its order timestamps are months away from our send times, so the tests widen the allowance.
+SKEW = 400 * 86400.0
+
+
+@pytest.fixture
+def engine_app(app_factory, broker):
+    app = app_factory(BROKER_READ_TIMEOUT=1.0, EXECUTION_CLOCK_SKEW_SECONDS=SKEW,
+                      EXECUTION_RECONCILE_INTERVAL_SECONDS=0.3)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def setup(engine_app, broker, sim, apikey):
+    user = make_user(engine_app, "alice")
+    second = sim.new_account()
+    accounts = [add_paper_account(engine_app, user.id, "One", broker.url, apikey),
+                add_paper_account(engine_app, user.id, "Two", broker.url, second)]
+    clients = [OpenAlgoClient(broker.url, apikey), OpenAlgoClient(broker.url, second)]
+    engine = ExecutionEngine(engine_app, holder="test-engine")
+    yield {"user": user, "accounts": accounts, "keys": [apikey, second], "clients": clients, "engine": engine}
+    engine.on_stop()
+    for c in clients:
+        c.close()
+    sim.call("DELETE", f"/sim/accounts/{second}")
+
+
+def _assert_books_match(run_id, setup, symbols=(CE, PE)):
+    for account_id, client in zip(setup["accounts"], setup["clients"], strict=True):
+        for symbol in symbols:
+            assert broker_net(client, symbol) == recorded_net(run_id, account_id, symbol)
+
+
+def test_send_two_accounts_buy_and_sell_legs_all_filled_buy_first(setup):
+    run_id = make_run(setup["user"].id, setup["accounts"], [Leg(PE, "SELL"), Leg(CE, "BUY")])
+    drive(setup["engine"], run_done(run_id))
+    rows = intents(run_id)
+    assert [(r.state, r.filled_quantity) for r in rows] == [("filled", 65)] * 4
+    for account_id in setup["accounts"]:
+        buy = next(r for r in rows if r.account_id == account_id and r.action == "BUY")
+        sell = next(r for r in rows if r.account_id == account_id and r.action == "SELL")
+        assert buy.filled_at <= sell.sent_at
+    run = db.session.get(StrategyRun, run_id)
+    assert run.status == "open" and run.entered_at is not None
+    assert [a.status for a in run.accounts] == ["open", "open"]
+    assert [a.position_check["ok"] for a in run.accounts] == [True, True]
+    for client in setup["clients"]:
+        assert broker_net(client, CE) == 65 and broker_net(client, PE) == -65
+    _assert_books_match(run_id, setup)
+
+
+def test_send_lost_response_is_adopted_by_reconciliation_one_order_at_broker(setup, sim):
+    sim.set_faults(setup["keys"][0], lost_response_rate=1.0, routes=["placeorder"])
+    run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")])
+    drive(setup["engine"], run_done(run_id))
+    (row,) = intents(run_id)
+    assert (row.state, row.filled_quantity) == ("filled", 65)
+    assert [e.event for e in row.events] == ["claim", "outcome_unknown", "adopt", "fill"]
+    book = setup["clients"][0].orderbook()
+    assert [o.order_id for o in book if o.symbol == CE] == [row.broker_order_id]
+    _assert_books_match(run_id, setup, (CE,))
+
+
+def test_send_response_delay_past_read_timeout_is_unknown_then_reconciled(setup, sim):
+    sim.set_faults(setup["keys"][0], response_delay_ms=2500, routes=["placeorder"])
+    run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")])
+    drive(setup["engine"], run_done(run_id))
+    (row,) = intents(run_id)
+    assert (row.state, [e.event for e in row.events]) == ("filled", ["claim", "outcome_unknown", "adopt", "fill"])
+    assert len([o for o in setup["clients"][0].orderbook() if o.symbol == CE]) == 1
+    _assert_books_match(run_id, setup, (CE,))
+
+
+@pytest.mark.parametrize("fault", [{"error_rate": 1.0}, {"drop_rate": 1.0}], ids=["http500", "drop"])
+def test_send_not_placed_is_resent_once_then_reported(setup, sim, fault):
+    sim.set_faults(setup["keys"][0], routes=["placeorder"], **fault)
+    run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY"), Leg(PE, "SELL")],
+                      resend_not_placed=True)
+    drive(setup["engine"], run_done(run_id))
+    rows = intents(run_id)
+    assert [(r.action, r.attempt, r.state) for r in rows] == [
+        ("BUY", 1, "not_placed"), ("SELL", 1, "not_placed"), ("BUY", 2, "not_placed")]
+    assert rows[2].replaces_intent_id == rows[0].id
+    assert rows[1].note.startswith("withdrawn")
+    assert setup["clients"][0].orderbook() == []
+    assert db.session.get(StrategyRun, run_id).status == "failed"
+    _assert_books_match(run_id, setup)
+
+
+def test_restart_intents_left_sending_are_reconciled_by_new_engine(setup, engine_app):
+    run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")])
+    (row,) = intents(run_id)
+    # A leader claimed and sent it, then died before recording the answer.
+    from app.services.execution.lifecycle import claim
+
+    assert claim(row, "dead-leader")
+    setup["clients"][0].place_order(symbol=CE, exchange="NFO", action="BUY", quantity=65, product="MIS")
+    fresh = ExecutionEngine(engine_app, holder="new-leader")
+    try:
+        fresh.on_start()
+        drive(fresh, run_done(run_id), timeout=15)
+    finally:
+        fresh.on_stop()
+    (row,) = intents(run_id)
+    assert (row.state, [e.event for e in row.events]) == ("filled", ["claim", "outcome_unknown", "adopt", "fill"])
+    assert len(setup["clients"][0].orderbook()) == 1
+    _assert_books_match(run_id, setup, (CE,))
+
+
+def test_two_engines_racing_send_each_intent_once(setup, engine_app):
+    run_id = make_run(setup["user"].id, setup["accounts"], [Leg(CE, "BUY", lots=2), Leg(PE, "SELL", lots=2)])
+    other = ExecutionEngine(engine_app, holder="engine-b")
+    stop = threading.Event()
+
+    def loop() -> None:
+        with engine_app.app_context():
+            while not stop.is_set():
+                other.run_pass()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        drive(setup["engine"], run_done(run_id))
+    finally:
+        stop.set()
+        thread.join(30)
+        other.on_stop()
+    rows = intents(run_id)
+    assert [r.state for r in rows] == ["filled"] * 4
+    for account_id, client in zip(setup["accounts"], setup["clients"], strict=True):
+        ids = sorted(o.order_id for o in client.orderbook())
+        assert ids == sorted(r.broker_order_id for r in rows if r.account_id == account_id)
+    _assert_books_match(run_id, setup)
+    assert [a.status for a in db.session.get(StrategyRun, run_id).accounts] == ["open", "open"]
