@@ -1,0 +1,410 @@
+"""The exit manager: the ONLY code that closes a run's positions (issue 9, point 5).
+
+Web side, `request_exit` commits an ExitRequest (close a whole run, one account's part or one
+leg) and wakes the leader. Engine side, `step_all` advances every pending/working request by
+one step per engine pass, from the database alone (restartable):
+
+1. entry intents in scope that are still planned are withdrawn; accepted / partly filled ones
+   are cancelled at the broker (the engine's tracker then applies the CANCEL); while any intent
+   in scope is in flight the request waits for the next pass;
+2. what is held per leg (app/services/execution/held.py, from fills only) is closed by close
+   intents on the entry's account with the entry's product, shorts first, split at the freeze
+   quantity; every round after the first re-reads the position book and caps the close at the
+   broker's net (invariant 6);
+3. when everything in scope is flat the request is done and the run account / run closed;
+   a close that is rejected or not placed is retried after a position re-read, up to
+   MAX_CLOSE_ROUNDS rounds, then the request fails with the reason (held stays what the fills say).
+
+A second request for the same leg (a manual exit racing the square-off) computes the same
+intent keys, so the unique key makes a second close order impossible.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.broker.errors import BrokerError
+from app.domain.exit_plan import Holding, cap_at_broker, plan_close_orders
+from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
+from app.extensions import db
+from app.models import TradingAccount, User
+from app.models.execution import (
+    ExitRequest,
+    OrderIntent,
+    Purpose,
+    RunAccount,
+    RunAccountStatus,
+    RunLeg,
+    RunStatus,
+    StrategyRun,
+)
+from app.models.types import utcnow
+from app.services import audit
+from app.services.accounts import client_for
+from app.services.execution.engine_state import require_engine_online
+from app.services.execution.held import held_by_leg, in_flight
+from app.services.execution.lifecycle import StaleIntent, apply
+from app.services.execution.wakeup import wake_engine
+
+logger = logging.getLogger(__name__)
+
+MAX_CLOSE_ROUNDS = 3
+CANCEL_AGAIN_SECONDS = 5.0
+REQUEST_PURPOSES = frozenset(Purpose.CLOSING - {Purpose.KILL_SWITCH})
+ACTIVE = ("pending", "working")
+_TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
+SETTLED_ACCOUNT = frozenset({RunAccountStatus.CLOSED, RunAccountStatus.FAILED, RunAccountStatus.SKIPPED})
+
+
+def close_intent_key(run_id: int, account_id: int, leg: int, child: int, round_no: int) -> str:
+    """The unique key of a run's close child (invariant 2): every closing purpose shares it."""
+    return f"run:{run_id}/acct:{account_id}/leg:{leg}/child:{child}/close/{round_no}"
+
+
+# --- web side -------------------------------------------------------------------------------------
+
+def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int | None = None,
+                 leg_number: int | None = None, purpose: str = Purpose.EXIT, reason: str = "") -> ExitRequest:
+    """Ask the leader to close a run, one of its accounts, or one leg (on one or every account).
+
+    Raises:
+        LookupError: the run is not the user's, or the run account / leg is not the run's (→ 404).
+        ValueError: an unknown closing purpose.
+        EngineOffline: no process holds the services lease (a halt does not block exits).
+    """
+    if run is None or run.user_id != user.id:
+        raise LookupError("run not found")
+    ra_id: int | None = None
+    if run_account is not None:
+        ra_id = run_account if isinstance(run_account, int) else run_account.id
+        owner = db.session.scalar(select(RunAccount.run_id).where(RunAccount.id == ra_id))
+        if owner != run.id:
+            raise LookupError("run account not found")
+    if leg_number is not None and db.session.scalar(
+            select(RunLeg.id).where(RunLeg.run_id == run.id, RunLeg.number == leg_number)) is None:
+        raise LookupError("leg not found")
+    if purpose not in REQUEST_PURPOSES:
+        raise ValueError(f"unknown exit purpose {purpose!r}")
+    require_engine_online()
+    row = ExitRequest(user_id=user.id, run_id=run.id, run_account_id=ra_id, leg_number=leg_number,
+                      purpose=purpose, reason=reason[:1000], status="pending")
+    db.session.add(row)
+    db.session.flush()
+    audit.record("exit_requested", category="trading", user=user, commit=False,
+                 details={"run_id": run.id, "exit_request_id": row.id, "run_account_id": ra_id,
+                          "leg": leg_number, "purpose": purpose, "reason": reason[:200]})
+    db.session.commit()
+    wake_engine(f"exit:{row.id}")
+    return row
+
+
+# --- shared with the kill switch -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LegClose:
+    """One leg of one run account to close now: signed quantity and what the order needs."""
+
+    run_account: RunAccount
+    leg: RunLeg
+    quantity: int  # signed held (after any broker cap)
+    product: str
+    round_no: int
+
+
+def entry_product(run_account: RunAccount, leg_number: int, default: str) -> str:
+    """The product the leg was entered with on this account (the close uses the same)."""
+    product = db.session.scalar(
+        select(OrderIntent.product).where(OrderIntent.run_account_id == run_account.id,
+                                          OrderIntent.leg_number == leg_number,
+                                          OrderIntent.purpose == Purpose.ENTRY).order_by(OrderIntent.id).limit(1))
+    return product or default
+
+
+def next_close_round(run_account: RunAccount, leg_number: int) -> int:
+    """1 + the last close round of the leg on this account (rounds are the close keys' suffix)."""
+    last = db.session.scalar(
+        select(func.max(OrderIntent.attempt)).where(OrderIntent.run_account_id == run_account.id,
+                                                    OrderIntent.leg_number == leg_number,
+                                                    OrderIntent.purpose != Purpose.ENTRY))
+    return int(last or 0) + 1
+
+
+def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id: int | None = None,
+                    kill_switch_id: int | None = None) -> tuple[int, int]:
+    """Write the close intents of `closes` (planned; the engine sends them), one savepoint each.
+
+    Returns:
+        (created, already planned): a key that exists already is never a second order.
+    """
+    created = existing = 0
+    for close in closes:
+        leg, ra = close.leg, close.run_account
+        holding = Holding(leg.number, leg.symbol, leg.exchange, close.product, close.quantity,
+                          leg.lot_size, leg.freeze_qty)
+        for order in plan_close_orders([holding]):
+            intent = OrderIntent(
+                intent_key=close_intent_key(ra.run_id, ra.account_id, leg.number, order.child, close.round_no),
+                user_id=ra.run.user_id, account_id=ra.account_id, run_id=ra.run_id, run_account_id=ra.id,
+                exit_request_id=exit_request_id, kill_switch_id=kill_switch_id, leg_number=leg.number,
+                child=order.child, attempt=close.round_no, purpose=purpose, phase=order.phase,
+                symbol=order.symbol, exchange=order.exchange, product=order.product, action=order.action,
+                quantity=order.quantity, price_type="MARKET", state=IntentState.PLANNED.value)
+            try:
+                with db.session.begin_nested():
+                    db.session.add(intent)
+            except IntegrityError:
+                existing += 1
+                continue
+            created += 1
+    db.session.commit()
+    return created, existing
+
+
+def broker_net(account: TradingAccount) -> dict[tuple[str, str, str], int]:
+    """The position book of an account: net quantity per (symbol, exchange, product).
+
+    Raises:
+        BrokerError: the book could not be read.
+    """
+    db.session.commit()  # no transaction open across the broker call
+    net: dict[tuple[str, str, str], int] = {}
+    for pos in client_for(account).positions():
+        key = (pos.symbol, pos.exchange, pos.product)
+        net[key] = net.get(key, 0) + pos.quantity
+    return net
+
+
+def settle_run(run: StrategyRun) -> None:
+    """Roll a run's statuses up after closes: an account flat for every leg with nothing in flight
+    is closed, and the run is closed (closed_at) when every account is closed, failed or skipped."""
+    for ra in run.accounts:
+        if ra.status in SETTLED_ACCOUNT:
+            continue
+        if all(q == 0 for q in held_by_leg(ra).values()) and not in_flight(ra) and _has_closes(ra):
+            ra.status = RunAccountStatus.CLOSED
+    if run.status != RunStatus.CLOSED and run.accounts and all(ra.status in SETTLED_ACCOUNT for ra in run.accounts):
+        run.status = RunStatus.CLOSED
+        run.closed_at = utcnow()
+    db.session.commit()
+
+
+def _has_closes(ra: RunAccount) -> bool:
+    # An account that never filled anything stays as the engine left it (failed), not "closed".
+    return db.session.scalar(select(func.count()).select_from(OrderIntent).where(
+        OrderIntent.run_account_id == ra.id, OrderIntent.filled_quantity > 0)) != 0
+
+
+# --- engine side ----------------------------------------------------------------------------------
+
+def step_all(ctx: Any = None) -> bool:
+    """Advance every pending or working exit request by one step (called by the leader's pass).
+
+    Returns:
+        True when anything was changed (intents withdrawn, cancelled, planned, requests finished).
+    """
+    db.session.expire_all()
+    ids = list(db.session.scalars(select(ExitRequest.id).where(ExitRequest.status.in_(ACTIVE))
+                                  .order_by(ExitRequest.id)))
+    progressed = False
+    for request_id in ids:
+        request = db.session.get(ExitRequest, request_id)
+        if request is None or request.status not in ACTIVE:
+            continue
+        try:
+            progressed = step(request) or progressed
+        except Exception:  # one broken request never stops the others
+            db.session.rollback()
+            logger.exception("exit request %s: step failed; retried next pass", request_id)
+    return progressed
+
+
+def _scope(request: ExitRequest, run: StrategyRun) -> tuple[list[RunAccount], list[RunLeg]]:
+    accounts = [ra for ra in run.accounts if ra.status != RunAccountStatus.SKIPPED
+                and (request.run_account_id is None or ra.id == request.run_account_id)]
+    legs = [leg for leg in run.legs if request.leg_number is None or leg.number == request.leg_number]
+    return accounts, legs
+
+
+def _report(request: ExitRequest) -> dict[str, Any]:
+    return dict(request.report or {})
+
+
+def step(request: ExitRequest) -> bool:
+    """One step of one request (see the module docstring). True when something changed."""
+    run = db.session.get(StrategyRun, request.run_id)
+    if run is None:
+        return False
+    accounts, legs = _scope(request, run)
+    if request.status == "pending":
+        request.status = "working"
+        if request.leg_number is None:
+            for ra in accounts:
+                if ra.status not in SETTLED_ACCOUNT:
+                    ra.status = RunAccountStatus.CLOSING
+            if request.run_account_id is None and run.status not in (RunStatus.CLOSED, RunStatus.FAILED):
+                run.status = RunStatus.CLOSING
+        db.session.commit()
+    leg_numbers = {leg.number for leg in legs}
+    moving = [i for ra in accounts for i in in_flight(ra) if i.leg_number in leg_numbers]
+    if moving:
+        return _stop_entries(request, moving)
+    held = {(ra.id, leg.number): held_by_leg(ra).get(leg.number, 0) for ra in accounts for leg in legs}
+    if all(q == 0 for q in held.values()):
+        return _finish(request, run, accounts, legs)
+    report = _report(request)
+    rounds = int(report.get("rounds", 0))
+    if rounds >= MAX_CLOSE_ROUNDS:
+        return _fail(request, run, accounts, legs, held)
+    closes, unclosable = _closes(accounts, legs, held)
+    report["rounds"] = rounds + 1
+    if unclosable:
+        report["unclosable"] = unclosable
+    request.report = report
+    db.session.commit()
+    created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id)
+    logger.info("exit request %s round %s: %s close intents planned, %s already planned",
+                request.id, rounds + 1, created, existing)
+    return True
+
+
+def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
+    """Withdraw planned entries and cancel entry orders open at the broker; closes just run."""
+    changed = False
+    report = _report(request)
+    cancels: dict[str, str] = dict(report.get("cancel_sent", {}))
+    now = utcnow()
+    for intent in moving:
+        if intent.purpose != Purpose.ENTRY:
+            continue
+        state = IntentState(intent.state)
+        if state is IntentState.PLANNED:
+            try:
+                apply(intent, IntentEvent.WITHDRAW, detail=f"exit request {request.id}")
+                changed = True
+            except (StaleIntent, IllegalTransition):
+                pass  # the sender claimed it first: it is now in flight, cancelled below next pass
+        elif state in AT_BROKER and intent.broker_order_id:
+            sent = cancels.get(intent.broker_order_id)
+            if sent and now - datetime.fromisoformat(sent) < timedelta(seconds=CANCEL_AGAIN_SECONDS):
+                continue
+            account = db.session.get(TradingAccount, intent.account_id)
+            db.session.commit()
+            try:
+                client_for(account).cancel_order(intent.broker_order_id)  # type: ignore[arg-type]
+            except BrokerError as exc:  # already complete / cancelled: the tracker sees it
+                logger.info("exit request %s: cancel of %s: %s", request.id, intent.broker_order_id, exc)
+            cancels[intent.broker_order_id] = now.isoformat()
+            changed = True
+    if cancels != report.get("cancel_sent", {}):
+        report["cancel_sent"] = cancels
+        request.report = report
+        db.session.commit()
+    return changed
+
+
+def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg],
+            held: dict[tuple[int, int], int]) -> tuple[list[LegClose], list[dict[str, Any]]]:
+    closes: list[LegClose] = []
+    unclosable: list[dict[str, Any]] = []
+    for ra in accounts:
+        pending = [(leg, held[(ra.id, leg.number)]) for leg in legs if held[(ra.id, leg.number)] != 0]
+        if not pending:
+            continue
+        rounds = {leg.number: next_close_round(ra, leg.number) for leg, _ in pending}
+        book: dict[tuple[str, str, str], int] | None = None
+        if any(r > 1 for r in rounds.values()):
+            account = db.session.get(TradingAccount, ra.account_id)
+            try:
+                book = broker_net(account)  # type: ignore[arg-type]
+            except BrokerError as exc:
+                unclosable.append({"run_account_id": ra.id, "account": ra.account_name,
+                                   "reason": f"position book unreadable: {exc}"})
+                continue
+        for leg, quantity in pending:
+            product = entry_product(ra, leg.number, ra.run.product)
+            if book is not None and rounds[leg.number] > 1:
+                net = book.get((leg.symbol, leg.exchange, product), 0)
+                capped = cap_at_broker(quantity, net)
+                if capped == 0:
+                    unclosable.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
+                                       "symbol": leg.symbol, "held": quantity, "broker": net,
+                                       "reason": f"the position book shows {net} of {leg.symbol} {product}"})
+                    continue
+                quantity = capped
+            closes.append(LegClose(ra, leg, quantity, product, rounds[leg.number]))
+    return closes, unclosable
+
+
+def _finish(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccount], legs: Sequence[RunLeg]) -> bool:
+    report = _report(request)
+    closed = []
+    for ra in accounts:
+        for leg in legs:
+            filled = db.session.scalar(select(func.coalesce(func.sum(OrderIntent.filled_quantity), 0)).where(
+                OrderIntent.run_account_id == ra.id, OrderIntent.leg_number == leg.number,
+                OrderIntent.purpose != Purpose.ENTRY))
+            if filled:
+                closed.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
+                               "symbol": leg.symbol, "quantity": int(filled)})
+    report["closed"] = closed
+    request.report = report
+    request.status = "done"
+    request.done_at = utcnow()
+    audit.record("exit_done", category="trading", user=_owner(request), commit=False,
+                 details={"run_id": run.id, "exit_request_id": request.id, "purpose": request.purpose,
+                          "closed": closed})
+    db.session.commit()
+    settle_run(run)
+    if request.leg_number is not None:
+        return True
+    for ra in accounts:  # an account exit on an account that held nothing is settled too
+        if ra.status == RunAccountStatus.CLOSING:
+            ra.status = RunAccountStatus.CLOSED
+    if run.status == RunStatus.CLOSING and all(ra.status in SETTLED_ACCOUNT for ra in run.accounts):
+        run.status, run.closed_at = RunStatus.CLOSED, utcnow()
+    db.session.commit()
+    return True
+
+
+def _owner(request: ExitRequest) -> User | None:
+    return db.session.get(User, request.user_id)
+
+
+def _fail(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccount], legs: Sequence[RunLeg],
+          held: dict[tuple[int, int], int]) -> bool:
+    report = _report(request)
+    failed = []
+    for ra in accounts:
+        for leg in legs:
+            quantity = held[(ra.id, leg.number)]
+            if quantity == 0:
+                continue
+            last = db.session.scalars(select(OrderIntent).where(
+                OrderIntent.run_account_id == ra.id, OrderIntent.leg_number == leg.number,
+                OrderIntent.purpose != Purpose.ENTRY).order_by(OrderIntent.id.desc()).limit(1)).first()
+            reason = (last.rejection_reason or last.note or last.state) if last is not None else "no close was placed"
+            for item in report.get("unclosable", []):
+                if item.get("leg") == leg.number and item.get("run_account_id") == ra.id:
+                    reason = item["reason"]
+            failed.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
+                           "symbol": leg.symbol, "held": quantity, "reason": reason})
+            ra.add_flag(f"exit of leg {leg.number} failed: {reason}")
+        if ra.status == RunAccountStatus.CLOSING:
+            ra.status = RunAccountStatus.OPEN
+    if run.status == RunStatus.CLOSING:
+        run.status = RunStatus.OPEN
+    report["failed"] = failed
+    request.report = report
+    request.status = "failed"
+    request.done_at = utcnow()
+    audit.record("exit_failed", category="trading", user=_owner(request), success=False, commit=False,
+                 details={"run_id": run.id, "exit_request_id": request.id, "failed": failed})
+    db.session.commit()
+    return True
