@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from app.api import preview, routes, strategies  # noqa: E402,F401
+from app.api import preview, routes, runs, strategies  # noqa: E402,F401

@@ -22,8 +22,9 @@ def index():
 @login_required
 def dashboard():
     from app.services.dashboard import snapshot
+    from app.strategy.execution_routes import engine_panel
 
-    return render_template("main/dashboard.html", snapshot=snapshot(current_user))
+    return render_template("main/dashboard.html", snapshot=snapshot(current_user), **engine_panel())
 
 
 @bp.route("/healthz")

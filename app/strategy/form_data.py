@@ -15,6 +15,9 @@ from wtforms import FieldList
 
 # Entries parsed before the count is checked: more than MAX_LEGS is an error, never a silent cut.
 PARSE_LIMIT = 200
+# Checkboxes whose default is ticked: a JSON body (or a template) that leaves them out keeps the
+# default, where a browser's unticked box sends nothing and means "off".
+TICKED_BY_DEFAULT = {"resend_not_placed": "y"}
 
 
 def int_or_none(raw: Any) -> int | None:
@@ -71,6 +74,9 @@ def formdata_from_json(body: Mapping[str, Any]) -> MultiDict:
             problems[key] = str(exc)
     if problems:
         raise ValueError(problems)
+    for key, value in TICKED_BY_DEFAULT.items():
+        if key not in body:
+            data.add(key, value)
     return data
 
 

@@ -35,9 +35,14 @@ from app.domain.strategy_settings import (
     MARKET_CLOSE,
     MARKET_OPEN,
     MAX_LEGS,
+    MAX_LIMIT_TIMEOUT,
+    MAX_RETRIES,
     MAX_SPLITS,
+    MIN_LIMIT_TIMEOUT,
     MIN_SPLITS,
+    FailurePolicy,
     LegRiskUnit,
+    LimitFallback,
     MarketCondition,
     OrderType,
     Product,
@@ -58,6 +63,14 @@ MAX_PRICE = Decimal("1000000")
 MAX_MULTIPLIER = Decimal(1000)
 MAX_BUFFER_PCT = Decimal(20)
 SPLITS_MESSAGE = f"Use a whole number of child orders from {MIN_SPLITS} to {MAX_SPLITS}."
+RETRY_MESSAGE = f"Use a whole number of retries from 0 to {MAX_RETRIES}."
+TIMEOUT_MESSAGE = f"Use a whole number of seconds from {MIN_LIMIT_TIMEOUT} to {MAX_LIMIT_TIMEOUT}."
+FAILURE_POLICY_LABELS = {
+    FailurePolicy.REPORT: "Report (leave what filled, flag the account)",
+    FailurePolicy.RETRY: "Retry (re-send a rejected leg when the rejection is not final)",
+    FailurePolicy.UNWIND: "Unwind (close what this account filled in this run)",
+}
+LIMIT_FALLBACK_LABELS = {LimitFallback.CANCEL: "Cancel and report", LimitFallback.MARKET: "Replace by a MARKET order"}
 
 RISK_PROFILE_LABELS = {
     RiskProfile.FIXED_LOTS: "Fixed lots (each leg's own lots × multiplier)",
@@ -303,6 +316,21 @@ class StrategyForm(BaseForm):
     supertrend_exit = SelectField("Supertrend exit on", default=SupertrendExit.BREAKOUT.value, choices=_pairs(
         ("breakout", "Breakout (net premium trend turns up)"),
         ("breakdown", "Breakdown (net premium trend turns down)")))
+    # Execution settings (issue 9): copied onto each run when it is submitted.
+    failure_policy = SelectField("If part of an account's entry fails", default=FailurePolicy.REPORT.value,
+                                 choices=_choices(FailurePolicy, FAILURE_POLICY_LABELS))
+    retry_limit = WholeNumberField(f"Retries of a rejected leg (0–{MAX_RETRIES})", default=2, invalid=RETRY_MESSAGE,
+                                   validators=[Present("Enter the number of retries."),
+                                               NumberRange(min=0, max=MAX_RETRIES, message=RETRY_MESSAGE)])
+    resend_not_placed = BooleanField("Send an entry order that never reached the broker once more", default=True)
+    limit_timeout_seconds = WholeNumberField(
+        f"Unfilled LIMIT order timeout (s, {MIN_LIMIT_TIMEOUT}–{MAX_LIMIT_TIMEOUT})", default=30,
+        invalid=TIMEOUT_MESSAGE,
+        validators=[Present("Enter the LIMIT order timeout."),
+                    NumberRange(min=MIN_LIMIT_TIMEOUT, max=MAX_LIMIT_TIMEOUT, message=TIMEOUT_MESSAGE)])
+    limit_fallback = SelectField("Then", default=LimitFallback.CANCEL.value,
+                                 choices=_choices(LimitFallback, LIMIT_FALLBACK_LABELS))
+    auto_entry = BooleanField("Enter by itself at the entry time on trading days")
     legs = FieldList(FormField(LegForm), min_entries=0, max_entries=PARSE_LIMIT)
     accounts = FieldList(FormField(AccountRowForm), min_entries=0, max_entries=PARSE_LIMIT)
 
@@ -384,6 +412,12 @@ class StrategyForm(BaseForm):
             supertrend_multiplier=self.supertrend_multiplier.data,
             supertrend_timeframe=SupertrendTimeframe(self.supertrend_timeframe.data),
             supertrend_exit=SupertrendExit(self.supertrend_exit.data),
+            failure_policy=FailurePolicy(self.failure_policy.data),
+            retry_limit=_validated(self.retry_limit.data),
+            resend_not_placed=bool(self.resend_not_placed.data),
+            limit_timeout_seconds=_validated(self.limit_timeout_seconds.data),
+            limit_fallback=LimitFallback(self.limit_fallback.data),
+            auto_entry=bool(self.auto_entry.data),
             legs=tuple(entry.form.to_spec(i) for i, entry in enumerate(self.legs.entries)),
             accounts=accounts)
 

@@ -36,9 +36,12 @@ def _blank_body() -> dict[str, Any]:
 
 
 def _render(form: StrategyForm, strategy=None, template_form: TemplateNameForm | None = None, status: int = 200):
+    from app.strategy.execution_routes import engine_panel, execute_form
+
+    extra = {"execute_form": execute_form(strategy), **engine_panel()} if strategy is not None else {}
     return render_template("strategy/builder.html", form=form, strategy=strategy, leg_template=new_leg_form(),
                            template_form=template_form or TemplateNameForm(formdata=None),
-                           action_form=ActionForm(), session=form.session), status
+                           action_form=ActionForm(), session=form.session, **extra), status
 
 
 @bp.route("")

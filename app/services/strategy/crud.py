@@ -24,7 +24,9 @@ from app.domain.strategy_settings import (
     DEFAULT_SPLITS,
     MARKET_CLOSE,
     MARKET_OPEN,
+    FailurePolicy,
     LegRiskUnit,
+    LimitFallback,
     MarketCondition,
     OrderType,
     Product,
@@ -91,6 +93,13 @@ class StrategySpec:
     legs: tuple[LegSpec, ...]
     accounts: tuple[AccountSpec, ...]
     allowed_splits: int = DEFAULT_SPLITS
+    # Execution settings (issue 9): copied onto each run at submit time.
+    failure_policy: FailurePolicy = FailurePolicy.REPORT
+    retry_limit: int = 2
+    resend_not_placed: bool = True
+    limit_timeout_seconds: int = 30
+    limit_fallback: LimitFallback = LimitFallback.CANCEL
+    auto_entry: bool = False
 
 
 def regular_session() -> tuple[time, time]:
@@ -146,6 +155,12 @@ def _apply(strategy: Strategy, spec: StrategySpec) -> None:
     strategy.supertrend_multiplier = spec.supertrend_multiplier
     strategy.supertrend_timeframe = spec.supertrend_timeframe.value
     strategy.supertrend_exit = spec.supertrend_exit.value
+    strategy.failure_policy = spec.failure_policy.value
+    strategy.retry_limit = spec.retry_limit
+    strategy.resend_not_placed = spec.resend_not_placed
+    strategy.limit_timeout_seconds = spec.limit_timeout_seconds
+    strategy.limit_fallback = spec.limit_fallback.value
+    strategy.auto_entry = spec.auto_entry
 
 
 def _leg_row(leg: LegSpec) -> StrategyLeg:
@@ -249,6 +264,9 @@ def settings_dict(strategy: Strategy) -> dict[str, Any]:
         "supertrend_enabled": strategy.supertrend_enabled, "supertrend_period": strategy.supertrend_period,
         "supertrend_multiplier": _text(strategy.supertrend_multiplier),
         "supertrend_timeframe": strategy.supertrend_timeframe, "supertrend_exit": strategy.supertrend_exit,
+        "failure_policy": strategy.failure_policy, "retry_limit": strategy.retry_limit,
+        "resend_not_placed": strategy.resend_not_placed, "limit_timeout_seconds": strategy.limit_timeout_seconds,
+        "limit_fallback": strategy.limit_fallback, "auto_entry": strategy.auto_entry,
         "legs": [leg_dict(leg) for leg in strategy.legs],
     }
 

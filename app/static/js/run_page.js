@@ -1,0 +1,135 @@
+// Run page: polls GET /api/runs/<id> about every second until the run is final, and re-renders
+// the accounts, legs, child orders and exit requests from that JSON (built from the database,
+// so any web worker answers the same). Buttons are POST forms carrying the CSRF token; each asks
+// for confirmation first. No inline scripts (the CSP forbids them).
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-run-page]");
+  if (!root) { return; }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) { node.setAttribute(key, attrs[key]); });
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined) { return; }
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function postForm(action, confirmText, label, btnClass, testid) {
+    var attrs = { type: "submit", "class": btnClass };
+    if (testid) { attrs["data-testid"] = testid; }
+    return el("form", { method: "post", action: action, "data-run-confirm": confirmText }, [
+      el("input", { type: "hidden", name: "csrf_token", value: window.AlgoMirror.csrfToken() }),
+      el("button", attrs, [label])
+    ]);
+  }
+
+  function accountUrl(template, accountId) { return template.replace("/accounts/0/", "/accounts/" + accountId + "/"); }
+  function legUrl(accountId, legNumber) {
+    return accountUrl(root.getAttribute("data-close-leg"), accountId).replace(/\/legs\/0\//, "/legs/" + legNumber + "/");
+  }
+
+  function intentText(i) {
+    var text = i.purpose + " #" + i.child + (i.attempt > 1 ? " try " + i.attempt : "") + " " + i.action + " " +
+      i.quantity + ": " + i.label;
+    return i.flagged ? text + " \u2691 " + i.note : text;
+  }
+
+  function positionText(check) {
+    var text = "Position check: " + (check.ok ? "matches the broker" : "differs from the broker");
+    (check.differences || []).forEach(function (d) {
+      text += "; " + d.symbol + " expected " + d.expected + ", broker " + d.actual;
+    });
+    return text;
+  }
+
+  function accountCard(a) {
+    var body = el("div", { "class": "card-body p-4 gap-2" }, [
+      el("div", { "class": "flex flex-wrap items-center gap-2" }, [
+        el("h2", { "class": "card-title text-lg" }, [a.name]),
+        el("span", { "class": "badge badge-sm", "data-field": "status" }, [a.status]),
+        a.flagged ? el("span", { "class": "badge badge-sm badge-warning" }, ["flagged"]) : null
+      ]),
+      a.skip_reason ? el("p", { "class": "text-sm", "data-field": "skip_reason" }, ["Skipped: " + a.skip_reason]) : null,
+      a.flag_note ? el("p", { "class": "text-sm text-warning whitespace-pre-line", "data-field": "flag_note" }, [a.flag_note]) : null,
+      a.position_check ? el("p", { "class": "text-sm", "data-field": "position_check" }, [positionText(a.position_check)]) : null
+    ]);
+    if (!a.skip_reason) {
+      var rows = a.legs.map(function (leg) {
+        var list = el("ul", {}, leg.intents.map(function (i) {
+          return el("li", { "data-intent": String(i.id), "data-state": i.state }, [intentText(i)]);
+        }));
+        var closeCell = el("td", {}, [leg.held ? postForm(legUrl(a.id, leg.number),
+          "Close leg " + leg.number + " on " + a.name + "?", "Close leg", "btn btn-xs btn-outline") : null]);
+        return el("tr", { "data-leg": String(leg.number) }, [
+          el("td", {}, [String(leg.number)]), el("td", {}, [leg.symbol]), el("td", {}, [leg.action]),
+          el("td", { "class": "text-right" }, [String(leg.ordered)]),
+          el("td", { "class": "text-right" }, [String(leg.filled)]),
+          el("td", { "class": "text-right", "data-field": "held" }, [String(leg.held)]),
+          el("td", {}, [list]), closeCell
+        ]);
+      });
+      var head = el("tr", {}, ["Leg", "Symbol", "Side", "Ordered", "Filled", "Held", "Orders", ""].map(function (h, n) {
+        return el("th", n >= 3 && n <= 5 ? { "class": "text-right" } : {}, [h]);
+      }));
+      body.appendChild(el("div", { "class": "overflow-x-auto" }, [
+        el("table", { "class": "table table-xs" }, [el("thead", {}, [head]), el("tbody", {}, rows)])
+      ]));
+      body.appendChild(el("div", { "class": "flex flex-wrap gap-2" }, [
+        postForm(accountUrl(root.getAttribute("data-close-account"), a.id), "Close this run on " + a.name + "?",
+          "Close on " + a.name, "btn btn-sm btn-outline btn-warning", "close-account-" + a.name),
+        postForm(accountUrl(root.getAttribute("data-retry"), a.id), "Retry the failed legs on " + a.name + "?",
+          "Retry failed legs", "btn btn-sm btn-outline", "retry-account-" + a.name)
+      ]));
+    }
+    return el("div", { "class": "card bg-base-100 shadow", "data-run-account": String(a.id), "data-testid": "account-" + a.name }, [body]);
+  }
+
+  function latencyText(l) {
+    return l.count ? "p50 " + l.p50_ms + " ms \u00b7 p95 " + l.p95_ms + " ms (" + l.count + ")" : "\u2014";
+  }
+
+  function render(data) {
+    var status = root.querySelector("[data-run-status]");
+    if (status) { status.textContent = data.status; }
+    ["ack", "fill"].forEach(function (key) {
+      var cell = root.querySelector('[data-latency="' + key + '"]');
+      if (cell) { cell.textContent = latencyText(data.latency[key]); }
+    });
+    var note = root.querySelector("[data-run-note]");
+    if (note) { note.textContent = data.note || ""; }
+    var accounts = root.querySelector("[data-run-accounts]");
+    if (accounts) { accounts.replaceChildren.apply(accounts, data.accounts.map(accountCard)); }
+    var exits = root.querySelector("[data-run-exits]");
+    if (exits) {
+      exits.replaceChildren.apply(exits, data.exits.map(function (e) {
+        return el("tr", { "data-exit": String(e.id) }, [
+          el("td", {}, [String(e.id)]), el("td", {}, [e.scope]), el("td", {}, [e.purpose]), el("td", {}, [e.status]),
+          el("td", { "class": "text-xs" }, [e.report ? JSON.stringify(e.report) : ""])
+        ]);
+      }));
+    }
+    root.setAttribute("data-final", data.final ? "1" : "0");
+    var stamp = root.querySelector("[data-run-updated]");
+    if (stamp) { stamp.textContent = "updated " + new Date().toLocaleTimeString("en-IN"); }
+  }
+
+  // One delegated handler: forms re-rendered from JSON ask for confirmation too.
+  root.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-run-confirm]");
+    if (form && !window.confirm(form.getAttribute("data-run-confirm"))) { event.preventDefault(); }
+  });
+
+  function poll() {
+    window.AlgoMirror.fetchJSON(root.getAttribute("data-url"))
+      .then(function (r) { if (r.ok) { render(r.data); } })
+      .catch(function () { /* keep what is shown; the next poll retries */ })
+      .finally(function () {
+        // A final run stops polling; a new exit request (a button press) reloads the page anyway.
+        if (root.getAttribute("data-final") !== "1") { setTimeout(poll, 1000); }
+      });
+  }
+  if (root.getAttribute("data-final") !== "1") { setTimeout(poll, 1000); }
+})();
