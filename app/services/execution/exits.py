@@ -21,6 +21,7 @@ intent keys, so the unique key makes a second close order impossible.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -137,8 +138,10 @@ def next_close_round(run_account: RunAccount, leg_number: int) -> int:
 
 
 def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id: int | None = None,
-                    kill_switch_id: int | None = None) -> tuple[int, int]:
+                    kill_switch_id: int | None = None, commit: bool = True) -> tuple[int, int]:
     """Write the close intents of `closes` (planned; the engine sends them), one savepoint each.
+
+    With commit=False the caller commits them together with its own state (the kill switch).
 
     Returns:
         (created, already planned): a key that exists already is never a second order.
@@ -163,7 +166,8 @@ def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id
                 existing += 1
                 continue
             created += 1
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return created, existing
 
 
@@ -233,7 +237,8 @@ def _scope(request: ExitRequest, run: StrategyRun) -> tuple[list[RunAccount], li
 
 
 def _report(request: ExitRequest) -> dict[str, Any]:
-    return dict(request.report or {})
+    # A deep copy: JSON columns compare old and new values at flush, so in-place edits are lost.
+    return copy.deepcopy(request.report or {})
 
 
 def step(request: ExitRequest) -> bool:
