@@ -137,13 +137,16 @@ def retry_account(run_id: int, run_account_id: int):
         return _back_to(run.id)
     request_retry = _retry_entry_point()
     try:
-        request_retry(current_user, row.id)
+        created = request_retry(current_user, row.id)
     except LookupError:
         db.session.rollback()
         abort(404)
     except (EngineOffline, TradingHalted, ExecutionRefused) as exc:
         db.session.rollback()
         flash(exc.user_message, "error")
+        return _back_to(run.id)
+    if created == []:
+        flash(f"Nothing to retry on {row.account_name}: no failed legs.", "info")
         return _back_to(run.id)
     flash(f"Retry of the failed legs on {row.account_name} requested.", "success")
     return _back_to(run.id)
