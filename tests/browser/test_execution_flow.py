@@ -1,0 +1,128 @@
+"""Execute an iron condor on three paper accounts in a real browser, watch the run page reach
+filled on every leg, close one account's part, then the rest, and see the positions page flat.
+
+The order engine runs in the live server's process (a ServiceRunner holding the lease), against
+the paper broker at 2026-01-05 10:00 IST with NIFTY at 26,000.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+import pytest
+from playwright.sync_api import expect
+
+from app.services.strategy import preview as preview_service
+from tests.browser.conftest import TIMEOUT_MS, LiveServer, sign_in
+from tests.helpers import Browserless, make_user
+from tests.support.paperbroker import START
+from tests.support.strategies import body, leg, send
+
+pytestmark = pytest.mark.browser
+ACCOUNTS = ("Alpha", "Beta", "Gamma")
+CONDOR = [leg(strike_offset=2, option_type="CE", action="SELL"), leg(strike_offset=4, option_type="CE", action="BUY"),
+          leg(strike_offset=2, option_type="PE", action="SELL"), leg(strike_offset=4, option_type="PE", action="BUY")]
+FLAT_DEADLINE_S = 60
+
+
+@pytest.fixture
+def execution_page(browser, app_factory, broker, sim, monkeypatch):
+    pytest.importorskip("app.services.execution.engine")
+    planner = pytest.importorskip("app.services.execution.planner")
+    from app.services.runner import ServiceRunner
+
+    now = datetime.fromisoformat(START)
+    monkeypatch.setattr(preview_service, "utcnow", lambda: now)
+    monkeypatch.setattr(planner, "utcnow", lambda: now)
+    sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
+    keys = [sim.new_account() for _ in ACCOUNTS]
+    application = app_factory()
+    make_user(application, "alice")
+    with application.app_context():
+        setup = Browserless(application.test_client())
+        setup.login("alice")
+        for name, key in zip(ACCOUNTS, keys, strict=True):
+            added = setup.post_form("/accounts/add", {"account_name": name, "host_url": broker.url,
+                                                      "websocket_url": broker.ws_url, "api_key": key},
+                                    page="/accounts/add")
+            assert added.status_code == 302
+        ids = [a["id"] for a in setup.get("/api/accounts").get_json()["accounts"]]
+        created = send(setup, "POST", "/api/strategies",
+                       body(name="Condor", legs=CONDOR, risk_profile="fixed_lots",
+                            accounts=[{"account_id": i, "lot_multiplier": "1"} for i in ids]))
+        assert created.status_code == 201, created.get_json()
+        strategy_id = created.get_json()["id"]
+    runner = ServiceRunner(application, ttl=6.0, renew_interval=2.0, retry_interval=0.5)
+    runner.start()
+    try:
+        with LiveServer(application) as server:
+            context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())  # the close buttons' confirmation
+            sign_in(page)
+            expect(page.get_by_test_id("engine-state")).to_contain_text("Engine online")
+            page.goto(f"/strategy/{strategy_id}")
+            yield page
+            context.close()
+    finally:
+        runner.stop()
+        sim.call("DELETE", "/sim/faults")
+        for key in keys:
+            sim.call("DELETE", f"/sim/accounts/{key}")
+
+
+def _expect_account_filled(page, name: str) -> None:
+    card = page.get_by_test_id(f"account-{name}")
+    expect(card.locator("[data-intent]")).to_have_count(4)
+    for n in range(4):
+        expect(card.locator("[data-intent]").nth(n)).to_have_attribute("data-state", "filled")
+
+
+def _expect_account_flat(page, name: str) -> None:
+    held = page.get_by_test_id(f"account-{name}").locator('[data-field="held"]')
+    expect(held).to_have_count(4)
+    for n in range(4):
+        expect(held.nth(n)).to_have_text("0")
+
+
+def _positions_flat(page) -> bool:
+    page.goto("/trading/positions")
+    rows = page.get_by_test_id("book-table").locator("tbody tr")
+    texts = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    if len(texts) == 1 and len(texts[0]) == 1:
+        return texts[0][0].strip() == "Nothing to show."
+    return all(cells[4].strip() == "0" for cells in texts)
+
+
+def test_execute_condor_on_three_accounts_fills_then_closes_flat(execution_page):
+    page = execution_page
+    boxes = page.get_by_test_id("execute-form").locator('input[name="account_ids"]')
+    expect(boxes).to_have_count(3)
+    for n in range(3):
+        expect(boxes.nth(n)).to_be_checked()
+
+    page.get_by_test_id("execute-button").click()
+
+    expect(page).to_have_url(re.compile(r"/strategy/runs/\d+$"))
+    for name in ACCOUNTS:
+        _expect_account_filled(page, name)
+    expect(page.locator('[data-latency="fill"]')).to_contain_text("(12)")
+
+    page.get_by_test_id("close-account-Alpha").click()
+    expect(page).to_have_url(re.compile(r"/strategy/runs/\d+$"))
+    _expect_account_flat(page, "Alpha")
+    held_beta = page.get_by_test_id("account-Beta").locator('[data-field="held"]')
+    expect(held_beta.nth(0)).to_have_text("-65")
+
+    page.get_by_test_id("close-run").click()
+    for name in ACCOUNTS:
+        _expect_account_flat(page, name)
+    expect(page.get_by_test_id("run-status")).to_have_text("closed")
+
+    deadline = time.monotonic() + FLAT_DEADLINE_S
+    while not _positions_flat(page):  # the positions page reads the brokers' books (cached briefly)
+        assert time.monotonic() < deadline, "positions page not flat"
+        page.wait_for_timeout(1000)
