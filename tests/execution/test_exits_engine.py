@@ -1,0 +1,71 @@
+"""Exits and the kill switch through the real ExecutionEngine (its passes send and track every
+close intent) over real HTTP against the paper broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.broker.client import OpenAlgoClient
+from app.extensions import db
+from app.models.execution import ExitRequest, KillSwitch, StrategyRun
+from app.services.execution import exits
+from app.services.execution.engine import ExecutionEngine
+from app.services.execution.held import held_by_leg, run_summary
+from app.services.execution.killswitch import press_kill_switch
+from tests.helpers import make_user
+from tests.support.execution import CE, PE, Leg, add_paper_account, broker_net, drive, intents, make_run, run_done
+from tests.support.exits import engine_online, run_accounts
+
+
+@pytest.fixture
+def setup(app_factory, broker, sim, apikey):
+    app = app_factory(BROKER_READ_TIMEOUT=2.0)
+    with app.app_context():
+        engine_online()
+        user = make_user(app, "alice")
+        account_id = add_paper_account(app, user.id, "One", broker.url, apikey)
+        client = OpenAlgoClient(broker.url, apikey)
+        engine = ExecutionEngine(app, holder="test-engine")
+        yield user, account_id, client, engine
+        engine.on_stop()
+        client.close()
+
+
+def test_exit_through_the_engine_closes_28_lots_short_first_split_at_freeze(setup):
+    user, account_id, client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY", lots=28), Leg(CE, "SELL", lots=1)], product="NRML")
+    drive(engine, run_done(run_id))
+    assert (broker_net(client, PE, product="NRML"), broker_net(client, CE, product="NRML")) == (1820, -65)
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
+    drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
+
+    assert db.session.get(ExitRequest, request.id).status == "done"
+    assert (broker_net(client, PE, product="NRML"), broker_net(client, CE, product="NRML")) == (0, 0)
+    closes = sorted((i for i in intents(run_id) if i.purpose == "exit"), key=lambda i: (i.phase, i.id))
+    assert [(i.symbol, i.action, i.quantity, i.phase, i.product, i.state) for i in closes] == [
+        (CE, "BUY", 65, 0, "NRML", "filled"), (PE, "SELL", 1755, 1, "NRML", "filled"),
+        (PE, "SELL", 65, 1, "NRML", "filled")]
+    assert max(i.filled_at for i in closes if i.phase == 0) <= min(i.sent_at for i in closes if i.phase == 1)
+    (ra,) = run_accounts(run_id)
+    assert held_by_leg(ra) == {1: 0, 2: 0}
+    (summary,) = run_summary(db.session.get(StrategyRun, run_id))
+    assert summary.flat and [(leg.entry_filled, leg.close_filled) for leg in summary.legs] == [(1820, 1820), (65, 65)]
+
+
+def test_kill_switch_through_the_engine_flattens_run_and_direct_positions(setup):
+    user, account_id, client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
+    drive(engine, run_done(run_id))
+    client.place_order(symbol="SBIN", exchange="NSE", action="BUY", quantity=3, product="MIS")
+
+    ks = press_kill_switch(user)
+    drive(engine, lambda: db.session.get(KillSwitch, ks.id).status == "done")
+
+    (entry,) = db.session.get(KillSwitch, ks.id).report["accounts"].values()
+    assert entry["still_open"] == [] and entry["failed"] == [] and entry["open_orders_left"] == []
+    assert entry["closed"] == [{"symbol": CE, "exchange": "NFO", "product": "MIS", "quantity": -65},
+                               {"symbol": PE, "exchange": "NFO", "product": "MIS", "quantity": 65},
+                               {"symbol": "SBIN", "exchange": "NSE", "product": "MIS", "quantity": 3}]
+    assert [p for p in client.positions() if p.quantity] == []
+    assert db.session.get(StrategyRun, run_id).status == "closed"
