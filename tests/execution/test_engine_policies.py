@@ -1,0 +1,156 @@
+"""Entry failure policies over real HTTP against the paper broker: a SELL leg rejected after its
+BUY filled (report / retry / unwind), a freeze split with one child rejected, request_retry."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.broker.client import OpenAlgoClient
+from app.domain.order_lifecycle import IntentState
+from app.extensions import db
+from app.models.execution import ExitRequest, RunAccount, StrategyRun
+from app.services.execution import sender, tracker
+from app.services.execution.engine import ExecutionEngine, request_retry
+from tests.helpers import make_user, wait_until
+from tests.support.execution import (
+    CE,
+    PE,
+    Leg,
+    add_paper_account,
+    broker_net,
+    drive,
+    intents,
+    make_run,
+    recorded_net,
+    run_done,
+)
+
+SKEW = 400 * 86400.0  # the session broker's clock is frozen months before this machine's clock
+
+
+@pytest.fixture
+def one(app_factory, broker, sim, apikey):
+    app = app_factory(BROKER_READ_TIMEOUT=3.0, EXECUTION_CLOCK_SKEW_SECONDS=SKEW,
+                      EXECUTION_RECONCILE_INTERVAL_SECONDS=0.3)
+    with app.app_context():
+        user = make_user(app, "alice")
+        account_id = add_paper_account(app, user.id, "One", broker.url, apikey)
+        client = OpenAlgoClient(broker.url, apikey)
+        engine = ExecutionEngine(app, holder="test-engine")
+        yield {"app": app, "user": user, "account": account_id, "key": apikey, "client": client, "engine": engine}
+        engine.on_stop()
+        client.close()
+
+
+def _reject_sells(sim, key, mode):
+    # The BUY goes first and fills; the fault then rejects every later placement (the SELL).
+    sim.set_faults(key, reject_rate=1.0, reject_reason="margin", reject_mode=mode, routes=["placeorder"])
+
+
+def _fill_buy_first(run_id):
+    # The BUY goes through the engine's own sender and tracker, without a pass, so no pass can
+    # schedule the SELL before the test injects its fault.
+    buy = intents(run_id)[0]
+    assert (buy.action == "BUY" and sender.send(buy.id, "test") == IntentState.ACCEPTED) or buy.state == "filled"
+    wait_until(lambda: tracker.track(buy.id) is IntentState.FILLED or intents(run_id)[0].state == "filled")
+
+
+def _run_buy_then_rejected_sell(one, sim, mode, **policy):
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")], **policy)
+    _fill_buy_first(run_id)
+    _reject_sells(sim, one["key"], mode)
+    drive(one["engine"], run_done(run_id))
+    return run_id
+
+
+def _books_match(one, run_id):
+    for symbol in (CE, PE):
+        assert broker_net(one["client"], symbol) == recorded_net(run_id, one["account"], symbol)
+
+
+@pytest.mark.parametrize("mode", ["order", "http"])
+def test_policy_report_sell_rejected_after_buy_filled_flags_partial(one, sim, mode):
+    run_id = _run_buy_then_rejected_sell(one, sim, mode, failure_policy="report")
+    rows = intents(run_id)
+    assert [(r.action, r.state, r.filled_quantity) for r in rows] == [("BUY", "filled", 65), ("SELL", "rejected", 0)]
+    assert rows[1].rejection_reason.startswith("RMS:Margin Exceeds")
+    ra = db.session.get(RunAccount, rows[0].run_account_id)
+    assert (ra.status, ra.flagged, ra.position_check["ok"]) == ("partial", True, True)
+    assert db.session.get(StrategyRun, run_id).status == "open"
+    _books_match(one, run_id)
+
+
+def test_policy_retry_transient_rejection_resent_retry_limit_times(one, sim):
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")],
+                      failure_policy="retry", retry_limit=2)
+    _fill_buy_first(run_id)
+    sim.set_faults(one["key"], reject_rate=1.0, reject_message="Exchange not connected, try again",
+                   reject_mode="order", routes=["placeorder"])
+    drive(one["engine"], run_done(run_id))
+    rows = intents(run_id)
+    assert [(r.action, r.attempt, r.state) for r in rows] == [
+        ("BUY", 1, "filled"), ("SELL", 1, "rejected"), ("SELL", 2, "rejected"), ("SELL", 3, "rejected")]
+    assert [r.replaces_intent_id for r in rows] == [None, None, rows[1].id, rows[2].id]
+    assert db.session.get(RunAccount, rows[0].run_account_id).status == "partial"
+    _books_match(one, run_id)
+
+
+def test_policy_retry_final_rejection_is_not_resent(one, sim):
+    run_id = _run_buy_then_rejected_sell(one, sim, "order", failure_policy="retry", retry_limit=3)
+    rows = intents(run_id)
+    assert [(r.action, r.attempt, r.state) for r in rows] == [("BUY", 1, "filled"), ("SELL", 1, "rejected")]
+    assert db.session.get(RunAccount, rows[0].run_account_id).status == "partial"
+    _books_match(one, run_id)
+
+
+def test_policy_unwind_sell_rejected_creates_unwind_request(one, sim):
+    run_id = _run_buy_then_rejected_sell(one, sim, "http", failure_policy="unwind")
+    rows = intents(run_id)
+    (request,) = db.session.scalars(select(ExitRequest).where(ExitRequest.run_id == run_id))
+    assert (request.purpose, request.run_account_id, request.status) == ("unwind", rows[0].run_account_id, "pending")
+    _books_match(one, run_id)
+
+
+def test_policy_failed_buy_withdraws_sell(one, sim):
+    sim.set_faults(one["key"], reject_rate=1.0, reject_reason="rms_block", routes=["placeorder"])
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
+    drive(one["engine"], run_done(run_id))
+    rows = intents(run_id)
+    assert [(r.action, r.state) for r in rows] == [("BUY", "rejected"), ("SELL", "not_placed")]
+    assert [e.event for e in rows[1].events] == ["withdraw"]
+    assert db.session.get(StrategyRun, run_id).status == "failed"
+    assert one["client"].orderbook() == []
+    _books_match(one, run_id)
+
+
+def test_freeze_split_three_children_one_rejected_leg_partly_filled(one, sim):
+    # 3 lots at a freeze of one lot: three children; funds for about two of them.
+    quote = one["client"].quote(CE, "NFO")
+    sim.post(f"/sim/accounts/{one['key']}/funds", {"funds": float(quote.ltp) * 65 * 2.5})
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY", lots=3, freeze_qty=65)])
+    drive(one["engine"], run_done(run_id))
+    rows = intents(run_id)
+    assert sorted(r.state for r in rows) == ["filled", "filled", "rejected"]
+    assert [r.child for r in rows] == [0, 1, 2] and all(r.quantity == 65 for r in rows)
+    assert db.session.get(RunAccount, rows[0].run_account_id).status == "partial"
+    assert broker_net(one["client"], CE) == 130 == recorded_net(run_id, one["account"], CE)
+
+
+def test_request_retry_replans_failed_legs_and_other_user_gets_lookup_error(one, sim):
+    sim.set_faults(one["key"], reject_rate=1.0, reject_reason="margin", routes=["placeorder"])
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
+    drive(one["engine"], run_done(run_id))
+    ra_id = intents(run_id)[0].run_account_id
+    stranger = make_user(one["app"], "mallory")
+    with pytest.raises(LookupError):
+        request_retry(stranger, ra_id)
+    sim.call("DELETE", "/sim/faults")
+    created = request_retry(one["user"], ra_id)
+    assert len(created) == 2
+    drive(one["engine"], lambda: db.session.get(RunAccount, ra_id).status == "open")
+    rows = intents(run_id)
+    assert [(r.action, r.attempt, r.state) for r in rows] == [
+        ("BUY", 1, "rejected"), ("SELL", 1, "not_placed"), ("BUY", 2, "filled"), ("SELL", 2, "filled")]
+    assert db.session.get(StrategyRun, run_id).status == "open"
+    _books_match(one, run_id)
