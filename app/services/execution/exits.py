@@ -128,13 +128,25 @@ def entry_product(run_account: RunAccount, leg_number: int, default: str) -> str
     return product or default
 
 
+def close_round_state(run_account: RunAccount, leg_number: int) -> tuple[int, bool]:
+    """(the next close round of the leg on this account, whether a close of it is in flight).
+
+    Read this BEFORE reading what is held: a planner that saw every earlier round terminal and
+    then read the fills plans round r with an up-to-date quantity, and any other planner that
+    computed the same r collides on its keys (two planners can never both plan round r).
+    """
+    rows = db.session.execute(
+        select(OrderIntent.attempt, OrderIntent.state).where(OrderIntent.run_account_id == run_account.id,
+                                                             OrderIntent.leg_number == leg_number,
+                                                             OrderIntent.purpose != Purpose.ENTRY)).all()
+    last = max((int(attempt) for attempt, _ in rows), default=0)
+    busy = any(state not in _TERMINAL_VALUES for _, state in rows)
+    return last + 1, busy
+
+
 def next_close_round(run_account: RunAccount, leg_number: int) -> int:
     """1 + the last close round of the leg on this account (rounds are the close keys' suffix)."""
-    last = db.session.scalar(
-        select(func.max(OrderIntent.attempt)).where(OrderIntent.run_account_id == run_account.id,
-                                                    OrderIntent.leg_number == leg_number,
-                                                    OrderIntent.purpose != Purpose.ENTRY))
-    return int(last or 0) + 1
+    return close_round_state(run_account, leg_number)[0]
 
 
 def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id: int | None = None,
@@ -151,21 +163,23 @@ def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id
         leg, ra = close.leg, close.run_account
         holding = Holding(leg.number, leg.symbol, leg.exchange, close.product, close.quantity,
                           leg.lot_size, leg.freeze_qty)
-        for order in plan_close_orders([holding]):
-            intent = OrderIntent(
-                intent_key=close_intent_key(ra.run_id, ra.account_id, leg.number, order.child, close.round_no),
-                user_id=ra.run.user_id, account_id=ra.account_id, run_id=ra.run_id, run_account_id=ra.id,
-                exit_request_id=exit_request_id, kill_switch_id=kill_switch_id, leg_number=leg.number,
-                child=order.child, attempt=close.round_no, purpose=purpose, phase=order.phase,
-                symbol=order.symbol, exchange=order.exchange, product=order.product, action=order.action,
-                quantity=order.quantity, price_type="MARKET", state=IntentState.PLANNED.value)
-            try:
-                with db.session.begin_nested():
-                    db.session.add(intent)
-            except IntegrityError:
-                existing += 1
-                continue
-            created += 1
+        rows = [OrderIntent(
+            intent_key=close_intent_key(ra.run_id, ra.account_id, leg.number, order.child, close.round_no),
+            user_id=ra.run.user_id, account_id=ra.account_id, run_id=ra.run_id, run_account_id=ra.id,
+            exit_request_id=exit_request_id, kill_switch_id=kill_switch_id, leg_number=leg.number,
+            child=order.child, attempt=close.round_no, purpose=purpose, phase=order.phase,
+            symbol=order.symbol, exchange=order.exchange, product=order.product, action=order.action,
+            quantity=order.quantity, price_type="MARKET", state=IntentState.PLANNED.value)
+            for order in plan_close_orders([holding])]
+        try:
+            # One savepoint per leg and round: if any child's key exists, the round was planned by
+            # someone else and none of ours is written (never a child more than they planned).
+            with db.session.begin_nested():
+                db.session.add_all(rows)
+        except IntegrityError:
+            existing += len(rows)
+            continue
+        created += len(rows)
     if commit:
         db.session.commit()
     return created, existing
@@ -267,7 +281,7 @@ def step(request: ExitRequest) -> bool:
     rounds = int(report.get("rounds", 0))
     if rounds >= MAX_CLOSE_ROUNDS:
         return _fail(request, run, accounts, legs, held)
-    closes, unclosable = _closes(accounts, legs, held)
+    closes, unclosable = _closes(accounts, legs)
     report["rounds"] = rounds + 1
     if unclosable:
         report["unclosable"] = unclosable
@@ -291,7 +305,8 @@ def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
         state = IntentState(intent.state)
         if state is IntentState.PLANNED:
             try:
-                apply(intent, IntentEvent.WITHDRAW, detail=f"exit request {request.id}")
+                why = f"withdrawn: exit request {request.id} ({request.purpose})"
+                apply(intent, IntentEvent.WITHDRAW, detail=why, note=why)
                 changed = True
             except (StaleIntent, IllegalTransition):
                 pass  # the sender claimed it first: it is now in flight, cancelled below next pass
@@ -314,15 +329,17 @@ def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
     return changed
 
 
-def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg],
-            held: dict[tuple[int, int], int]) -> tuple[list[LegClose], list[dict[str, Any]]]:
+def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg]) -> tuple[list[LegClose], list[dict[str, Any]]]:
     closes: list[LegClose] = []
     unclosable: list[dict[str, Any]] = []
     for ra in accounts:
-        pending = [(leg, held[(ra.id, leg.number)]) for leg in legs if held[(ra.id, leg.number)] != 0]
+        states = {leg.number: close_round_state(ra, leg.number) for leg in legs}
+        held = held_by_leg(ra)  # after the round states (see close_round_state)
+        pending = [(leg, held.get(leg.number, 0)) for leg in legs
+                   if held.get(leg.number, 0) != 0 and not states[leg.number][1]]
         if not pending:
             continue
-        rounds = {leg.number: next_close_round(ra, leg.number) for leg, _ in pending}
+        rounds = {leg.number: states[leg.number][0] for leg, _ in pending}
         book: dict[tuple[str, str, str], int] | None = None
         if any(r > 1 for r in rounds.values()):
             account = db.session.get(TradingAccount, ra.account_id)

@@ -53,8 +53,8 @@ from app.services.execution.engine_state import require_engine_online
 from app.services.execution.exits import (
     SETTLED_ACCOUNT,
     LegClose,
+    close_round_state,
     entry_product,
-    next_close_round,
     plan_leg_closes,
     settle_run,
 )
@@ -189,7 +189,7 @@ def _withdraw_planned(user_id: int) -> int:
             OrderIntent.user_id == user_id, OrderIntent.state == IntentState.PLANNED.value,
             OrderIntent.kill_switch_id.is_(None)).order_by(OrderIntent.id)).all():
         try:
-            apply(intent, IntentEvent.WITHDRAW, detail="kill switch")
+            apply(intent, IntentEvent.WITHDRAW, detail="kill switch", note="withdrawn: kill switch")
             count += 1
         except (StaleIntent, IllegalTransition):
             pass  # claimed by the sender meanwhile: the wait stage cancels it at the broker
@@ -302,8 +302,13 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
         closes: list[LegClose] = []
         for ra in _open_run_accounts(ks.user_id, int(account_key)):
             legs = {leg.number: leg for leg in ra.run.legs}
-            for number, held in held_by_leg(ra).items():
+            rounds = {number: close_round_state(ra, number) for number in legs}
+            for number, held in held_by_leg(ra).items():  # read after the round states
                 if held == 0 or number not in legs:
+                    continue
+                if rounds[number][1]:
+                    entry["failed"].append({"symbol": legs[number].symbol,
+                                            "reason": f"run {ra.run_id}: a close of leg {number} is in flight"})
                     continue
                 leg = legs[number]
                 product = entry_product(ra, number, ra.run.product)
@@ -314,7 +319,7 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
                                             f"fills; the position book shows {remaining.get(key, 0)}"})
                     continue
                 remaining[key] = remaining.get(key, 0) - capped
-                closes.append(LegClose(ra, leg, capped, product, next_close_round(ra, number)))
+                closes.append(LegClose(ra, leg, capped, product, rounds[number][0]))
         planned += plan_leg_closes(closes, Purpose.KILL_SWITCH, kill_switch_id=ks.id, commit=False)[0]
         for (symbol, exchange, product), qty in sorted(remaining.items()):
             lot, freeze = figures.get((symbol, exchange), (1, 0))
