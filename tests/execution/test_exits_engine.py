@@ -69,3 +69,19 @@ def test_kill_switch_through_the_engine_flattens_run_and_direct_positions(setup)
                                {"symbol": "SBIN", "exchange": "NSE", "product": "MIS", "quantity": 3}]
     assert [p for p in client.positions() if p.quantity] == []
     assert db.session.get(StrategyRun, run_id).status == "closed"
+
+
+def test_exit_while_entry_fills_in_parts_cancels_the_rest_and_closes_exactly_what_filled(setup, sim, apikey):
+    user, account_id, client, engine = setup
+    sim.partial_fills(apikey, {"min_quantity": 1, "parts": 3, "interval_ms": 60000})
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY", lots=3)])
+    drive(engine, lambda: intents(run_id)[0].state == "partially_filled")
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id), purpose="manual")
+    drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
+
+    entry, *closes = intents(run_id)
+    assert (entry.state, entry.filled_quantity) == ("cancelled", 65)
+    assert [(i.action, i.quantity, i.state, i.purpose) for i in closes] == [("SELL", 65, "filled", "manual")]
+    assert broker_net(client, PE) == 0
+    assert db.session.get(StrategyRun, run_id).status == "closed"
