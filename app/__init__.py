@@ -103,6 +103,10 @@ def _init_extensions(app: Flask) -> None:
     from app.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
+    from app import sqlite_writes
+
+    with app.app_context():
+        sqlite_writes.install(db.engine)  # WAL and one writer queue per process (no-op on PostgreSQL)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 TRACK_INLINE_SECONDS = 10.0  # a send job keeps polling its order this long, then the pass takes over
 TRACK_INTERVAL_MAX = 1.0
+POLICY_INTERVAL = 0.25
 
 
 def group_key(intent: OrderIntent) -> tuple[Any, ...]:
@@ -75,6 +76,7 @@ class ExecutionEngine(Service):
         self._lock = threading.Lock()
         self._next_track: dict[int, float] = {}
         self._recovered = False
+        self._next_policies = 0.0
         self._waker: EngineWaker | None = None
 
     # -- the Service hooks --
@@ -125,7 +127,11 @@ class ExecutionEngine(Service):
         sent = self._schedule_sends()
         tracked = self._schedule_tracks()
         reconciling = self._schedule_reconciles()
-        self._step_policies()
+        if time.monotonic() >= self._next_policies:
+            # Policies and roll-ups react to finished intents; sending does not wait for them (the
+            # phase gate above decides), so they run at most every POLICY_INTERVAL seconds.
+            self._next_policies = time.monotonic() + POLICY_INTERVAL
+            self._step_policies()
         db.session.commit()
         return f"sent {sent}, tracking {tracked}, reconciling {reconciling}"
 
@@ -217,11 +223,14 @@ class ExecutionEngine(Service):
         if not self.still_leading():
             return
         state = sender.send(intent_id, self.holder)
-        delay, deadline = self.poll, time.monotonic() + TRACK_INLINE_SECONDS
+        # A MARKET order usually fills before its acknowledgement arrives: read its status at once,
+        # then back off while it rests (LIMIT) or fills in parts.
+        delay, deadline = 0.0, time.monotonic() + TRACK_INLINE_SECONDS
         while state in AT_BROKER and time.monotonic() < deadline:
-            time.sleep(delay)  # polling the broker's order status with backoff
+            if delay:
+                time.sleep(delay)
             state = tracker.track(intent_id)
-            delay = min(delay * 1.5, TRACK_INTERVAL_MAX)
+            delay = self.poll if not delay else min(delay * 1.5, TRACK_INTERVAL_MAX)
 
     def _track_job(self, intent_id: int) -> None:
         tracker.track(intent_id)
