@@ -67,7 +67,7 @@ def install(engine: Engine) -> None:
         _release(conn.connection)
 
     @event.listens_for(engine.pool, "reset")
-    def _reset(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+    def _reset(_dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
         # Returned to the pool without a commit or rollback of the Connection: the pool rolls back.
         if record.info.pop(_HELD, False):
             lock.release()

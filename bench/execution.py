@@ -78,11 +78,28 @@ def _account_sequence(client, orders: list[dict], one_at_a_time_fills: bool) -> 
     return last_ack, last_fill
 
 
+def _fresh_postgres(url: str) -> str:
+    """Drop and create the bench database named in `url` (connecting to the server's postgres db)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    return target.render_as_string(hide_password=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="rounds (>= 3 for a judged figure; default 5)")
     parser.add_argument("--accounts", type=int, default=50)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="run on a fresh PostgreSQL database instead of SQLite, e.g. "
+                             "postgresql://postgres@127.0.0.1/algomirror_bench (dropped and created)")
     args = parser.parse_args()
     logging.disable(logging.INFO)
     print_machine()
@@ -91,7 +108,9 @@ def main() -> int:
     broker = start_broker("--rate-limit-by", "apikey", accounts=args.accounts, deterministic=False)
     sim = Admin(broker.url)
     workdir = tempfile.mkdtemp(prefix="algomirror-bench-")
-    os.environ.update({"TEST_DATABASE_URL": f"sqlite:///{workdir}/bench.db", "LOG_TO_FILE": "false"})
+    database_url = _fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{workdir}/bench.db"
+    os.environ.update({"TEST_DATABASE_URL": database_url, "LOG_TO_FILE": "false"})
+    print(f"database: {database_url.split('://')[0]}")
     stop = threading.Event()
     try:
         from flask_migrate import upgrade

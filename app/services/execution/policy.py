@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.execution_policy import (
@@ -114,7 +114,13 @@ def step_account(run_account_id: int) -> None:
     views = {i.id: i for i in intents}
     current = [views[v.id] for v in live(view(i) for i in intents)]
     unwind = False
+    # Once an exit was asked for this account (or the whole run, or one of its legs), its entry is
+    # over: nothing is re-sent or replaced, or a close could race a fresh entry of the same leg
+    # (the exit manager cancels open entries; those cancels are no failures to retry).
+    closing = _exit_requested(run_account)
     for intent in current:
+        if closing:
+            break
         state = IntentState(intent.state)
         if state is IntentState.CANCELLED and intent.price_type == "LIMIT" and run.limit_fallback == "market" \
                 and intent.filled_quantity < intent.quantity:
@@ -148,6 +154,12 @@ def step_account(run_account_id: int) -> None:
     if unwind or (run.failure_policy == FailureAction.UNWIND.value and run_account.flagged):
         _request_unwind(run_account)
     _roll_up_account(run_account, intents)
+
+
+def _exit_requested(run_account: RunAccount) -> bool:
+    return db.session.scalar(select(ExitRequest.id).where(
+        ExitRequest.run_id == run_account.run_id, ExitRequest.purpose != Purpose.UNWIND,
+        or_(ExitRequest.run_account_id.is_(None), ExitRequest.run_account_id == run_account.id)).limit(1)) is not None
 
 
 def _request_unwind(run_account: RunAccount) -> None:
