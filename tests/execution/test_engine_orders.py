@@ -54,6 +54,18 @@ def _books_match(one, run_id, symbols=(CE,)):
         assert broker_net(one["client"], symbol) == recorded_net(run_id, one["account"], symbol)
 
 
+def _run_account(run_account_id: int | None) -> RunAccount:
+    row = db.session.get(RunAccount, run_account_id)
+    assert row is not None
+    return row
+
+
+def _run(run_id: int) -> StrategyRun:
+    row = db.session.get(StrategyRun, run_id)
+    assert row is not None
+    return row
+
+
 def _events(row):
     return [e.event for e in row.events]
 
@@ -72,9 +84,9 @@ def test_limit_entry_unfilled_fallback_cancel_cancelled_and_reported(one):
     (row,) = intents(run_id)
     assert (row.state, row.filled_quantity, row.price_type, row.price) == ("cancelled", 0, "LIMIT", FAR_BELOW)
     assert _events(row) == ["claim", "accepted", "cancel"]
-    ra = db.session.get(RunAccount, row.run_account_id)
+    ra = _run_account(row.run_account_id)
     assert (ra.status, ra.flagged) == ("failed", True)
-    assert db.session.get(StrategyRun, run_id).status == "failed"
+    assert _run(run_id).status == "failed"
     book = one["client"].orderbook()
     assert [(o.order_id, o.status, o.price_type) for o in book] == [(row.broker_order_id, "cancelled", "LIMIT")]
     assert broker_net(one["client"], CE) == 0
@@ -90,9 +102,9 @@ def test_limit_entry_unfilled_fallback_market_rest_sent_as_market_and_filled(one
     assert (second.attempt, second.replaces_intent_id, second.price_type, second.price) == (2, first.id, "MARKET", None)
     assert (second.state, second.quantity, second.filled_quantity) == ("filled", 65, 65)
     assert _events(second) == ["claim", "accepted", "fill"]
-    ra = db.session.get(RunAccount, first.run_account_id)
+    ra = _run_account(first.run_account_id)
     assert (ra.status, ra.flagged) == ("open", False)
-    assert db.session.get(StrategyRun, run_id).status == "open"
+    assert _run(run_id).status == "open"
     book = sorted(one["client"].orderbook(), key=lambda o: o.order_id == second.broker_order_id)
     assert [(o.order_id, o.status, o.price_type, o.quantity) for o in book] == [
         (first.broker_order_id, "cancelled", "LIMIT", 65), (second.broker_order_id, "complete", "MARKET", 65)]
@@ -135,12 +147,32 @@ def test_limit_partial_fill_then_timeout_cancelled_keeps_fill_and_held(one, sim)
     assert (row.state, row.quantity, row.filled_quantity) == ("cancelled", 195, 65)
     assert _events(row) == ["claim", "accepted", "partial_fill", "cancel"]
     assert row.average_price == one["client"].order_status(row.broker_order_id).average_price
-    ra = db.session.get(RunAccount, row.run_account_id)
+    ra = _run_account(row.run_account_id)
     assert (ra.status, ra.flagged) == ("partial", True)
     assert held_by_leg(ra.id) == {1: 65}
     (order,) = one["client"].orderbook()
     assert (order.status, order.filled_quantity) == ("cancelled", 65)
     assert broker_net(one["client"], CE) == 65
+    _books_match(one, run_id)
+
+
+def test_limit_partial_fill_then_timeout_fallback_market_sends_only_the_rest(one, sim):
+    # LIMIT orders fill in parts (one part now, the next a minute away); the MARKET rest is below
+    # min_quantity, so it fills at once.
+    sim.partial_fills(one["key"], {"min_quantity": 10000, "parts": 3, "interval_ms": 60000, "limit_orders": True})
+    price = _marketable_buy_price(one["client"], CE)
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY", lots=3, order_type="LIMIT", price=price)],
+                      limit_timeout_seconds=1, limit_fallback="market", failure_policy="report")
+    drive(one["engine"], run_done(run_id))
+    first, second = intents(run_id)
+    assert (first.state, first.filled_quantity) == ("cancelled", 65)
+    assert (second.attempt, second.replaces_intent_id, second.price_type) == (2, first.id, "MARKET")
+    assert (second.state, second.quantity, second.filled_quantity) == ("filled", 130, 130)
+    ra = _run_account(first.run_account_id)
+    assert ra.status == "open" and held_by_leg(ra.id) == {1: 195}
+    assert sorted((o.status, o.filled_quantity or o.quantity) for o in one["client"].orderbook()) == [
+        ("cancelled", 65), ("complete", 130)]
+    assert broker_net(one["client"], CE) == 195
     _books_match(one, run_id)
 
 
@@ -180,7 +212,7 @@ def test_numbers_as_strings_buy_and_sell_filled_prices_exact(strings, sim):
         assert isinstance(raw["average_price"], str)  # the account really answers strings
         assert row.average_price == Decimal(raw["average_price"]) > 0
         assert row.average_price == strings["client"].order_status(row.broker_order_id).average_price
-    assert db.session.get(StrategyRun, run_id).status == "open"
+    assert _run(run_id).status == "open"
     assert broker_net(strings["client"], CE) == 65 and broker_net(strings["client"], PE) == -65
     for symbol in (CE, PE):
         assert broker_net(strings["client"], symbol) == recorded_net(run_id, strings["account"], symbol)
