@@ -97,6 +97,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (>= 3 for a judged figure; default 5)")
     parser.add_argument("--accounts", type=int, default=50)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--engine-only", action="store_true", help="skip the baselines (profiling)")
     parser.add_argument("--postgres", metavar="URL", default=None,
                         help="run on a fresh PostgreSQL database instead of SQLite, e.g. "
                              "postgresql://postgres@127.0.0.1/algomirror_bench (dropped and created)")
@@ -235,10 +236,13 @@ def main() -> int:
                                               .order_by(OrderIntent.id)).all()[:4]
                     template = [{"symbol": x.symbol, "exchange": x.exchange, "action": x.action,
                                  "quantity": x.quantity, "product": x.product} for x in legs]
-            time.sleep(1.1)  # let the per-key order windows empty before the baselines
-            seq = baseline_round(batched=False)
-            time.sleep(1.1)
-            batch = baseline_round(batched=True)
+            if args.engine_only:
+                seq = batch = {"ack_s": float("nan"), "fill_s": float("nan")}
+            else:
+                time.sleep(1.1)  # let the per-key order windows empty before the baselines
+                seq = baseline_round(batched=False)
+                time.sleep(1.1)
+                batch = baseline_round(batched=True)
             r.update({"seq_ack_s": seq["ack_s"], "seq_fill_s": seq["fill_s"], "batch_ack_s": batch["ack_s"],
                       "batch_fill_s": batch["fill_s"]})
             results.append(r)

@@ -20,6 +20,7 @@ from tests.support.execution import (
     add_paper_account,
     broker_net,
     drive,
+    hold_lease,
     intents,
     make_run,
     recorded_net,
@@ -146,6 +147,7 @@ def test_request_retry_replans_failed_legs_and_other_user_gets_lookup_error(one,
     with pytest.raises(LookupError):
         request_retry(stranger, ra_id)
     sim.call("DELETE", "/sim/faults")
+    hold_lease()  # a retry needs the engine online, like Execute
     created = request_retry(one["user"], ra_id)
     assert len(created) == 2
     drive(one["engine"], lambda: db.session.get(RunAccount, ra_id).status == "open")

@@ -116,3 +116,16 @@ def broker_net(client, symbol: str, exchange: str = "NFO", product: str = "MIS")
 
 def recorded_net(run_id: int, account_id: int, symbol: str) -> int:
     return sum(i.signed_filled for i in intents(run_id) if i.account_id == account_id and i.symbol == symbol)
+
+
+def hold_lease(hours: float = 1.0) -> None:
+    """A valid services lease row: the web side counts the engine as online (Execute, retry, exits)."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import ServiceLease
+    from app.services.lease import DEFAULT_LEASE_NAME
+
+    now = datetime.now(UTC)
+    db.session.merge(ServiceLease(name=DEFAULT_LEASE_NAME, holder="test:1:engine", acquired_at=now, renewed_at=now,
+                                  expires_at=now + timedelta(hours=hours)))
+    db.session.commit()

@@ -29,6 +29,9 @@ from app.domain.order_lifecycle import AT_BROKER, IllegalTransition, IntentEvent
 from app.extensions import db
 from app.models.execution import OrderIntent, Purpose, RunAccount, RunAccountStatus, RunStatus, StrategyRun
 from app.services.execution import policy, reconciliation, sender, tracker
+from app.services.execution.engine_state import require_engine_online
+from app.services.execution.errors import ExecutionRefused
+from app.services.execution.halt import require_not_halted
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.wakeup import EngineWaker, wake_engine
 from app.services.runner import Service
@@ -47,7 +50,10 @@ def group_key(intent: OrderIntent) -> tuple[Any, ...]:
         return ("kill", intent.kill_switch_id, intent.account_id)
     if intent.purpose == Purpose.ENTRY:
         return ("entry", intent.run_account_id, intent.account_id)
-    return ("close", intent.run_account_id, intent.exit_request_id, intent.account_id)
+    # A close round (its attempt number) is a group of its own: a later round, planned after the
+    # position was read again, is never held back by an earlier round's failed phase.
+    return ("close", intent.run_account_id, intent.exit_request_id, intent.kill_switch_id, intent.account_id,
+            intent.attempt)
 
 
 def _optional_step(module: str) -> Callable[..., Any] | None:
@@ -151,10 +157,17 @@ class ExecutionEngine(Service):
             if key in groups and intent not in groups[key]:
                 groups[key].append(intent)
         count = 0
-        for intents in groups.values():
+        for key, intents in groups.items():
             views = [policy.view(i) for i in intents]
+            if blocked(views):
+                if key[0] != "entry":
+                    # A close whose shorts did not all close must not leave its longs planned for
+                    # ever: withdraw them; the exit manager's next round re-reads the position book
+                    # and plans again (the entry policies handle entry groups).
+                    policy.withdraw_planned(intents, "withdrawn: a lower phase of this close failed")
+                continue
             phase = ready_phase(views)
-            if phase is None or blocked(views):
+            if phase is None:
                 continue
             for intent in intents:
                 if intent.state == IntentState.PLANNED.value and intent.phase == phase \
@@ -236,10 +249,16 @@ class ExecutionEngine(Service):
         tracker.track(intent_id)
 
     def _reconcile_job(self, account_id: int) -> None:
+        # The intents unknown when the job starts, each read `reads` times; one that becomes unknown
+        # meanwhile waits for the next job, so it too gets every read (never a "not found" after one).
+        start = list(db.session.scalars(select(OrderIntent.id).where(
+            OrderIntent.account_id == account_id, OrderIntent.state == IntentState.UNKNOWN.value)
+            .order_by(OrderIntent.id)))
+        db.session.commit()
         for read in range(1, self.reads + 1):
             ids = list(db.session.scalars(select(OrderIntent.id).where(
-                OrderIntent.account_id == account_id, OrderIntent.state == IntentState.UNKNOWN.value)
-                .order_by(OrderIntent.id)))
+                OrderIntent.id.in_(start), OrderIntent.state == IntentState.UNKNOWN.value)
+                .order_by(OrderIntent.id))) if start else []
             db.session.commit()
             if not ids:
                 return
@@ -265,6 +284,13 @@ def request_retry(user: Any, run_account_id: int) -> list[int]:
         RunAccount.id == run_account_id, StrategyRun.user_id == user.id))
     if row is None:
         raise LookupError("run account not found")
+    # A retry is a new entry: the same gates as Execute, and never on a run being (or already) closed.
+    require_engine_online()
+    require_not_halted()
+    if row.run.status not in (RunStatus.ENTERING, RunStatus.OPEN) or policy.closing_requested(row):
+        raise ExecutionRefused("This run is being closed (or was): its failed legs are not sent again.")
+    if row.status not in (RunAccountStatus.PARTIAL, RunAccountStatus.FAILED):
+        return []
     intents = policy.entry_intents(row.id)
     superseded = policy_superseded(intents)
     created = []

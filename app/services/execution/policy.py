@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import or_, select
@@ -28,6 +29,7 @@ from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, I
 from app.extensions import db
 from app.models.execution import (
     ExitRequest,
+    KillSwitch,
     OrderIntent,
     Purpose,
     RunAccount,
@@ -92,13 +94,25 @@ def withdraw_planned(intents: list[OrderIntent], why: str) -> int:
     return count
 
 
+# When each timed-out LIMIT was last asked to cancel (in memory: after a restart one more cancel
+# goes out, which the broker answers harmlessly). Never more than one cancel per CANCEL_REPEAT_SECONDS.
+_cancel_sent: dict[int, float] = {}
+CANCEL_REPEAT_SECONDS = 5.0
+
+
 def _limit_timeouts(run: StrategyRun, intents: list[OrderIntent]) -> None:
     deadline = utcnow() - timedelta(seconds=run.limit_timeout_seconds)
+    now = time.monotonic()
     for intent in intents:
         if intent.price_type == "LIMIT" and IntentState(intent.state) in AT_BROKER \
                 and intent.sent_at is not None and intent.sent_at <= deadline:
+            if now - _cancel_sent.get(intent.id, -CANCEL_REPEAT_SECONDS) < CANCEL_REPEAT_SECONDS:
+                continue
+            _cancel_sent[intent.id] = now
             tracker.cancel(intent.id)
             tracker.track(intent.id)
+        elif intent.id in _cancel_sent and IntentState(intent.state) not in AT_BROKER:
+            _cancel_sent.pop(intent.id, None)
 
 
 def step_account(run_account_id: int) -> None:
@@ -117,10 +131,12 @@ def step_account(run_account_id: int) -> None:
     # Once an exit was asked for this account (or the whole run, or one of its legs), its entry is
     # over: nothing is re-sent or replaced, or a close could race a fresh entry of the same leg
     # (the exit manager cancels open entries; those cancels are no failures to retry).
-    closing = _exit_requested(run_account)
+    closing_all, closing_legs = _closing_scope(run_account)
     for intent in current:
-        if closing:
+        if closing_all:
             break
+        if intent.leg_number in closing_legs:
+            continue
         state = IntentState(intent.state)
         if state is IntentState.CANCELLED and intent.price_type == "LIMIT" and run.limit_fallback == "market" \
                 and intent.filled_quantity < intent.quantity:
@@ -156,10 +172,30 @@ def step_account(run_account_id: int) -> None:
     _roll_up_account(run_account, intents)
 
 
-def _exit_requested(run_account: RunAccount) -> bool:
-    return db.session.scalar(select(ExitRequest.id).where(
+def _closing_scope(run_account: RunAccount) -> tuple[bool, set[int]]:
+    """What of this account is being (or was) closed: (everything, the legs closed one by one).
+
+    Everything: an exit of the whole run or of this account, or a kill switch the user pressed
+    after the run was clicked. Its entries are then over: nothing is re-sent or replaced, or a
+    close could race a fresh entry of the same leg (the exit manager cancels open entries, and
+    those cancels are no failures to retry). A one-leg exit ends the entry of that leg only.
+    """
+    rows = db.session.execute(select(ExitRequest.run_account_id, ExitRequest.leg_number).where(
         ExitRequest.run_id == run_account.run_id, ExitRequest.purpose != Purpose.UNWIND,
-        or_(ExitRequest.run_account_id.is_(None), ExitRequest.run_account_id == run_account.id)).limit(1)) is not None
+        or_(ExitRequest.run_account_id.is_(None), ExitRequest.run_account_id == run_account.id))).all()
+    legs = {leg for _ra, leg in rows if leg is not None}
+    everything = any(leg is None for _ra, leg in rows)
+    if not everything:
+        run = run_account.run
+        everything = db.session.scalar(select(KillSwitch.id).where(
+            KillSwitch.user_id == run.user_id, KillSwitch.created_at >= run.clicked_at).limit(1)) is not None
+    return everything, legs
+
+
+def closing_requested(run_account: RunAccount) -> bool:
+    """Some close was asked for this account's part of the run (or a kill switch pressed since)."""
+    everything, legs = _closing_scope(run_account)
+    return everything or bool(legs)
 
 
 def _request_unwind(run_account: RunAccount) -> None:
