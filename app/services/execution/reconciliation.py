@@ -6,6 +6,12 @@ the account, placed no earlier than our send time minus a clock-skew allowance (
 One candidate is adopted; several → the earliest is adopted and the intent flagged; none after
 EXECUTION_RECONCILE_READS reads → not placed.
 
+A sibling's order is never adopted: while another intent of the account with the same symbol,
+exchange, action, product and quantity is still SENDING, its order may be in the book without its
+id recorded yet, so no decision is taken (PENDING, even on the last read). The links and the
+sending siblings are read after the book, and the chosen id is checked once more right before
+ADOPT; an id linked meanwhile is refused and the intent flagged.
+
 The position check (invariant 6) compares, per symbol/exchange/product, the signed fills of all a
 run account's intents with the account's position book.
 """
@@ -20,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.broker import parsing
 from app.broker.errors import BrokerError
@@ -96,18 +102,41 @@ def linked_order_ids(account_id: int, except_intent: int) -> set[str]:
     return {str(r) for r in rows}
 
 
+def order_owner(account_id: int, broker_order_id: str, *, except_intent: int) -> int | None:
+    """The id of another intent of the account already linked to `broker_order_id`, or None."""
+    return db.session.scalar(select(OrderIntent.id).where(
+        OrderIntent.account_id == account_id, OrderIntent.id != except_intent,
+        OrderIntent.broker_order_id == str(broker_order_id)).order_by(OrderIntent.id).limit(1))
+
+
+def sending_siblings(intent: OrderIntent) -> list[int]:
+    """Other intents of the account for the same order shape (symbol, exchange, action, product,
+    quantity) that are still SENDING: their orders may be in the book with no id recorded yet."""
+    return list(db.session.scalars(select(OrderIntent.id).where(
+        OrderIntent.account_id == intent.account_id, OrderIntent.id != intent.id,
+        OrderIntent.state == IntentState.SENDING.value, OrderIntent.symbol == intent.symbol,
+        OrderIntent.exchange == intent.exchange, OrderIntent.action == intent.action,
+        OrderIntent.product == intent.product, OrderIntent.quantity == intent.quantity).order_by(OrderIntent.id)))
+
+
+def _flag(intent_id: int, note: str) -> None:
+    db.session.execute(update(OrderIntent).where(OrderIntent.id == intent_id).values(flagged=True, note=note[:500]))
+    db.session.commit()
+
+
 def reconcile(intent_id: int, *, last_read: bool) -> Outcome:
     """One order-book read for an UNKNOWN intent: adopt a match, or (on the last read) NOT_FOUND.
 
-    The caller runs the reads of one account one after another (two intents must not adopt one
-    order) and spaces them EXECUTION_RECONCILE_INTERVAL_SECONDS apart.
+    While a same-shaped sibling of the account is still SENDING nothing is decided: PENDING is
+    returned even when `last_read` (the caller's next reconcile pass reads again). The caller runs
+    the reads of one account one after another (two intents must not adopt one order) and spaces
+    them EXECUTION_RECONCILE_INTERVAL_SECONDS apart.
     """
     intent = db.session.get(OrderIntent, intent_id)
     if intent is None or intent.state != IntentState.UNKNOWN.value:
         db.session.rollback()
         return Outcome.SKIPPED
     account = db.session.get(TradingAccount, intent.account_id)
-    linked = linked_order_ids(intent.account_id, intent.id)
     db.session.commit()
     if account is None:
         return Outcome.SKIPPED
@@ -116,6 +145,14 @@ def reconcile(intent_id: int, *, last_read: bool) -> Outcome:
     except BrokerError as exc:
         logger.info("Order book of account %s not read for intent %s: %s", intent.account_id, intent_id, exc)
         return Outcome.SKIPPED
+    # Read after the book: an order seen there whose sender is still sending, or has recorded it
+    # since, is a sibling's and must not be a candidate.
+    sending = sending_siblings(intent)
+    linked = linked_order_ids(intent.account_id, intent.id)
+    db.session.commit()
+    if sending:
+        logger.info("Intent %s: siblings %s still sending; not deciding yet", intent_id, sending)
+        return Outcome.PENDING
     skew = timedelta(seconds=float(current_app.config.get("EXECUTION_CLOCK_SKEW_SECONDS", 120)))
     found = candidates(intent, book, linked, skew)
     try:
@@ -125,6 +162,13 @@ def reconcile(intent_id: int, *, last_read: bool) -> Outcome:
             apply(intent, IntentEvent.NOT_FOUND, detail="no matching order in the order book")
             return Outcome.NOT_FOUND
         order = found[0][2]
+        owner = order_owner(intent.account_id, order.order_id, except_intent=intent.id)
+        db.session.commit()
+        if owner is not None:  # linked by another intent since the links were read
+            note = f"broker order {order.order_id} is already linked to intent {owner}; not adopted"
+            logger.warning("Intent %s: %s", intent_id, note)
+            _flag(intent.id, note)
+            return Outcome.PENDING
         others = [c[2].order_id for c in found[1:]]
         facts: dict[str, Any] = {"broker_order_id": order.order_id}
         detail = f"adopted order {order.order_id} ({order.status})"

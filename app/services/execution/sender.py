@@ -9,11 +9,20 @@ during the broker call. The answer becomes exactly one event (invariant 4):
 - OutcomeUnknown → OUTCOME_UNKNOWN (reconciliation decides);
 - BrokerUnavailable / HostNotAllowed / BrokerAuthError / RateLimited (answered before the order
   was processed) → NOT_SENT.
+
+Two guards keep one broker order from being counted twice or sent by a deposed leader:
+
+- `still_leading` is asked right before the HTTP call; a sender that lost the lease meanwhile
+  applies NOT_SENT ("lease lost before sending") and sends nothing.
+- an acknowledged order id that is already linked to another intent of the account (a sibling's
+  reconciliation adopted it first) is never applied twice: the intent becomes UNKNOWN, flagged
+  with a note naming the clash, and reconciliation finds its own order.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -32,19 +41,25 @@ from app.models import TradingAccount
 from app.models.execution import OrderIntent
 from app.services.accounts import client_for
 from app.services.execution.lifecycle import StaleIntent, apply, claim
+from app.services.execution.reconciliation import order_owner
 
 logger = logging.getLogger(__name__)
 
 NOT_SENT_ERRORS = (BrokerUnavailable, HostNotAllowed, BrokerAuthError, RateLimited)
+LEASE_LOST = "lease lost before sending"
 
 
 def _price(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def send(intent_id: int, holder: str) -> IntentState | None:
+def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None = None) -> IntentState | None:
     """Claim and send one planned intent. Returns its state afterwards, or None when another
-    sender owns it (or it is not planned any more): nothing was sent then."""
+    sender owns it (or it is not planned any more): nothing was sent then.
+
+    `still_leading` (default: always true) is asked right before the request; when it answers
+    False the intent becomes NOT_PLACED with the note "lease lost before sending".
+    """
     intent = db.session.get(OrderIntent, intent_id)
     if intent is None or not claim(intent, holder):
         db.session.rollback()
@@ -55,6 +70,10 @@ def send(intent_id: int, holder: str) -> IntentState | None:
         if account is None or account.deleted_at is not None:
             raise HostNotAllowed("the account no longer exists")
         client = client_for(account)
+        if still_leading is not None and not still_leading():
+            logger.warning("Intent %s not sent by %s: %s", intent_id, holder, LEASE_LOST)
+            return _apply(intent, IntentEvent.NOT_SENT, LEASE_LOST, note=LEASE_LOST,
+                          rejection_reason=f"Not sent: {LEASE_LOST}")
         price = _price(intent.price) if intent.price_type != "MARKET" else None
         ack = client.place_order(symbol=intent.symbol, exchange=intent.exchange, action=intent.action,
                                  quantity=intent.quantity, product=intent.product, price_type=intent.price_type,
@@ -76,6 +95,19 @@ def send(intent_id: int, holder: str) -> IntentState | None:
     if broker_order_id is None:
         return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, "acknowledged without an order id",
                       note="acknowledged without an order id")
+    return record_accepted(intent, broker_order_id)
+
+
+def record_accepted(intent: OrderIntent, broker_order_id: str) -> IntentState | None:
+    """Apply a SENDING intent's acknowledgement: ACCEPTED with the broker's order id, unless that id
+    is already linked to another intent of the account, in which case the intent becomes UNKNOWN,
+    flagged with a note naming the clash (reconciliation then finds its own order)."""
+    owner = order_owner(intent.account_id, broker_order_id, except_intent=intent.id)
+    db.session.commit()
+    if owner is not None:
+        note = f"broker order {broker_order_id} is already linked to intent {owner}; not applied twice, reconciling"
+        logger.warning("Intent %s: %s", intent.id, note)
+        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, note, note=note[:500], flagged=True)
     return _apply(intent, IntentEvent.ACCEPTED, f"order id {broker_order_id}", broker_order_id=broker_order_id)
 
 
