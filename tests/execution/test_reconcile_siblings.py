@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from app.broker.client import OpenAlgoClient
+from app.domain.order_lifecycle import IntentState
 from app.extensions import db
 from app.models.execution import OrderIntent
 from app.services.execution import reconciliation, sender
@@ -61,6 +62,17 @@ def _two_equal_children(setup) -> tuple[int, list[OrderIntent]]:
     return run_id, rows
 
 
+def _row(intent_id: int) -> OrderIntent:
+    db.session.expire_all()
+    row = db.session.get(OrderIntent, intent_id)
+    assert row is not None
+    return row
+
+
+def _state(state: IntentState | None) -> str | None:
+    return None if state is None else state.value
+
+
 def _place(setup) -> str:
     ack = setup["client"].place_order(symbol=CE, exchange="NFO", action="BUY", quantity=LOT, product="MIS")
     return str(ack.order_ids[0])
@@ -73,8 +85,8 @@ def test_reconcile_two_equal_children_both_lost_adopts_two_distinct_orders(setup
     rows = intents(run_id)
     assert [(r.state, r.filled_quantity) for r in rows] == [("filled", LOT), ("filled", LOT)]
     assert [[e.event for e in r.events] for r in rows] == [["claim", "outcome_unknown", "adopt", "fill"]] * 2
-    ids = [r.broker_order_id for r in rows]
-    assert len(set(ids)) == 2
+    ids = [r.broker_order_id or "" for r in rows]
+    assert "" not in ids and len(set(ids)) == 2
     assert sorted(o.order_id for o in setup["client"].orderbook() if o.symbol == CE) == sorted(ids)
     assert broker_net(setup["client"], CE) == 2 * LOT == recorded_net(run_id, setup["account"], CE)
 
@@ -83,21 +95,19 @@ def test_reconcile_sibling_still_sending_waits_then_ack_clash_goes_unknown_and_b
     run_id, (first, second) = _two_equal_children(setup)
     first_id, second_id = first.id, second.id
     assert claim(first, "h") and claim(second, "h")
-    apply(db.session.get(OrderIntent, first_id), "outcome_unknown", detail="answer lost")
+    apply(_row(first_id), "outcome_unknown", detail="answer lost")
     sibling_order = _place(setup)  # the second child's order, its ACCEPTED not applied yet
 
     # The first child's reconciliation must not adopt the order of a sibling that is still sending.
     assert reconciliation.reconcile(first_id, last_read=True) is Outcome.PENDING
-    db.session.expire_all()
-    row = db.session.get(OrderIntent, first_id)
+    row = _row(first_id)
     assert (row.state, row.broker_order_id) == ("unknown", None)
 
     # Say it was adopted anyway (the old defect): the sibling's acknowledgement is then refused.
     apply(row, "adopt", detail="wrongly adopted", broker_order_id=sibling_order)
     own_order = _place(setup)  # the first child's real order
-    assert sender.record_accepted(db.session.get(OrderIntent, second_id), sibling_order).value == "unknown"
-    db.session.expire_all()
-    row = db.session.get(OrderIntent, second_id)
+    assert _state(sender.record_accepted(_row(second_id), sibling_order)) == "unknown"
+    row = _row(second_id)
     assert (row.state, row.broker_order_id, row.flagged) == ("unknown", None, True)
     assert row.note == (f"broker order {sibling_order} is already linked to intent {first_id}; "
                         "not applied twice, reconciling")
@@ -115,10 +125,10 @@ def test_reconcile_sibling_recorded_after_wait_is_not_adopted_not_found(setup):
     run_id, (first, second) = _two_equal_children(setup)
     first_id, second_id = first.id, second.id
     assert claim(first, "h") and claim(second, "h")
-    apply(db.session.get(OrderIntent, first_id), "outcome_unknown", detail="answer lost")
+    apply(_row(first_id), "outcome_unknown", detail="answer lost")
     sibling_order = _place(setup)
     assert reconciliation.reconcile(first_id, last_read=True) is Outcome.PENDING
-    assert sender.record_accepted(db.session.get(OrderIntent, second_id), sibling_order).value == "accepted"
+    assert _state(sender.record_accepted(_row(second_id), sibling_order)) == "accepted"
     assert reconciliation.reconcile(first_id, last_read=True) is Outcome.NOT_FOUND
     rows = intents(run_id)
     assert [(r.state, r.broker_order_id) for r in rows] == [("not_placed", None), ("accepted", sibling_order)]
@@ -127,7 +137,7 @@ def test_reconcile_sibling_recorded_after_wait_is_not_adopted_not_found(setup):
 def test_send_lease_lost_before_request_not_placed_nothing_at_broker(setup):
     run_id = make_run(setup["user"].id, [setup["account"]], [Leg(CE, "BUY")])
     (row,) = intents(run_id)
-    assert sender.send(row.id, "deposed", still_leading=lambda: False).value == "not_placed"
+    assert _state(sender.send(row.id, "deposed", still_leading=lambda: False)) == "not_placed"
     (row,) = intents(run_id)
     assert [e.event for e in row.events] == ["claim", "not_sent"]
     assert (row.note, row.rejection_reason) == ("lease lost before sending", "Not sent: lease lost before sending")
@@ -137,6 +147,6 @@ def test_send_lease_lost_before_request_not_placed_nothing_at_broker(setup):
 def test_send_still_leading_default_sends_once(setup):
     run_id = make_run(setup["user"].id, [setup["account"]], [Leg(CE, "BUY")])
     (row,) = intents(run_id)
-    assert sender.send(row.id, "leader", still_leading=lambda: True).value in ("accepted", "filled")
+    assert _state(sender.send(row.id, "leader", still_leading=lambda: True)) in ("accepted", "filled")
     (row,) = intents(run_id)
     assert [o.order_id for o in setup["client"].orderbook()] == [row.broker_order_id]
