@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.models import User
 from app.models.execution import ExitRequest, StrategyRun
 from app.models.strategies import Strategy
 from app.services.calendar import get_calendar
@@ -128,3 +129,52 @@ def test_scheduler_service_ticks_with_its_injected_clock(scheduled):
     assert service.run_once() == "exits 1, entries 0, skipped 0"
     assert _requests() == [(run_id, "exit")]
     assert scheduler.ENTRY_GRACE == timedelta(minutes=2)
+
+
+@pytest.fixture
+def paper_scheduled(alice, broker, sim, apikey):
+    from tests.support.exits import add_paper_accounts
+
+    engine_online()
+    user = db.session.scalar(select(User).where(User.username == "alice"))
+    ((account_id, key),) = add_paper_accounts(alice, broker, sim, ["One"])
+    strategy = Strategy(user_id=user.id, name="Timed", entry_time=time(9, 20), exit_time=time(15, 25),
+                        square_off_time=time(15, 15))
+    db.session.add(strategy)
+    db.session.commit()
+    yield user, account_id, key, strategy.id
+    sim.call("DELETE", "/sim/faults")
+    sim.call("DELETE", f"/sim/accounts/{key}")
+
+
+def test_tick_after_a_failed_square_off_requests_it_again_a_minute_later_until_closed(paper_scheduled, sim):
+    from tests.support.exits import Driver, filled_entries, net_positions
+
+    user, account_id, key, strategy_id = paper_scheduled
+    day = _day(trading=True)
+    run_id = make_run(user.id, [account_id], [LegSpec("SBIN", "NSE", "BUY", 5)])
+    driver = Driver()
+    filled_entries(driver, run_id)
+    run = db.session.get(StrategyRun, run_id)
+    run.strategy_id, run.status, run.clicked_at = strategy_id, "open", _ist(day, 9, 20)
+    db.session.commit()
+    sim.set_faults(key, reject_rate=1.0, reject_reason="rms_block", reject_mode="http", routes=["placeorder"])
+
+    assert tick(_ist(day, 15, 15)).exits == [(run_id, "square_off")]
+    first = db.session.scalars(select(ExitRequest)).one()
+    driver.run_until(lambda: db.session.get(ExitRequest, first.id).status == "failed")
+    # The exit manager failed it in real time; put that moment on the injected clock's day.
+    db.session.get(ExitRequest, first.id).done_at = _ist(day, 15, 15, 20)
+    db.session.commit()
+    sim.call("DELETE", "/sim/faults")
+
+    assert tick(_ist(day, 15, 16, 19)).exits == []  # at most once a minute after the failure
+    assert tick(_ist(day, 15, 16, 20)).exits == [(run_id, "square_off")]
+    assert tick(_ist(day, 15, 16, 30)).exits == []  # the new one is working
+    second = db.session.scalars(select(ExitRequest).order_by(ExitRequest.id.desc())).first()
+    assert second.reason == f"scheduled square-off at 15:15 IST (again: request {first.id} failed)"
+    assert driver.run_until(lambda: db.session.get(ExitRequest, second.id).status in ("done", "failed")) \
+        and db.session.get(ExitRequest, second.id).status == "done"
+    assert net_positions(account_id) == {}
+    assert tick(_ist(day, 15, 18)).exits == []  # closed: nothing more
+    assert _requests() == [(run_id, "square_off"), (run_id, "square_off")]

@@ -138,6 +138,10 @@ class Driver:
     def send(self, intent: OrderIntent) -> None:
         if not claim(intent, "test-driver"):
             return
+        self.place(intent)
+
+    def place(self, intent: OrderIntent) -> None:
+        """Place an intent this driver (or the test) has claimed, and apply the answer."""
         account = db.session.get(TradingAccount, intent.account_id)
         db.session.commit()
         self.sent.append(intent.id)

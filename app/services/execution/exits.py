@@ -14,6 +14,8 @@ one step per engine pass, from the database alone (restartable):
 3. when everything in scope is flat the request is done and the run account / run closed;
    a close that is rejected or not placed is retried after a position re-read, up to
    MAX_CLOSE_ROUNDS rounds, then the request fails with the reason (held stays what the fills say).
+   Only a pass that writes close intents counts as a round: a position book that cannot be read
+   (or a pass with nothing to plan) is tried again next pass, for up to IDLE_LIMIT_SECONDS.
 
 A second request for the same leg (a manual exit racing the square-off) computes the same
 intent keys, so the unique key makes a second close order impossible.
@@ -58,6 +60,9 @@ logger = logging.getLogger(__name__)
 
 MAX_CLOSE_ROUNDS = 3
 CANCEL_AGAIN_SECONDS = 5.0
+# A pass that can plan nothing (position book not readable, broker shows nothing to close) is not
+# a round; after this long without a close intent planned the request fails with the reasons.
+IDLE_LIMIT_SECONDS = 120.0
 REQUEST_PURPOSES = frozenset(Purpose.CLOSING - {Purpose.KILL_SWITCH})
 ACTIVE = ("pending", "working")
 _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
@@ -282,15 +287,30 @@ def step(request: ExitRequest) -> bool:
     if rounds >= MAX_CLOSE_ROUNDS:
         return _fail(request, run, accounts, legs, held)
     closes, unclosable = _closes(accounts, legs)
-    report["rounds"] = rounds + 1
-    if unclosable:
+    created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id)
+    report = _report(request)
+    now = utcnow()
+    if created:  # only a pass that wrote close intents is a round (a book not read is no round)
+        report["rounds"] = rounds + 1
+        report.pop("idle_since", None)
+    elif existing:  # someone else (another request, the kill switch) planned this round
+        report.pop("idle_since", None)
+    elif "idle_since" not in report:
+        report["idle_since"] = now.isoformat()
+    elif now - datetime.fromisoformat(report["idle_since"]) >= timedelta(seconds=IDLE_LIMIT_SECONDS):
         report["unclosable"] = unclosable
+        request.report = report
+        db.session.commit()
+        return _fail(request, run, accounts, legs, held)
+    if unclosable or "unclosable" in report:
+        report["unclosable"] = unclosable
+    changed = report != (request.report or {})
     request.report = report
     db.session.commit()
-    created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id)
-    logger.info("exit request %s round %s: %s close intents planned, %s already planned",
-                request.id, rounds + 1, created, existing)
-    return True
+    if created or existing:
+        logger.info("exit request %s round %s: %s close intents planned, %s already planned",
+                    request.id, report.get("rounds", 0), created, existing)
+    return changed
 
 
 def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:

@@ -80,18 +80,35 @@ def kill_intent_key(ks_id: int, account_id: int, symbol: str, exchange: str, pro
 def press_kill_switch(user: User) -> KillSwitch:
     """Queue a kill switch for every account of `user` and wake the leader.
 
+    A user has at most one active kill switch: pressing again while one is pending or closing
+    returns that one (nothing is closed twice).
+
     Raises:
         EngineOffline: no process holds the services lease (nothing queued).
     """
+    active = _active_for(user.id)
+    if active is not None:  # a second press (double click, second tab) is the same kill switch
+        return active
     require_engine_online()
     row = KillSwitch(user_id=user.id, status="pending", report={"stage": "cancel"})
     db.session.add(row)
     db.session.flush()
+    earlier = _active_for(user.id, before=row.id)
+    if earlier is not None:  # a press that committed between our check and our insert
+        db.session.rollback()
+        return earlier
     audit.record("kill_switch_pressed", category="trading", user=user, commit=False,
                  details={"kill_switch_id": row.id})
     db.session.commit()
     wake_engine(f"kill:{row.id}")
     return row
+
+
+def _active_for(user_id: int, before: int | None = None) -> KillSwitch | None:
+    query = select(KillSwitch).where(KillSwitch.user_id == user_id, KillSwitch.status.in_(ACTIVE))
+    if before is not None:
+        query = query.where(KillSwitch.id < before)
+    return db.session.scalars(query.order_by(KillSwitch.id).limit(1)).first()
 
 
 # --- engine side ----------------------------------------------------------------------------------
@@ -175,12 +192,48 @@ def step(ks: KillSwitch) -> bool:
     if stage == "plan":
         return _stage_plan(ks, report)
     if stage == "closing":
-        pending = db.session.scalar(select(OrderIntent.id).where(
-            OrderIntent.kill_switch_id == ks.id, OrderIntent.state.not_in(_TERMINAL_VALUES)).limit(1))
-        if pending is not None:
+        if _unsettled(ks.id):
             return False
+        _withdraw_blocked(ks.id)
         return _stage_report(ks, report)
     return False
+
+
+def _blocked_and_moving(ks_id: int) -> tuple[list[OrderIntent], list[OrderIntent]]:
+    """This kill switch's intents that are not terminal: (blocked, moving). A planned intent whose
+    group has a lower phase that ended without filling is never sent (the engine withdraws it):
+    blocked, i.e. settled for the kill switch."""
+    rows = list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id == ks_id)
+                                   .order_by(OrderIntent.id)))
+    groups: dict[tuple[Any, ...], list[OrderIntent]] = {}
+    for row in rows:
+        key = ("ra", row.run_account_id, row.attempt) if row.run_account_id is not None else ("acct", row.account_id)
+        groups.setdefault(key, []).append(row)
+    blocked: list[OrderIntent] = []
+    moving: list[OrderIntent] = []
+    for group in groups.values():
+        for intent in group:
+            if intent.state in _TERMINAL_VALUES:
+                continue
+            stuck = intent.state == IntentState.PLANNED.value and any(
+                other.phase < intent.phase and other.state in _TERMINAL_VALUES
+                and other.state != IntentState.FILLED.value for other in group)
+            (blocked if stuck else moving).append(intent)
+    return blocked, moving
+
+
+def _unsettled(ks_id: int) -> bool:
+    """Whether an intent of this kill switch can still move (blocked ones cannot)."""
+    return bool(_blocked_and_moving(ks_id)[1])
+
+
+def _withdraw_blocked(ks_id: int) -> None:
+    for intent in _blocked_and_moving(ks_id)[0]:
+        why = f"withdrawn: kill switch {ks_id}: a lower phase of its group was not filled"
+        try:
+            apply(intent, IntentEvent.WITHDRAW, detail=why, note=why)
+        except (StaleIntent, IllegalTransition):
+            pass  # the engine withdrew it first
 
 
 def _withdraw_planned(user_id: int) -> int:
@@ -299,6 +352,7 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
             entry["failed"].append({"symbol": "*", "reason": f"position book not read: {book}"})
             continue
         remaining = dict(book)
+        busy: set[tuple[str, str, str]] = set()
         closes: list[LegClose] = []
         for ra in _open_run_accounts(ks.user_id, int(account_key)):
             legs = {leg.number: leg for leg in ra.run.legs}
@@ -306,13 +360,14 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
             for number, held in held_by_leg(ra).items():  # read after the round states
                 if held == 0 or number not in legs:
                     continue
-                if rounds[number][1]:
-                    entry["failed"].append({"symbol": legs[number].symbol,
-                                            "reason": f"run {ra.run_id}: a close of leg {number} is in flight"})
-                    continue
                 leg = legs[number]
                 product = entry_product(ra, number, ra.run.product)
                 key = (leg.symbol, leg.exchange, product)
+                if rounds[number][1]:  # someone else is closing it: never a second close in the sweep
+                    busy.add(key)
+                    entry["failed"].append({"symbol": leg.symbol,
+                                            "reason": f"run {ra.run_id}: a close of leg {number} is in flight"})
+                    continue
                 capped = cap_at_broker(held, remaining.get(key, 0))
                 if capped == 0:
                     entry["failed"].append({"symbol": leg.symbol, "reason": f"run {ra.run_id} holds {held} by its "
@@ -322,6 +377,8 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
                 closes.append(LegClose(ra, leg, capped, product, rounds[number][0]))
         planned += plan_leg_closes(closes, Purpose.KILL_SWITCH, kill_switch_id=ks.id, commit=False)[0]
         for (symbol, exchange, product), qty in sorted(remaining.items()):
+            if (symbol, exchange, product) in busy:
+                continue
             lot, freeze = figures.get((symbol, exchange), (1, 0))
             for order in plan_close_orders([Holding(None, symbol, exchange, product, qty, lot, freeze)]):
                 intent = OrderIntent(

@@ -6,7 +6,9 @@ day. On a trading day of the calendar (app/services/calendar.py), in IST:
 - from a strategy's exit_time (purpose exit) and square_off_time (purpose square_off) until the
   session's close, every open run of the strategy clicked before that time gets one
   ExitRequest per purpose and day (the exit manager closes it; two purposes racing on the same
-  leg collide on the close keys, so nothing is closed twice);
+  leg collide on the close keys, so nothing is closed twice); a request that FAILED is not
+  done: a new one is created RETRY_FAILED_AFTER (one minute) after it failed, again and again
+  until the run is closed or the session ends;
 - within ENTRY_GRACE of entry_time, a strategy with auto_entry gets one scheduled execution
   (planner.submit_execution with the idempotency key f"schedule:{strategy.id}:{ist_date}", so
   a second tick, or a restarted leader, is the same run).
@@ -36,6 +38,7 @@ from app.timeutil import IST
 logger = logging.getLogger(__name__)
 
 ENTRY_GRACE = timedelta(minutes=2)  # a leader that starts later than this does not enter any more
+RETRY_FAILED_AFTER = timedelta(minutes=1)  # a failed scheduled exit is asked again this long after
 DEFAULT_EXCHANGE = "NSE"
 _DERIVATIVES = {"NFO": "NSE", "BFO": "BSE", "CDS": "NSE", "MCX": "MCX"}
 
@@ -101,14 +104,17 @@ def _exits(now: datetime, day: date, result: TickResult) -> None:
             due = at_ist(day, moment)
             if now < due or (end is not None and now >= end) or run.clicked_at >= due:
                 continue
-            exists = db.session.scalar(select(ExitRequest.id).where(
-                ExitRequest.run_id == run.id, ExitRequest.purpose == purpose, ExitRequest.created_at >= due).limit(1))
-            if exists is not None:
+            last = db.session.scalars(select(ExitRequest).where(
+                ExitRequest.run_id == run.id, ExitRequest.purpose == purpose, ExitRequest.created_at >= due)
+                .order_by(ExitRequest.id.desc()).limit(1)).first()
+            if last is not None and not _retry_due(last, now):
                 continue
             user = db.session.get(User, run.user_id)
+            reason = f"scheduled {purpose.replace('_', '-')} at {moment:%H:%M} IST"
+            if last is not None:
+                reason += f" (again: request {last.id} failed)"
             try:
-                request_exit(user, run, purpose=purpose,
-                             reason=f"scheduled {purpose.replace('_', '-')} at {moment:%H:%M} IST")
+                request_exit(user, run, purpose=purpose, reason=reason)
             except (AlgoMirrorError, LookupError) as exc:
                 db.session.rollback()
                 result.skipped.append(f"run {run.id} {purpose}: {exc}")
@@ -116,6 +122,15 @@ def _exits(now: datetime, day: date, result: TickResult) -> None:
                 continue
             result.exits.append((run.id, purpose))
             logger.info("Scheduled %s of run %s requested", purpose, run.id)
+
+
+def _retry_due(last: ExitRequest, now: datetime) -> bool:
+    """A failed scheduled exit is asked again, at most once per RETRY_FAILED_AFTER after it
+    failed; one that is pending, working or done is not."""
+    if last.status != "failed":
+        return False
+    failed_at = last.done_at or last.created_at
+    return failed_at is None or now >= failed_at + RETRY_FAILED_AFTER
 
 
 def _entries(now: datetime, day: date, result: TickResult) -> None:
