@@ -85,3 +85,29 @@ def test_exit_while_entry_fills_in_parts_cancels_the_rest_and_closes_exactly_wha
     assert [(i.action, i.quantity, i.state, i.purpose) for i in closes] == [("SELL", 65, "filled", "manual")]
     assert broker_net(client, PE) == 0
     assert db.session.get(StrategyRun, run_id).status == "closed"
+
+
+def test_exit_through_the_engine_with_short_close_rejected_every_round_fails_after_three_rounds(setup, sim,
+                                                                                                   apikey):
+    # The engine withdraws each round's planned SELL (its BUY phase was rejected): the exit manager
+    # sees the round terminal, plans the next one, and fails after MAX_CLOSE_ROUNDS.
+    user, account_id, client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
+    drive(engine, run_done(run_id))
+    sim.set_faults(apikey, reject_rate=1.0, reject_reason="rms_block", reject_mode="http", routes=["placeorder"])
+    try:
+        request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
+        drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"), timeout=45)
+    finally:
+        sim.call("DELETE", "/sim/faults")
+
+    row = db.session.get(ExitRequest, request.id)
+    assert (row.status, row.report["rounds"]) == ("failed", exits.MAX_CLOSE_ROUNDS)
+    closes = [i for i in intents(run_id) if i.purpose == "exit"]
+    assert sorted((i.attempt, i.symbol, i.action, i.state) for i in closes) == [
+        (r, s, a, st) for r in (1, 2, 3) for s, a, st in sorted([(CE, "BUY", "rejected"), (PE, "SELL", "not_placed")])]
+    assert all(i.note.startswith("withdrawn") for i in closes if i.state == "not_placed")
+    assert sorted((f["symbol"], f["held"]) for f in row.report["failed"]) == sorted([(PE, 65), (CE, -65)])
+    (ra,) = run_accounts(run_id)
+    assert held_by_leg(ra) == {1: 65, 2: -65}
+    assert (broker_net(client, PE), broker_net(client, CE)) == (65, -65)
