@@ -111,3 +111,23 @@ def test_exit_through_the_engine_with_short_close_rejected_every_round_fails_aft
     (ra,) = run_accounts(run_id)
     assert held_by_leg(ra) == {1: 65, 2: -65}
     assert (broker_net(client, PE), broker_net(client, CE)) == (65, -65)
+
+
+def test_kill_switch_through_the_engine_with_short_close_rejected_finishes_and_reports(setup, sim, apikey):
+    user, _, client, engine = setup
+    client.place_order(symbol="SBIN", exchange="NSE", action="SELL", quantity=4, product="MIS")
+    client.place_order(symbol="RELIANCE", exchange="NSE", action="BUY", quantity=7, product="MIS")
+    sim.set_faults(apikey, reject_rate=1.0, reject_reason="margin", reject_mode="http", routes=["placeorder"])
+    try:
+        ks = press_kill_switch(user)
+        drive(engine, lambda: db.session.get(KillSwitch, ks.id).status == "done", timeout=60)
+    finally:
+        sim.call("DELETE", "/sim/faults")
+
+    (entry,) = db.session.get(KillSwitch, ks.id).report["accounts"].values()
+    mine = {"SBIN", "RELIANCE"}
+    failed = sorted((f["symbol"], f["reason"].startswith("withdrawn")) for f in entry["failed"] if f["symbol"] in mine)
+    assert failed == [("RELIANCE", True), ("SBIN", False)]
+    assert [(p["symbol"], p["quantity"]) for p in entry["still_open"] if p["symbol"] in mine] == [
+        ("RELIANCE", 7), ("SBIN", -4)]
+    assert (broker_net(client, "SBIN", exchange="NSE"), broker_net(client, "RELIANCE", exchange="NSE")) == (-4, 7)
