@@ -19,15 +19,17 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from app.domain.execution_policy import blocked, ready_phase
-from app.domain.order_lifecycle import AT_BROKER, IllegalTransition, IntentEvent, IntentState
+from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
 from app.extensions import db
 from app.models.execution import OrderIntent, Purpose, RunAccount, RunAccountStatus, RunStatus, StrategyRun
+from app.models.types import utcnow
 from app.services.execution import policy, reconciliation, sender, tracker
 from app.services.execution.engine_state import require_engine_online
 from app.services.execution.errors import ExecutionRefused
@@ -41,6 +43,7 @@ logger = logging.getLogger(__name__)
 TRACK_INLINE_SECONDS = 10.0  # a send job keeps polling its order this long, then the pass takes over
 TRACK_INTERVAL_MAX = 1.0
 POLICY_INTERVAL = 0.25
+POLICY_SWEEP_SECONDS = 2.0
 
 
 def group_key(intent: OrderIntent) -> tuple[Any, ...]:
@@ -83,6 +86,8 @@ class ExecutionEngine(Service):
         self._next_track: dict[int, float] = {}
         self._recovered = False
         self._next_policies = 0.0
+        self._next_sweep = 0.0
+        self._policies_since: datetime | None = None
         self._waker: EngineWaker | None = None
 
     # -- the Service hooks --
@@ -191,14 +196,31 @@ class ExecutionEngine(Service):
         return sum(self._submit(f"recon:{a}", self._reconcile_job, a) for a in accounts)
 
     def _step_policies(self) -> None:
-        ids = list(db.session.scalars(select(RunAccount.id).join(StrategyRun).where(
-            RunAccount.status.in_(policy.ACTIVE), StrategyRun.status == RunStatus.ENTERING)))
+        # Only the run accounts whose intents changed since the last step (plus one with a resting
+        # LIMIT entry, whose timeout is a matter of time), and every entering account once per
+        # POLICY_SWEEP_SECONDS as the safety net: a step reads all of an account's intents.
+        started = utcnow()
+        query = select(RunAccount.id).join(StrategyRun).where(
+            RunAccount.status.in_(policy.ACTIVE), StrategyRun.status == RunStatus.ENTERING)
+        if self._policies_since is not None and time.monotonic() < self._next_sweep:
+            # Policies act on ends (a failure, the group complete) and on resting LIMIT orders; an
+            # intent merely moving along (sending, accepted, filled in parts) gives them nothing to do.
+            since = self._policies_since - timedelta(seconds=1)
+            ended = [s.value for s in TERMINAL]
+            changed = select(OrderIntent.run_account_id).where(
+                OrderIntent.run_account_id.is_not(None),
+                or_(and_(OrderIntent.updated_at >= since, OrderIntent.state.in_(ended)),
+                    and_(OrderIntent.price_type == "LIMIT", OrderIntent.state.in_([s.value for s in AT_BROKER]))))
+            query = query.where(or_(RunAccount.id.in_(changed), RunAccount.status == RunAccountStatus.PLANNED))
+        else:
+            self._next_sweep = time.monotonic() + POLICY_SWEEP_SECONDS
+        self._policies_since = started
+        ids = list(db.session.scalars(query))
+        db.session.commit()
         for run_account_id in ids:
-            try:
-                policy.step_account(run_account_id)
-            except Exception:
-                db.session.rollback()
-                logger.exception("Entry policy of run account %s failed", run_account_id)
+            # In the pool, like every broker call: a step may cancel a LIMIT or read the position book,
+            # and one slow account must never hold the pass (and so every other account) up.
+            self._submit(f"policy:{run_account_id}", policy.step_account, run_account_id)
 
     # -- jobs (pool threads, each in its own app context) --
     def _busy(self, key: str) -> bool:
@@ -235,7 +257,7 @@ class ExecutionEngine(Service):
     def _send_job(self, intent_id: int) -> None:
         if not self.still_leading():
             return
-        state = sender.send(intent_id, self.holder)
+        state = sender.send(intent_id, self.holder, self.still_leading)
         # A MARKET order usually fills before its acknowledgement arrives: read its status at once,
         # then back off while it rests (LIMIT) or fills in parts.
         delay, deadline = 0.0, time.monotonic() + TRACK_INLINE_SECONDS
@@ -287,7 +309,7 @@ def request_retry(user: Any, run_account_id: int) -> list[int]:
     # A retry is a new entry: the same gates as Execute, and never on a run being (or already) closed.
     require_engine_online()
     require_not_halted()
-    if row.run.status not in (RunStatus.ENTERING, RunStatus.OPEN) or policy.closing_requested(row):
+    if row.run.status in (RunStatus.CLOSING, RunStatus.CLOSED) or policy.closing_requested(row):
         raise ExecutionRefused("This run is being closed (or was): its failed legs are not sent again.")
     if row.status not in (RunAccountStatus.PARTIAL, RunAccountStatus.FAILED):
         return []

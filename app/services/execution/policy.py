@@ -14,7 +14,7 @@ import logging
 import time
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.execution_policy import (
@@ -228,8 +228,15 @@ def _roll_up_run(run_id: int) -> None:
     if any(a.status in ACTIVE for a in accounts):
         return
     entered = [a for a in accounts if a.status not in (RunAccountStatus.FAILED,)]
-    run.status = RunStatus.OPEN if entered else RunStatus.FAILED
-    run.entered_at = utcnow() if entered else None
+    # Accounts are stepped in parallel: the last two to finish may both get here. A conditional
+    # update lets exactly one of them roll the run up (and audit it).
+    moved = db.session.execute(
+        update(StrategyRun).where(StrategyRun.id == run.id, StrategyRun.status == RunStatus.ENTERING)
+        .values(status=RunStatus.OPEN if entered else RunStatus.FAILED, entered_at=utcnow() if entered else None)
+        .execution_options(synchronize_session=False))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        return
     from app.models.users import User
 
     audit.record("execution_run_entered" if entered else "execution_run_failed", category="execution",
