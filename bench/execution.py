@@ -18,7 +18,11 @@ click and the last acknowledgement: the option chain (prices ATM; the expiry lis
 figures come from the per-host caches, warmed by a preview as a trader's page does), the BUY
 legs, their order status reads (fills), the SELL legs.
 
-Usage: uv run python bench/execution.py [--rounds 5] [--accounts 50] [--strict]
+Usage: uv run python bench/execution.py [--rounds 5] [--accounts 50] [--strict] [--engine-only]
+                                        [--postgres postgresql://postgres@127.0.0.1/algomirror_bench]
+Environment knobs for diagnosis: BENCH_TIMELINE=1 prints, per phase (BUY 0, SELL 1), when the
+intents were created, claimed (sent_at), acknowledged and filled relative to the click;
+BENCH_WORKERS (engine threads, default 64) and BENCH_POOL (database pool size, default 15).
 Bounded: about 15 s per round. Loopback only. Uses a temporary SQLite database.
 """
 
@@ -83,7 +87,9 @@ def _fresh_postgres(url: str) -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    target = make_url(url)
+    from config import normalize_database_url
+
+    target = make_url(normalize_database_url(url))
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
@@ -128,7 +134,10 @@ def main() -> int:
         from app.services.users import hash_password
 
         app = create_app("testing", {"WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
-                                     "SQLALCHEMY_DATABASE_URI": os.environ["TEST_DATABASE_URL"]})
+                                     "SQLALCHEMY_DATABASE_URI": os.environ["TEST_DATABASE_URL"],
+                                     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": int(
+                                         os.environ.get("BENCH_POOL", "15")), "max_overflow": 20},
+                                     "EXECUTION_MAX_WORKERS": int(os.environ.get("BENCH_WORKERS", "64"))})
         with app.app_context():
             upgrade()
             user = User(username="bench", email="bench@example.com", password_hash=hash_password(PASSWORD),
@@ -195,6 +204,13 @@ def main() -> int:
                 acked = max(r.acknowledged_at for r in rows)
                 filled = max(r.filled_at for r in rows)
                 orders = len(rows)
+                if os.environ.get("BENCH_TIMELINE"):
+                    for phase in (0, 1):
+                        part = [r for r in rows if r.phase == phase]
+                        for name in ("created_at", "sent_at", "acknowledged_at", "filled_at"):
+                            ts = sorted((getattr(r, name) - run.clicked_at).total_seconds() for r in part)
+                            print(f"    phase {phase} {name:16}: first {ts[0]:6.3f}  median {ts[len(ts) // 2]:6.3f}  "
+                                  f"last {ts[-1]:6.3f} s")
                 total = (db.session.scalar(select(func.count()).select_from(OrderIntent)) or 0) - before
                 assert total == orders == 4 * len(ids), (total, orders)
                 return {"post_s": post_s, "ack_s": (acked - run.clicked_at).total_seconds(),
