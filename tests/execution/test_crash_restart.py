@@ -30,12 +30,10 @@ from app.models.services import ServiceLease
 from app.services.lease import DEFAULT_LEASE_NAME, make_lease, parse_holder
 from config import new_fernet_key
 from tests.helpers import make_user, wait_until
-from tests.support.execution import CE, PE, Leg, add_paper_account, broker_net, intents, make_run, recorded_net
+from tests.support.execution import CE, PE, SKEW, Leg, add_paper_account, broker_net, intents, make_run, recorded_net
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
-# The session broker's clock is frozen at 2026-01-05, months from this machine's clock (see test_engine_send).
-SKEW = 400 * 86400.0
 # Short lease for a quick takeover, renewed often enough to survive a loaded machine.
 TTL, RENEW, RETRY = 4.0, 1.0, 0.5
 RECOVERY_BOUND_SECONDS = 15.0  # issue 9: the new leader finishes or reports within 15 s

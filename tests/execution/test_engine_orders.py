@@ -19,6 +19,7 @@ from tests.helpers import make_user
 from tests.support.execution import (
     CE,
     PE,
+    SKEW,
     Leg,
     add_paper_account,
     broker_net,
@@ -29,24 +30,8 @@ from tests.support.execution import (
     run_done,
 )
 
-SKEW = 400 * 86400.0  # the session broker's clock is frozen months before this machine's clock
 TICK = Decimal("0.05")
 FAR_BELOW = Decimal("1.00")  # a BUY LIMIT here never trades against an ATM NIFTY option
-
-
-@pytest.fixture
-def one(app_factory, broker, sim, apikey):
-    app = app_factory(BROKER_READ_TIMEOUT=3.0, EXECUTION_CLOCK_SKEW_SECONDS=SKEW,
-                      EXECUTION_RECONCILE_INTERVAL_SECONDS=0.3)
-    with app.app_context():
-        user = make_user(app, "alice")
-        account_id = add_paper_account(app, user.id, "One", broker.url, apikey)
-        client = OpenAlgoClient(broker.url, apikey)
-        engine = ExecutionEngine(app, holder="test-engine")
-        yield {"app": app, "user": user, "account": account_id, "key": apikey, "client": client, "engine": engine}
-        engine.on_stop()
-        client.close()
-        sim.partial_fills(apikey, None)
 
 
 def _books_match(one, run_id, symbols=(CE,)):

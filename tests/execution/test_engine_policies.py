@@ -6,19 +6,17 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.broker.client import OpenAlgoClient
 from app.domain.order_lifecycle import IntentState
 from app.extensions import db
 from app.models.execution import ExitRequest, RunAccount, StrategyRun
 from app.services.execution import sender, tracker
-from app.services.execution.engine import ExecutionEngine, request_retry
+from app.services.execution.engine import request_retry
 from app.services.execution.held import held_by_leg
 from tests.helpers import make_user, wait_until
 from tests.support.execution import (
     CE,
     PE,
     Leg,
-    add_paper_account,
     broker_net,
     drive,
     hold_lease,
@@ -27,22 +25,6 @@ from tests.support.execution import (
     recorded_net,
     run_done,
 )
-
-SKEW = 400 * 86400.0  # the session broker's clock is frozen months before this machine's clock
-
-
-@pytest.fixture
-def one(app_factory, broker, sim, apikey):
-    app = app_factory(BROKER_READ_TIMEOUT=3.0, EXECUTION_CLOCK_SKEW_SECONDS=SKEW,
-                      EXECUTION_RECONCILE_INTERVAL_SECONDS=0.3)
-    with app.app_context():
-        user = make_user(app, "alice")
-        account_id = add_paper_account(app, user.id, "One", broker.url, apikey)
-        client = OpenAlgoClient(broker.url, apikey)
-        engine = ExecutionEngine(app, holder="test-engine")
-        yield {"app": app, "user": user, "account": account_id, "key": apikey, "client": client, "engine": engine}
-        engine.on_stop()
-        client.close()
 
 
 def _reject_sells(sim, key, mode):

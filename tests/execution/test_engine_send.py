@@ -26,18 +26,6 @@ from tests.support.execution import (
     run_done,
 )
 
-# The session broker's clock is frozen at 2026-01-05 10:00 IST, far from this machine's clock:
-# its order timestamps are months away from our send times, so the tests widen the allowance.
-SKEW = 400 * 86400.0
-
-
-@pytest.fixture
-def engine_app(app_factory, broker):
-    app = app_factory(BROKER_READ_TIMEOUT=1.0, EXECUTION_CLOCK_SKEW_SECONDS=SKEW,
-                      EXECUTION_RECONCILE_INTERVAL_SECONDS=0.3)
-    with app.app_context():
-        yield app
-
 
 @pytest.fixture
 def setup(engine_app, broker, sim, apikey):

@@ -32,17 +32,6 @@ from tests.support.execution import (
     run_done,
 )
 
-# The session broker's clock is frozen far from this machine's clock (see test_engine_send.py).
-SKEW = 400 * 86400.0
-
-
-@pytest.fixture
-def engine_app(app_factory, broker):
-    app = app_factory(BROKER_READ_TIMEOUT=1.0, EXECUTION_CLOCK_SKEW_SECONDS=SKEW,
-                      EXECUTION_RECONCILE_INTERVAL_SECONDS=0.3)
-    with app.app_context():
-        yield app
-
 
 @pytest.fixture
 def setup(engine_app, broker, apikey):

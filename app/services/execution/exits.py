@@ -329,7 +329,8 @@ def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
                 apply(intent, IntentEvent.WITHDRAW, detail=why, note=why)
                 changed = True
             except (StaleIntent, IllegalTransition):
-                pass  # the sender claimed it first: it is now in flight, cancelled below next pass
+                # the sender claimed it first: it is now in flight, cancelled below next pass
+                pass
         elif state in AT_BROKER and intent.broker_order_id:
             sent = cancels.get(intent.broker_order_id)
             if sent and now - datetime.fromisoformat(sent) < timedelta(seconds=CANCEL_AGAIN_SECONDS):

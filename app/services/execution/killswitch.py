@@ -233,7 +233,8 @@ def _withdraw_blocked(ks_id: int) -> None:
         try:
             apply(intent, IntentEvent.WITHDRAW, detail=why, note=why)
         except (StaleIntent, IllegalTransition):
-            pass  # the engine withdrew it first
+            # the engine withdrew it first
+            pass
 
 
 def _withdraw_planned(user_id: int) -> int:
@@ -245,7 +246,8 @@ def _withdraw_planned(user_id: int) -> int:
             apply(intent, IntentEvent.WITHDRAW, detail="kill switch", note="withdrawn: kill switch")
             count += 1
         except (StaleIntent, IllegalTransition):
-            pass  # claimed by the sender meanwhile: the wait stage cancels it at the broker
+            # claimed by the sender meanwhile: the wait stage cancels it at the broker
+            pass
     return count
 
 
