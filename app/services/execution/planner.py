@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.errors import DomainError
+from app.domain.execution_policy import entry_phase
 from app.domain.expiries import ist_today
-from app.domain.instruments import Action
 from app.domain.legs import expiry_reference_day
 from app.domain.sizing import RiskProfile, SizingLeg, fixed_lots, leg_size
 from app.extensions import db
@@ -76,11 +76,6 @@ class _Sized:
 def entry_intent_key(run_id: int, account_id: int, leg: int, child: int, attempt: int = 1) -> str:
     """The unique key of an entry child order (models.execution.OrderIntent)."""
     return f"run:{run_id}/acct:{account_id}/leg:{leg}/child:{child}/entry/{attempt}"
-
-
-def entry_phase(action: str) -> int:
-    """Hedges first: BUY legs go in phase 0, SELL legs in phase 1 (only after every BUY filled)."""
-    return 0 if action == Action.BUY.value else 1
 
 
 def existing_run(user: User, idempotency_key: str) -> StrategyRun | None:

@@ -41,6 +41,7 @@ from app.models.types import utcnow
 from app.services import audit
 from app.services.execution import reconciliation, tracker
 from app.services.execution.lifecycle import StaleIntent, apply
+from app.services.execution.planner import entry_intent_key
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ def view(intent: OrderIntent) -> IntentView:
 
 
 def entry_key(intent: OrderIntent, attempt: int) -> str:
-    return f"run:{intent.run_id}/acct:{intent.account_id}/leg:{intent.leg_number}/child:{intent.child}/entry/{attempt}"
+    """The key of another attempt of an entry child (the planner's one definition of entry keys)."""
+    assert intent.run_id is not None and intent.leg_number is not None
+    return entry_intent_key(intent.run_id, intent.account_id, intent.leg_number, intent.child, attempt)
 
 
 def new_attempt(intent: OrderIntent, *, quantity: int | None = None, price_type: str | None = None,
