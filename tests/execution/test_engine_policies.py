@@ -99,7 +99,10 @@ def test_policy_unwind_sell_rejected_creates_unwind_request(one, sim):
     sim.call("DELETE", "/sim/faults")
     drive(one["engine"], lambda: db.session.get(ExitRequest, request.id).status == "done")
     closes = [r for r in intents(run_id) if r.purpose == "unwind"]
-    assert [(r.action, r.state, r.quantity) for r in closes] == [("SELL", "filled", rows[0].quantity)]
+    # A close round sent before the fault was cleared is rejected; the next round (after a position
+    # re-read) fills. Exactly one unwind close fills, whatever the timing.
+    assert [(r.action, r.quantity) for r in closes] == [("SELL", rows[0].quantity)] * len(closes)
+    assert [r.state for r in closes] == ["rejected"] * (len(closes) - 1) + ["filled"]
     assert held_by_leg(rows[0].run_account_id) == {1: 0, 2: 0}
     _books_match(one, run_id)
 
