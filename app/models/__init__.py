@@ -12,6 +12,7 @@ from app.models.execution import (
     RunLeg,
     StrategyRun,
 )
+from app.models.risk import AccountRiskBlock, RiskEvent
 from app.models.services import ServiceHeartbeat, ServiceLease
 from app.models.sessions import UserSession
 from app.models.settings import AppSetting
@@ -20,6 +21,7 @@ from app.models.trading_settings import MarginRequirement, TradeQuality, Trading
 from app.models.users import User
 
 __all__ = [
+    "AccountRiskBlock",
     "ActivityLog",
     "AppSetting",
     "ExitRequest",
@@ -28,6 +30,7 @@ __all__ = [
     "MarketHoliday",
     "OrderIntent",
     "OrderIntentEvent",
+    "RiskEvent",
     "RunAccount",
     "RunLeg",
     "ServiceHeartbeat",

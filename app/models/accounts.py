@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false, true
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import Model
@@ -20,7 +33,11 @@ CONNECTION_STATUSES = (STATUS_UNKNOWN, STATUS_CONNECTED, STATUS_DISCONNECTED, ST
 
 class TradingAccount(Model):
     __tablename__ = "trading_accounts"
-    __table_args__ = (UniqueConstraint("user_id", "account_name", name="uq_trading_accounts_user_name"),)
+    __table_args__ = (UniqueConstraint("user_id", "account_name", name="uq_trading_accounts_user_name"),
+                      CheckConstraint("daily_loss_limit IS NULL OR daily_loss_limit > 0",
+                                      name="daily_loss_limit_positive"),
+                      CheckConstraint("daily_profit_limit IS NULL OR daily_profit_limit > 0",
+                                      name="daily_profit_limit_positive"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -48,6 +65,10 @@ class TradingAccount(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # Soft delete: history rows that reference the account stay readable.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # Risk engine (issue 10): ₹ limits on the account's P&L over the IST trading day, across all its
+    # runs; a breach closes its runs and blocks new entries until the next trading day. None = no limit.
+    daily_loss_limit: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    daily_profit_limit: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
 
     @property
     def masked_key(self) -> str:

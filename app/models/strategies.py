@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.domain.expiries import ExpiryChoice
 from app.domain.instruments import Action, InstrumentKind, OptionType, Underlying, underlying
+from app.domain.risk_settings import DEFAULT_ACTION, DEFAULT_SCOPE, RiskAction, RiskEventType, RiskScope
 from app.domain.sizing import RiskProfile
 from app.domain.strategy_settings import (
     DEFAULT_SPLITS,
@@ -54,6 +55,13 @@ from app.models.types import UTCDateTime, utcnow
 MONEY = Numeric(14, 2)
 PRICE = Numeric(12, 2)
 RATIO = Numeric(8, 2)
+# The breach action column of each strategy-level rule (app/domain/risk_settings.RULES_WITH_ACTION).
+ACTION_COLUMNS = {RiskEventType.MAX_LOSS: "max_loss_action", RiskEventType.MAX_PROFIT: "max_profit_action",
+                  RiskEventType.TRAILING_SL: "trailing_action", RiskEventType.SUPERTREND: "supertrend_action"}
+
+
+def _one_of(column: str, values: Any) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Strategy(Model):
@@ -62,7 +70,10 @@ class Strategy(Model):
                                       name="allowed_splits_range"),
                       CheckConstraint(f"retry_limit BETWEEN 0 AND {MAX_RETRIES}", name="retry_limit_range"),
                       CheckConstraint(f"limit_timeout_seconds BETWEEN {MIN_LIMIT_TIMEOUT} AND {MAX_LIMIT_TIMEOUT}",
-                                      name="limit_timeout_range"))
+                                      name="limit_timeout_range"),
+                      CheckConstraint(_one_of("risk_scope", RiskScope), name="risk_scope_known"),
+                      *(CheckConstraint(_one_of(column, RiskAction), name=f"{column}_known")
+                        for column in ACTION_COLUMNS.values()))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -102,6 +113,16 @@ class Strategy(Model):
                                                 server_default=LimitFallback.CANCEL.value)
     # Enter by itself at entry_time on trading days (the leader's scheduler); off by default.
     auto_entry: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Risk engine (issue 10): per-account or combined thresholds, and what each rule's breach does.
+    risk_scope: Mapped[str] = mapped_column(String(16), default=DEFAULT_SCOPE.value, server_default=DEFAULT_SCOPE.value)
+    max_loss_action: Mapped[str] = mapped_column(String(16), default=DEFAULT_ACTION.value,
+                                                 server_default=DEFAULT_ACTION.value)
+    max_profit_action: Mapped[str] = mapped_column(String(16), default=DEFAULT_ACTION.value,
+                                                   server_default=DEFAULT_ACTION.value)
+    trailing_action: Mapped[str] = mapped_column(String(16), default=DEFAULT_ACTION.value,
+                                                 server_default=DEFAULT_ACTION.value)
+    supertrend_action: Mapped[str] = mapped_column(String(16), default=DEFAULT_ACTION.value,
+                                                   server_default=DEFAULT_ACTION.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -122,6 +143,18 @@ class Strategy(Model):
 
     def trailing(self) -> TrailingType | None:
         return TrailingType(self.trailing_type) if self.trailing_type else None
+
+    def scope(self) -> RiskScope:
+        """Per account or combined (DOMAIN.md "Risk management semantics")."""
+        return RiskScope(self.risk_scope)
+
+    def breach_action(self, rule: RiskEventType) -> RiskAction:
+        """What a breach of `rule` does (max loss, max profit, trailing stop, Supertrend).
+
+        Raises:
+            KeyError: `rule` has no action of its choosing (leg rules close their leg).
+        """
+        return RiskAction(getattr(self, ACTION_COLUMNS[rule]))
 
     def __repr__(self) -> str:
         return f"<Strategy {self.id} {self.name!r} user={self.user_id}>"
