@@ -10,6 +10,9 @@ Prints the machine (CPU, cores, load average), then per round:
   through the broker adapter;
 - baseline B, how the original product schedules it: batches of 5 accounts in threads with a 0.3 s
   pause per batch, BUY legs then SELL legs one order at a time;
+- baseline C, the floor: the same four round trips (quote, BUY legs, their status, SELL legs) for
+  every account at once straight through the adapter, recording nothing: what this machine's
+  Python HTTP path and the paper broker allow before any bookkeeping (also with --engine-only);
 then medians and spreads over the rounds, the ratios, and the targets (issue 9, p50 over the rounds):
 click → all acknowledged ≤ 0.6 s, click → all filled ≤ 1.0 s.
 
@@ -79,6 +82,21 @@ def _account_sequence(client, orders: list[dict], one_at_a_time_fills: bool) -> 
         for order_id in ids:
             _wait_filled(client, order_id, time.monotonic() + 30)
             last_fill = time.perf_counter()
+    return last_ack, last_fill
+
+
+def _ideal_account(pool, client, orders: list[dict]) -> tuple[float, float]:
+    """The transport's floor for one account: each phase's orders at once, then their status reads at
+    once until filled; no database, no bookkeeping. Returns (last ack, last fill) perf times."""
+    last_ack = last_fill = 0.0
+    for side in ("BUY", "SELL"):
+        sent = [pool.submit(client.place_order, **o) for o in orders if o["action"] == side]
+        pending = {f.result().order_ids[0] for f in sent}
+        last_ack = time.perf_counter()
+        while pending:
+            reads = {i: pool.submit(client.order_status, i) for i in pending}
+            pending = {i for i, f in reads.items() if f.result().status != "complete"}
+        last_fill = time.perf_counter()
     return last_ack, last_fill
 
 
@@ -181,8 +199,17 @@ def main() -> int:
                 before = db.session.scalar(select(func.count()).select_from(OrderIntent)) or 0
             cpu0 = time.process_time()
             clicked = time.perf_counter()
+            profiler = None
+            if os.environ.get("BENCH_PROFILE_POST"):
+                import cProfile
+                profiler = cProfile.Profile()
+                profiler.enable()
             response = web.post(f"/strategy/{strategy_id}/execute",
                                 data={"idempotency_key": uuid.uuid4().hex, "account_ids": [str(i) for i in ids]})
+            if profiler is not None:
+                import pstats
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
             post_s = time.perf_counter() - clicked
             assert response.status_code in (302, 303), response.get_data(as_text=True)[:500]
             run_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
@@ -241,6 +268,22 @@ def main() -> int:
                 c.close()
             return {"ack_s": max(a for a, _ in results) - started, "fill_s": max(f for _, f in results) - started}
 
+        def floor_round() -> dict[str, float]:
+            """Baseline C, the floor: the click's four round trips (the underlying's quote, the BUY
+            legs, their status reads, the SELL legs) for every account at once, straight through the
+            adapter, nothing recorded."""
+            orders = template
+            assert orders, "run the engine round first: it resolves the symbols"
+            clients = [OpenAlgoClient(broker.url, key) for key in broker.keys]
+            with ThreadPoolExecutor(max_workers=4 * len(clients)) as pool, \
+                    ThreadPoolExecutor(max_workers=len(clients)) as accounts:
+                started = time.perf_counter()
+                clients[0].quote("NIFTY", "NSE_INDEX")
+                results = list(accounts.map(lambda c: _ideal_account(pool, c, orders), clients))
+            for c in clients:
+                c.close()
+            return {"ack_s": max(a for a, _ in results) - started, "fill_s": max(f for _, f in results) - started}
+
         print(f"execution bench: {len(ids)} paper accounts × 4-leg iron condor (fixed lots), {LATENCY_MS} ms "
               f"injected latency per call, order routes limited to 10/s per API key, {args.rounds} rounds")
         results = []
@@ -252,6 +295,8 @@ def main() -> int:
                                               .order_by(OrderIntent.id)).all()[:4]
                     template = [{"symbol": x.symbol, "exchange": x.exchange, "action": x.action,
                                  "quantity": x.quantity, "product": x.product} for x in legs]
+            time.sleep(1.1)  # let the per-key order windows empty
+            floor = floor_round()
             if args.engine_only:
                 seq = batch = {"ack_s": float("nan"), "fill_s": float("nan")}
             else:
@@ -259,11 +304,13 @@ def main() -> int:
                 seq = baseline_round(batched=False)
                 time.sleep(1.1)
                 batch = baseline_round(batched=True)
-            r.update({"seq_ack_s": seq["ack_s"], "seq_fill_s": seq["fill_s"], "batch_ack_s": batch["ack_s"],
+            r.update({"floor_ack_s": floor["ack_s"], "floor_fill_s": floor["fill_s"],
+                      "seq_ack_s": seq["ack_s"], "seq_fill_s": seq["fill_s"], "batch_ack_s": batch["ack_s"],
                       "batch_fill_s": batch["fill_s"]})
             results.append(r)
             print(f"  round {n}: engine POST {r['post_s'] * 1000:5.0f} ms, all acked {r['ack_s'] * 1000:5.0f} ms, "
                   f"all filled {r['fill_s'] * 1000:5.0f} ms, CPU {r['cpu_ms_per_order']:.2f} ms/order | "
+                  f"floor: acked {r['floor_ack_s'] * 1000:5.0f} ms, filled {r['floor_fill_s'] * 1000:5.0f} ms | "
                   f"one after another: acked {r['seq_ack_s']:5.1f} s, filled {r['seq_fill_s']:5.1f} s | "
                   f"batches of 5: acked {r['batch_ack_s']:5.1f} s, filled {r['batch_fill_s']:5.1f} s | "
                   f"load {r['load']:.2f}", flush=True)
@@ -284,6 +331,9 @@ def main() -> int:
     print(f"  engine: click → every order acknowledged        : {s('ack_s')}")
     print(f"  engine: click → every order filled              : {s('fill_s')}")
     print(f"  engine: CPU per order (whole process)           : {s('cpu_ms_per_order', 'ms', 2)}")
+    print(f"  floor, no database, 4 round trips at once: acked: {s('floor_ack_s')}")
+    print(f"  floor, no database, 4 round trips at once: fill : {s('floor_fill_s')}")
+    print(f"  engine / floor (filled)                         : {fill / s('floor_fill_s').median:8.1f}x")
     print(f"  baseline, accounts one after another: acked     : {s('seq_ack_s', 's', 2)}")
     print(f"  baseline, accounts one after another: filled    : {s('seq_fill_s', 's', 2)}")
     print(f"  baseline, batches of 5 + 0.3 s, legs one by one : {s('batch_fill_s', 's', 2)} (filled)")

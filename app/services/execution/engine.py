@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, update
 
 from app.domain.execution_policy import blocked, ready_phase
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
@@ -88,6 +88,7 @@ class ExecutionEngine(Service):
         self._next_policies = 0.0
         self._next_sweep = 0.0
         self._policies_since: datetime | None = None
+        self._stepped: dict[int, tuple[int, Any]] = {}  # run account → ends signature when last stepped
         self._waker: EngineWaker | None = None
 
     # -- the Service hooks --
@@ -162,6 +163,7 @@ class ExecutionEngine(Service):
             if key in groups and intent not in groups[key]:
                 groups[key].append(intent)
         count = 0
+        entering: set[int] = set()
         for key, intents in groups.items():
             views = [policy.view(i) for i in intents]
             if blocked(views):
@@ -177,7 +179,16 @@ class ExecutionEngine(Service):
             for intent in intents:
                 if intent.state == IntentState.PLANNED.value and intent.phase == phase \
                         and intent.id not in policy_superseded(intents):
-                    count += self._submit(f"send:{intent.id}", self._send_job, intent.id)
+                    count += self._submit(f"send:{intent.id}", self._send_job, intent.id, keep_loaded=True)
+                    if key[0] == "entry":
+                        entering.add(key[1])
+        if entering:
+            # Their first orders are going out: the run accounts are entering (the policy step no
+            # longer needs to visit every planned account to notice).
+            db.session.execute(update(RunAccount).where(
+                RunAccount.id.in_(entering), RunAccount.status == RunAccountStatus.PLANNED)
+                .values(status=RunAccountStatus.ENTERING).execution_options(synchronize_session=False))
+            db.session.commit()
         return count
 
     def _schedule_tracks(self) -> int:
@@ -187,7 +198,7 @@ class ExecutionEngine(Service):
         for intent_id in db.session.scalars(select(OrderIntent.id).where(OrderIntent.state.in_(states))):
             if self._next_track.get(intent_id, 0.0) <= now and not self._busy(f"send:{intent_id}"):
                 self._next_track[intent_id] = now + TRACK_INTERVAL_MAX
-                count += self._submit(f"track:{intent_id}", self._track_job, intent_id)
+                count += self._submit(f"track:{intent_id}", self._track_job, intent_id, keep_loaded=True)
         return count
 
     def _schedule_reconciles(self) -> int:
@@ -200,34 +211,61 @@ class ExecutionEngine(Service):
         # LIMIT entry, whose timeout is a matter of time), and every entering account once per
         # POLICY_SWEEP_SECONDS as the safety net: a step reads all of an account's intents.
         started = utcnow()
+        ended = [s.value for s in TERMINAL]
+        at_broker = [s.value for s in AT_BROKER]
         query = select(RunAccount.id).join(StrategyRun).where(
             RunAccount.status.in_(policy.ACTIVE), StrategyRun.status == RunStatus.ENTERING)
-        if self._policies_since is not None and time.monotonic() < self._next_sweep:
+        sweep = self._policies_since is None or time.monotonic() >= self._next_sweep
+        if not sweep and self._policies_since is not None:
             # Policies act on ends (a failure, the group complete) and on resting LIMIT orders; an
             # intent merely moving along (sending, accepted, filled in parts) gives them nothing to do.
             since = self._policies_since - timedelta(seconds=1)
-            ended = [s.value for s in TERMINAL]
             changed = select(OrderIntent.run_account_id).where(
                 OrderIntent.run_account_id.is_not(None),
                 or_(and_(OrderIntent.updated_at >= since, OrderIntent.state.in_(ended)),
-                    and_(OrderIntent.price_type == "LIMIT", OrderIntent.state.in_([s.value for s in AT_BROKER]))))
-            query = query.where(or_(RunAccount.id.in_(changed), RunAccount.status == RunAccountStatus.PLANNED))
+                    and_(OrderIntent.price_type == "LIMIT", OrderIntent.state.in_(at_broker))))
+            query = query.where(RunAccount.id.in_(changed))
         else:
             self._next_sweep = time.monotonic() + POLICY_SWEEP_SECONDS
         self._policies_since = started
         ids = list(db.session.scalars(query))
+        # What a step would see of each account's ends: (how many intents ended, the last change).
+        # An account is stepped again only when that moved (or it has a resting LIMIT, or on the
+        # sweep): the look-back window above overlaps passes, and must not step an account 4 times.
+        signatures = {row[0]: (row[1], row[2]) for row in db.session.execute(
+            select(OrderIntent.run_account_id, func.count(), func.max(OrderIntent.updated_at))
+            .where(OrderIntent.run_account_id.in_(ids), OrderIntent.state.in_(ended))
+            .group_by(OrderIntent.run_account_id))} if ids else {}
+        resting = set(db.session.scalars(select(OrderIntent.run_account_id).where(
+            OrderIntent.run_account_id.in_(ids), OrderIntent.price_type == "LIMIT",
+            OrderIntent.state.in_(at_broker)))) if ids else set()
         db.session.commit()
+        if sweep:
+            active = set(ids)
+            self._stepped = {k: v for k, v in self._stepped.items() if k in active}
         for run_account_id in ids:
+            signature = signatures.get(run_account_id)
+            if not sweep and run_account_id not in resting and signature is not None \
+                    and self._stepped.get(run_account_id) == signature:
+                continue
             # In the pool, like every broker call: a step may cancel a LIMIT or read the position book,
             # and one slow account must never hold the pass (and so every other account) up.
-            self._submit(f"policy:{run_account_id}", policy.step_account, run_account_id)
+            if self._submit(f"policy:{run_account_id}", policy.step_account, run_account_id) and signature:
+                self._stepped[run_account_id] = signature
 
     # -- jobs (pool threads, each in its own app context) --
     def _busy(self, key: str) -> bool:
         with self._lock:
             return key in self._inflight
 
-    def _submit(self, key: str, job: Callable[[int], None], arg: int) -> int:
+    def _submit(self, key: str, job: Callable[[int], None], arg: int, *, keep_loaded: bool = False) -> int:
+        """Run `job(arg)` in the pool unless a job with the same key is running.
+
+        keep_loaded: the job's session keeps its objects loaded across commits (no reload of a row
+        it has just written). Only for jobs that read nothing but their own intent and account
+        (send, track): every change they make goes through a conditional UPDATE, so a stale copy
+        can only make an apply fail with StaleIntent (which rolls back, and so reloads).
+        """
         with self._lock:
             if key in self._inflight:
                 return 0
@@ -236,6 +274,8 @@ class ExecutionEngine(Service):
         def run() -> None:
             try:
                 with self.app.app_context():
+                    if keep_loaded:
+                        db.session().expire_on_commit = False
                     try:
                         job(arg)
                     except Exception:
@@ -257,10 +297,10 @@ class ExecutionEngine(Service):
     def _send_job(self, intent_id: int) -> None:
         if not self.still_leading():
             return
-        state = sender.send(intent_id, self.holder, self.still_leading)
-        # A MARKET order usually fills before its acknowledgement arrives: read its status at once,
-        # then back off while it rests (LIMIT) or fills in parts.
-        delay, deadline = 0.0, time.monotonic() + TRACK_INLINE_SECONDS
+        state = sender.send(intent_id, self.holder, self.still_leading, read_status=True)
+        # The sender read the status once with the acknowledgement; back off while the order
+        # rests (LIMIT) or fills in parts.
+        delay, deadline = self.poll, time.monotonic() + TRACK_INLINE_SECONDS
         while state in AT_BROKER and time.monotonic() < deadline:
             if delay:
                 time.sleep(delay)

@@ -248,14 +248,18 @@ def _write(user: User, strategy: Strategy, key: str, trigger: str, clicked: date
                                    limit_buffer_pct=leg.spec.limit_buffer_pct, ltp=leg.ltp, expiry=leg.expiry))
         db.session.flush()
         planned = 0
+        # Every run account first (one flush: one multi-row INSERT), then every intent (another).
+        accounts = []
         for row in sized:
             skipped = row.skip_reason is not None
             account = RunAccount(run_id=run.id, account_id=row.account_id, account_name=row.name,
                                  status=RunAccountStatus.SKIPPED if skipped else RunAccountStatus.PLANNED,
                                  skip_reason=row.skip_reason, strategy_lots=0 if skipped else 1)
             run.accounts.append(account)
-            db.session.flush()
-            if skipped:
+            accounts.append(account)
+        db.session.flush()
+        for row, account in zip(sized, accounts, strict=True):
+            if row.skip_reason is not None:
                 continue
             for leg, sizing_leg, lots in zip(legs, sizing_legs, row.lots, strict=True):
                 if lots == 0:

@@ -103,7 +103,21 @@ _cancel_sent: dict[int, float] = {}
 CANCEL_REPEAT_SECONDS = 5.0
 
 
-def _limit_timeouts(run: StrategyRun, intents: list[OrderIntent]) -> None:
+def _needs_policy(intent: OrderIntent, limit_fallback: str) -> bool:
+    """An ended entry that did not fill: a failure for the failure policy, or a cancelled LIMIT whose
+    unfilled rest goes as MARKET (limit_fallback "market"). Withdrawn intents were handled already."""
+    state = IntentState(intent.state)
+    if state is IntentState.CANCELLED and intent.price_type == "LIMIT" and limit_fallback == "market" \
+            and intent.filled_quantity < intent.quantity:
+        return True
+    failed = state in (IntentState.REJECTED, IntentState.NOT_PLACED) or (
+        state is IntentState.CANCELLED and intent.filled_quantity < intent.quantity)
+    return failed and not intent.note.startswith("withdrawn")
+
+
+def _limit_timeouts(run: StrategyRun, intents: list[OrderIntent]) -> bool:
+    """Cancel the timed-out resting LIMIT entries; True when a cancel was asked for."""
+    asked = False
     deadline = utcnow() - timedelta(seconds=run.limit_timeout_seconds)
     now = time.monotonic()
     for intent in intents:
@@ -114,8 +128,10 @@ def _limit_timeouts(run: StrategyRun, intents: list[OrderIntent]) -> None:
             _cancel_sent[intent.id] = now
             tracker.cancel(intent.id)
             tracker.track(intent.id)
+            asked = True
         elif intent.id in _cancel_sent and IntentState(intent.state) not in AT_BROKER:
             _cancel_sent.pop(intent.id, None)
+    return asked
 
 
 def step_account(run_account_id: int) -> None:
@@ -126,29 +142,28 @@ def step_account(run_account_id: int) -> None:
         return
     run = run_account.run
     intents = entry_intents(run_account_id)
-    _limit_timeouts(run, intents)
-    intents = entry_intents(run_account_id)
+    if _limit_timeouts(run, intents):
+        intents = entry_intents(run_account_id)
     views = {i.id: i for i in intents}
     current = [views[v.id] for v in live(view(i) for i in intents)]
-    unwind = False
+    # Only an ended intent that did not fill gives a policy something to do (most steps: none).
+    pending = [i for i in current if _needs_policy(i, run.limit_fallback)]
+    unwind = changed = False
     # Once an exit was asked for this account (or the whole run, or one of its legs), its entry is
     # over: nothing is re-sent or replaced, or a close could race a fresh entry of the same leg
     # (the exit manager cancels open entries; those cancels are no failures to retry).
-    closing_all, closing_legs = _closing_scope(run_account)
-    for intent in current:
+    closing_all, closing_legs = _closing_scope(run_account) if pending else (False, set())
+    for intent in pending:
         if closing_all:
             break
         if intent.leg_number in closing_legs:
             continue
         state = IntentState(intent.state)
+        changed = True
         if state is IntentState.CANCELLED and intent.price_type == "LIMIT" and run.limit_fallback == "market" \
                 and intent.filled_quantity < intent.quantity:
             new_attempt(intent, quantity=intent.quantity - intent.filled_quantity, price_type="MARKET",
                         note=f"MARKET for the rest of LIMIT intent {intent.id}")
-            continue
-        failed = state in (IntentState.REJECTED, IntentState.NOT_PLACED) or (
-            state is IntentState.CANCELLED and intent.filled_quantity < intent.quantity)
-        if not failed or intent.note.startswith("withdrawn"):
             continue
         action = on_failed_entry(run.failure_policy, state=state, attempt=intent.attempt,
                                  retry_limit=run.retry_limit, reason=intent.rejection_reason,
@@ -163,6 +178,8 @@ def step_account(run_account_id: int) -> None:
         row.add_flag(f"leg {intent.leg_number} {state.value}: {intent.rejection_reason or intent.note or ''}".strip())
         db.session.commit()
         unwind = unwind or action is FailureAction.UNWIND
+    if changed:
+        intents = entry_intents(run_account_id)
     intents = entry_intents(run_account_id)
     if any(IntentState(i.state) not in TERMINAL for i in intents):
         started = any(i.state != IntentState.PLANNED.value for i in intents)
@@ -227,9 +244,14 @@ def _roll_up_run(run_id: int) -> None:
     if run is None or run.status != RunStatus.ENTERING:
         db.session.commit()
         return
-    accounts = [a for a in run.accounts if a.status != RunAccountStatus.SKIPPED]
-    if any(a.status in ACTIVE for a in accounts):
+    # Accounts roll up in parallel, each calling this: ask the database whether any is still
+    # entering rather than loading every account of the run each time.
+    still_active = db.session.scalar(select(RunAccount.id).where(
+        RunAccount.run_id == run_id, RunAccount.status.in_(ACTIVE)).limit(1))
+    if still_active is not None:
+        db.session.commit()
         return
+    accounts = [a for a in run.accounts if a.status != RunAccountStatus.SKIPPED]
     entered = [a for a in accounts if a.status not in (RunAccountStatus.FAILED,)]
     # Accounts are stepped in parallel: the last two to finish may both get here. A conditional
     # update lets exactly one of them roll the run up (and audit it).

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.broker import parsing
 from app.broker.errors import (
     BrokerAuthError,
     BrokerError,
@@ -39,9 +41,11 @@ from app.domain.order_lifecycle import IntentEvent, IntentState
 from app.extensions import db
 from app.models import TradingAccount
 from app.models.execution import OrderIntent
+from app.models.types import utcnow
 from app.services.accounts import client_for
 from app.services.execution.lifecycle import StaleIntent, apply, claim
 from app.services.execution.reconciliation import order_owner
+from app.services.execution.tracker import apply_report
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +57,12 @@ def _price(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None = None) -> IntentState | None:
+def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None = None, *,
+         read_status: bool = False) -> IntentState | None:
     """Claim and send one planned intent. Returns its state afterwards, or None when another
     sender owns it (or it is not planned any more): nothing was sent then.
+
+    read_status: read the order's status right after the acknowledgement and record both at once.
 
     `still_leading` (default: always true) is asked right before the request; when it answers
     False the intent becomes NOT_PLACED with the note "lease lost before sending".
@@ -90,30 +97,55 @@ def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None =
     except Exception as exc:  # a bug or an unexpected transport error: the request may be out
         logger.exception("Sending intent %s failed unexpectedly", intent_id)
         return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, f"{type(exc).__name__}", note="unexpected error")
+    acknowledged = utcnow()
     order_ids = [str(o) for o in ack.order_ids]
     broker_order_id = order_ids[0] if order_ids else None
     if broker_order_id is None:
         return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, "acknowledged without an order id",
                       note="acknowledged without an order id")
-    return record_accepted(intent, broker_order_id)
+    # A MARKET order has mostly filled by the time its acknowledgement arrives: read its status
+    # now and record both in one transaction (one write instead of two on the busiest path). A
+    # crash before that commit leaves the intent SENDING, which recovery reconciles (invariant 8).
+    first_status = None
+    if read_status:
+        try:
+            first_status = client.order_status(broker_order_id)
+        except BrokerError as exc:
+            logger.info("First status of intent %s not read: %s", intent_id, exc)
+    return record_accepted(intent, broker_order_id, at=acknowledged, first_status=first_status)
 
 
-def record_accepted(intent: OrderIntent, broker_order_id: str) -> IntentState | None:
-    """Apply a SENDING intent's acknowledgement: ACCEPTED with the broker's order id, unless that id
-    is already linked to another intent of the account, in which case the intent becomes UNKNOWN,
-    flagged with a note naming the clash (reconciliation then finds its own order)."""
+def record_accepted(intent: OrderIntent, broker_order_id: str, *, at: datetime | None = None,
+                    first_status: parsing.Order | None = None) -> IntentState | None:
+    """Apply a SENDING intent's acknowledgement: ACCEPTED with the broker's order id (at `at`, when
+    the answer came), unless that id is already linked to another intent of the account, in which
+    case the intent becomes UNKNOWN, flagged with a note naming the clash (reconciliation then finds
+    its own order). `first_status`, the order's status read right after, is applied in the same
+    transaction."""
     owner = order_owner(intent.account_id, broker_order_id, except_intent=intent.id)
-    db.session.commit()
     if owner is not None:
         note = f"broker order {broker_order_id} is already linked to intent {owner}; not applied twice, reconciling"
         logger.warning("Intent %s: %s", intent.id, note)
         return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, note, note=note[:500], flagged=True)
-    return _apply(intent, IntentEvent.ACCEPTED, f"order id {broker_order_id}", broker_order_id=broker_order_id)
-
-
-def _apply(intent: OrderIntent, event: IntentEvent, detail: str, **facts: Any) -> IntentState | None:
+    if first_status is None:
+        return _apply(intent, IntentEvent.ACCEPTED, f"order id {broker_order_id}", at=at,
+                      broker_order_id=broker_order_id)
     try:
-        return apply(intent, event, detail=detail, **facts)
+        apply(intent, IntentEvent.ACCEPTED, detail=f"order id {broker_order_id}", at=at, commit=False,
+              broker_order_id=broker_order_id)
+        state = apply_report(intent, first_status, commit=False)
+        db.session.commit()
+    except StaleIntent:
+        logger.warning("Intent %s moved while its acknowledgement arrived", intent.id)
+        db.session.rollback()
+        return None
+    return state
+
+
+def _apply(intent: OrderIntent, event: IntentEvent, detail: str, *, at: datetime | None = None,
+           **facts: Any) -> IntentState | None:
+    try:
+        return apply(intent, event, detail=detail, at=at, **facts)
     except StaleIntent:
         logger.warning("Intent %s moved while its answer (%s) arrived", intent.id, event.value)
         db.session.rollback()

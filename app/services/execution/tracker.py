@@ -22,11 +22,13 @@ from app.services.execution.lifecycle import StaleIntent, apply
 logger = logging.getLogger(__name__)
 
 
-def apply_report(intent: OrderIntent, order: parsing.Order) -> IntentState:
+def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = True) -> IntentState:
     """Apply what the broker reports about the intent's order; returns the intent's state after it.
 
     A report may need two events (e.g. an order that filled partly and then was cancelled is first
     recorded as PARTIAL_FILL, then CANCEL): events are applied until the report adds nothing.
+    commit=False leaves the transaction to the caller (the sender commits the acknowledgement and
+    the first status in one).
     """
     for _ in range(3):
         filled = order.filled_quantity
@@ -49,7 +51,7 @@ def apply_report(intent: OrderIntent, order: parsing.Order) -> IntentState:
         detail = f"{order.status} filled {filled}/{order.quantity}"
         if order.rejection_reason:
             detail += f": {order.rejection_reason}"
-        apply(intent, event, detail=detail, **facts)
+        apply(intent, event, detail=detail, commit=commit, **facts)
     return IntentState(intent.state)
 
 
