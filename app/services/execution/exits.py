@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from app.broker.errors import BrokerError
 from app.domain.exit_plan import Holding, cap_at_broker, plan_close_orders
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
+from app.domain.risk_settings import RiskEventType
 from app.extensions import db
 from app.models import TradingAccount, User
 from app.models.execution import (
@@ -55,6 +56,7 @@ from app.services.execution.engine_state import require_engine_online
 from app.services.execution.held import held_by_leg, in_flight
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.wakeup import wake_engine
+from app.services.risk import exit_events
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +79,12 @@ def close_intent_key(run_id: int, account_id: int, leg: int, child: int, round_n
 # --- web side -------------------------------------------------------------------------------------
 
 def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int | None = None,
-                 leg_number: int | None = None, purpose: str = Purpose.EXIT, reason: str = "") -> ExitRequest:
+                 leg_number: int | None = None, purpose: str = Purpose.EXIT, reason: str = "",
+                 event_type: RiskEventType | None = None) -> ExitRequest:
     """Ask the leader to close a run, one of its accounts, or one leg (on one or every account).
+
+    A risk event is written with the request (manual exit, square-off; `event_type` overrides the
+    purpose's, e.g. the scheduled exit time is a square-off); a risk exit's event is the monitor's.
 
     Raises:
         LookupError: the run is not the user's, or the run account / leg is not the run's (→ 404).
@@ -103,6 +109,7 @@ def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int |
                       purpose=purpose, reason=reason[:1000], status="pending")
     db.session.add(row)
     db.session.flush()
+    exit_events.exit_requested(row, run, event_type)
     audit.record("exit_requested", category="trading", user=user, commit=False,
                  details={"run_id": run.id, "exit_request_id": row.id, "run_account_id": ra_id,
                           "leg": leg_number, "purpose": purpose, "reason": reason[:200]})
@@ -400,6 +407,7 @@ def _finish(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccoun
     request.report = report
     request.status = "done"
     request.done_at = utcnow()
+    exit_events.exit_settled(request, failed=False)
     audit.record("exit_done", category="trading", user=_owner(request), commit=False,
                  details={"run_id": run.id, "exit_request_id": request.id, "purpose": request.purpose,
                           "closed": closed})
@@ -447,6 +455,7 @@ def _fail(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccount]
     request.report = report
     request.status = "failed"
     request.done_at = utcnow()
+    exit_events.exit_settled(request, failed=True)
     audit.record("exit_failed", category="trading", user=_owner(request), success=False, commit=False,
                  details={"run_id": run.id, "exit_request_id": request.id, "failed": failed})
     db.session.commit()

@@ -61,6 +61,7 @@ from app.services.execution.exits import (
 from app.services.execution.held import held_by_leg
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.wakeup import wake_engine
+from app.services.risk import exit_events
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ def press_kill_switch(user: User) -> KillSwitch:
     if earlier is not None:  # a press that committed between our check and our insert
         db.session.rollback()
         return earlier
+    event = exit_events.kill_switch_pressed(row)
+    row.report = {**(row.report or {}), "risk_event_id": event.id}
     audit.record("kill_switch_pressed", category="trading", user=user, commit=False,
                  details={"kill_switch_id": row.id})
     db.session.commit()
@@ -436,6 +439,7 @@ def _stage_report(ks: KillSwitch, report: dict[str, Any]) -> bool:
     audit.record("kill_switch_done", category="trading", user=user, commit=False,
                  details={"kill_switch_id": ks.id, "accounts": [
                      {k: e[k] for k in ("account_id", "name", "closed", "still_open")} for e in per.values()]})
+    exit_events.kill_switch_settled(ks, report)
     _save(ks, report, status="done", done_at=utcnow())
     for run_id in {i.run_id for i in mine if i.run_id is not None}:
         run = db.session.get(StrategyRun, run_id)

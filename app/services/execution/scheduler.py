@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from app.domain.risk_settings import RiskEventType
 from app.exceptions import AlgoMirrorError
 from app.extensions import db
 from app.models import User
@@ -114,7 +115,7 @@ def _exits(now: datetime, day: date, result: TickResult) -> None:
             if last is not None:
                 reason += f" (again: request {last.id} failed)"
             try:
-                request_exit(user, run, purpose=purpose, reason=reason)
+                request_exit(user, run, purpose=purpose, reason=reason, event_type=RiskEventType.SQUARE_OFF)
             except (AlgoMirrorError, LookupError) as exc:
                 db.session.rollback()
                 result.skipped.append(f"run {run.id} {purpose}: {exc}")
