@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.domain.expiries import ExpiryChoice
 from app.domain.instruments import UNDERLYINGS, Action, InstrumentKind, OptionType
+from app.domain.risk_settings import ACTION_LABELS, DEFAULT_ACTION, DEFAULT_SCOPE, SCOPE_LABELS, RiskAction, RiskScope
 from app.domain.sizing import RiskProfile
 from app.domain.strategy_settings import (
     DEFAULT_SPLITS,
@@ -169,6 +170,10 @@ def _validated[T](value: T | None) -> T:
 
 def _decimal(label: str, *validators) -> DecimalField:
     return DecimalField(label, validators=[Optional(), *validators], places=None)
+
+
+def _action_select(label: str) -> SelectField:
+    return SelectField(label, choices=_choices(RiskAction, ACTION_LABELS), default=DEFAULT_ACTION.value)
 
 
 class _SubForm(BaseForm):
@@ -316,6 +321,12 @@ class StrategyForm(BaseForm):
     supertrend_exit = SelectField("Supertrend exit on", default=SupertrendExit.BREAKOUT.value, choices=_pairs(
         ("breakout", "Breakout (net premium trend turns up)"),
         ("breakdown", "Breakdown (net premium trend turns down)")))
+    # Risk engine (issue 10): how thresholds apply across accounts, and what each rule's breach does.
+    risk_scope = SelectField("Risk scope", choices=_choices(RiskScope, SCOPE_LABELS), default=DEFAULT_SCOPE.value)
+    max_loss_action = _action_select("On max loss")
+    max_profit_action = _action_select("On max profit")
+    trailing_action = _action_select("On trailing stop")
+    supertrend_action = _action_select("On Supertrend exit")
     # Execution settings (issue 9): copied onto each run when it is submitted.
     failure_policy = SelectField("If part of an account's entry fails", default=FailurePolicy.REPORT.value,
                                  choices=_choices(FailurePolicy, FAILURE_POLICY_LABELS))
@@ -361,6 +372,10 @@ class StrategyForm(BaseForm):
         if self.trailing_type.data == TrailingType.PERCENTAGE.value and self.trailing_value.data is not None \
                 and self.trailing_value.data > 100:
             self.trailing_value.errors.append("A percentage must be at most 100.")
+            ok = False
+        if not self.trailing_type.data and self.trailing_value.data is not None and not self.trailing_type.errors:
+            # A distance without its unit would be silently dropped; say so instead.
+            self.trailing_type.errors.append("Choose the trailing stop type (amount, percentage or points).")
             ok = False
         return self._check_accounts() and ok
 
@@ -412,6 +427,11 @@ class StrategyForm(BaseForm):
             supertrend_multiplier=self.supertrend_multiplier.data,
             supertrend_timeframe=SupertrendTimeframe(self.supertrend_timeframe.data),
             supertrend_exit=SupertrendExit(self.supertrend_exit.data),
+            risk_scope=RiskScope(self.risk_scope.data),
+            max_loss_action=RiskAction(self.max_loss_action.data),
+            max_profit_action=RiskAction(self.max_profit_action.data),
+            trailing_action=RiskAction(self.trailing_action.data),
+            supertrend_action=RiskAction(self.supertrend_action.data),
             failure_policy=FailurePolicy(self.failure_policy.data),
             retry_limit=_validated(self.retry_limit.data),
             resend_not_placed=bool(self.resend_not_placed.data),

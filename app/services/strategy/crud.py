@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from app.domain.expiries import ExpiryChoice
 from app.domain.instruments import Action, InstrumentKind, OptionType
+from app.domain.risk_settings import DEFAULT_ACTION, DEFAULT_SCOPE, RiskAction, RiskScope
 from app.domain.sizing import RiskProfile
 from app.domain.strategy_settings import (
     DEFAULT_SPLITS,
@@ -100,6 +101,12 @@ class StrategySpec:
     limit_timeout_seconds: int = 30
     limit_fallback: LimitFallback = LimitFallback.CANCEL
     auto_entry: bool = False
+    # Risk engine (issue 10): scope of the thresholds and each rule's breach action.
+    risk_scope: RiskScope = DEFAULT_SCOPE
+    max_loss_action: RiskAction = DEFAULT_ACTION
+    max_profit_action: RiskAction = DEFAULT_ACTION
+    trailing_action: RiskAction = DEFAULT_ACTION
+    supertrend_action: RiskAction = DEFAULT_ACTION
 
 
 def regular_session() -> tuple[time, time]:
@@ -161,6 +168,11 @@ def _apply(strategy: Strategy, spec: StrategySpec) -> None:
     strategy.limit_timeout_seconds = spec.limit_timeout_seconds
     strategy.limit_fallback = spec.limit_fallback.value
     strategy.auto_entry = spec.auto_entry
+    strategy.risk_scope = spec.risk_scope.value
+    strategy.max_loss_action = spec.max_loss_action.value
+    strategy.max_profit_action = spec.max_profit_action.value
+    strategy.trailing_action = spec.trailing_action.value
+    strategy.supertrend_action = spec.supertrend_action.value
 
 
 def _leg_row(leg: LegSpec) -> StrategyLeg:
@@ -267,6 +279,9 @@ def settings_dict(strategy: Strategy) -> dict[str, Any]:
         "failure_policy": strategy.failure_policy, "retry_limit": strategy.retry_limit,
         "resend_not_placed": strategy.resend_not_placed, "limit_timeout_seconds": strategy.limit_timeout_seconds,
         "limit_fallback": strategy.limit_fallback, "auto_entry": strategy.auto_entry,
+        "risk_scope": strategy.risk_scope, "max_loss_action": strategy.max_loss_action,
+        "max_profit_action": strategy.max_profit_action, "trailing_action": strategy.trailing_action,
+        "supertrend_action": strategy.supertrend_action,
         "legs": [leg_dict(leg) for leg in strategy.legs],
     }
 
