@@ -6,6 +6,7 @@ from app.accounts.forms import AccountForm
 from app.extensions import db, rate_tier
 from app.forms_common import ActionForm
 from app.services import accounts as account_service
+from app.services import audit
 from app.services.account_data import refresh_stale
 from app.services.accounts import AccountError, AccountInput
 from app.services.dashboard import card_for
@@ -20,6 +21,18 @@ def _signed_in():
 def _attach(form, exc: AccountError) -> None:
     field = getattr(form, exc.field, None) if exc.field else None
     (field.errors if field is not None else form.form_errors).append(exc.message)
+
+
+def _save_daily_limits(account, form: AccountForm) -> None:
+    """Store the validated daily loss and profit limits (None = no limit); audit a change."""
+    limits = {"daily_loss_limit": form.daily_loss_limit.data, "daily_profit_limit": form.daily_profit_limit.data}
+    if all(getattr(account, name) == value for name, value in limits.items()):
+        return
+    for name, value in limits.items():
+        setattr(account, name, value)
+    audit.record("account_limits_updated", category="account", user=current_user, commit=False, details={
+        "account_id": account.id, **{name: None if v is None else str(v) for name, v in limits.items()}})
+    db.session.commit()
 
 
 @bp.route("/manage")
@@ -44,6 +57,7 @@ def add():
             db.session.rollback()
             _attach(form, exc)
         else:
+            _save_daily_limits(account, form)
             flash(f"Account {account.account_name} added ({account.broker_name}).", "success")
             return redirect(url_for("accounts.manage"))
     return render_template("accounts/form.html", form=form, account=None), (400 if form.errors else 200)
@@ -65,6 +79,7 @@ def edit(account_id: int):
             db.session.rollback()
             _attach(form, exc)
         else:
+            _save_daily_limits(account, form)
             flash(f"Account {account.account_name} saved.", "success")
             return redirect(url_for("accounts.manage"))
     return render_template("accounts/form.html", form=form, account=account), (400 if form.errors else 200)
