@@ -225,6 +225,10 @@ class Config:
     ACCOUNT_REFRESH_INTERVAL = 15.0
     # Ticks whose exchange time is older than this are refused by the last-price cache (0 = no limit).
     PRICE_MAX_TICK_AGE_SECONDS = 300.0
+    # Risk monitor: a price older than this makes the rules hold (and a prices_unreliable event);
+    # the books are re-read (and every run re-evaluated) this often.
+    RISK_PRICE_MAX_AGE_SECONDS = 15.0
+    RISK_REFRESH_SECONDS = 1.0
     # Leader lease: another process takes over within TTL + retry seconds of the holder dying.
     SERVICE_LEASE_TTL_SECONDS = 10.0
     SERVICE_LEASE_RENEW_SECONDS = 3.0
@@ -305,6 +309,8 @@ class Config:
             PING_RETRY_SECONDS=_env_float("PING_RETRY_SECONDS", cls.PING_RETRY_SECONDS),
             ACCOUNT_REFRESH_INTERVAL=_env_float("ACCOUNT_REFRESH_INTERVAL", cls.ACCOUNT_REFRESH_INTERVAL),
             PRICE_MAX_TICK_AGE_SECONDS=_env_float("PRICE_MAX_TICK_AGE_SECONDS", cls.PRICE_MAX_TICK_AGE_SECONDS),
+            RISK_PRICE_MAX_AGE_SECONDS=_env_float("RISK_PRICE_MAX_AGE_SECONDS", cls.RISK_PRICE_MAX_AGE_SECONDS),
+            RISK_REFRESH_SECONDS=_env_float("RISK_REFRESH_SECONDS", cls.RISK_REFRESH_SECONDS),
             SERVICE_LEASE_TTL_SECONDS=_env_float("SERVICE_LEASE_TTL_SECONDS", cls.SERVICE_LEASE_TTL_SECONDS),
             SERVICE_LEASE_RENEW_SECONDS=_env_float("SERVICE_LEASE_RENEW_SECONDS", cls.SERVICE_LEASE_RENEW_SECONDS),
             SERVICE_LEASE_RETRY_SECONDS=_env_float("SERVICE_LEASE_RETRY_SECONDS", cls.SERVICE_LEASE_RETRY_SECONDS),

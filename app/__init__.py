@@ -73,6 +73,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     register_monitors(app)
     _register_engine(app)
     _register_scheduler(app)
+    _register_risk_monitor(app)
     start_background_runner(app)  # no-op unless BACKGROUND_SERVICES allows it in this process
     logger.info("AlgoMirror app created (env=%s, db=%s)", name, app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0])
     return app
@@ -90,6 +91,13 @@ def _register_scheduler(app: Flask) -> None:
     from app.services.runner import register_service
 
     register_service(app, SchedulerService)
+
+
+def _register_risk_monitor(app: Flask) -> None:
+    from app.services.risk.monitor import RiskMonitor
+    from app.services.runner import register_service
+
+    register_service(app, RiskMonitor)
 
 
 def _days(n: int):

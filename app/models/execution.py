@@ -96,6 +96,11 @@ class StrategyRun(Model):
     entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The risk rules the run was entered with (app/services/risk/snapshot.py): a later edit or a
+    # delete of the strategy never leaves an open run unprotected. None for runs entered before.
+    risk_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the risk monitor must not forget across a change of leader (trailing peaks, alerts sent).
+    risk_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     legs: Mapped[list[RunLeg]] = relationship(back_populates="run", order_by="RunLeg.number",
                                               cascade="all, delete-orphan")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -116,6 +117,19 @@ def last_prices(app: Flask) -> LastPriceCache:
     return cache
 
 
+def feed_manager(app: Flask) -> FeedManager:
+    """The process's feed connections (one per OpenAlgo host), shared by the market-data feed and the
+    risk monitor; a closed one (the leader's term ended) is replaced by a new one."""
+    with _FEED_LOCK:
+        manager = app.extensions.get("feed_manager")
+        if manager is None or manager.closed:
+            manager = app.extensions["feed_manager"] = FeedManager(cache=last_prices(app))
+        return manager
+
+
+_FEED_LOCK = threading.Lock()
+
+
 class MarketDataFeed(Service):
     name = "market_feed"
     interval = 5.0
@@ -129,7 +143,7 @@ class MarketDataFeed(Service):
         self.sources: dict[str, tuple[int, str, str]] = {}
 
     def on_start(self) -> None:
-        self.manager = FeedManager(cache=last_prices(current_app._get_current_object()))  # type: ignore[attr-defined]
+        self.manager = feed_manager(current_app._get_current_object())  # type: ignore[attr-defined]
 
     def on_stop(self) -> None:
         if self.manager is not None:

@@ -57,6 +57,7 @@ from app.services.execution.held import held_by_leg, in_flight
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.wakeup import wake_engine
 from app.services.risk import exit_events
+from app.services.risk.exit_events import RiskNote
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +81,12 @@ def close_intent_key(run_id: int, account_id: int, leg: int, child: int, round_n
 
 def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int | None = None,
                  leg_number: int | None = None, purpose: str = Purpose.EXIT, reason: str = "",
-                 event_type: RiskEventType | None = None) -> ExitRequest:
+                 event_type: RiskEventType | None = None, risk_note: RiskNote | None = None) -> ExitRequest:
     """Ask the leader to close a run, one of its accounts, or one leg (on one or every account).
 
     A risk event is written with the request (manual exit, square-off; `event_type` overrides the
-    purpose's, e.g. the scheduled exit time is a square-off); a risk exit's event is the monitor's.
+    purpose's, e.g. the scheduled exit time is a square-off); a risk exit's event is the monitor's
+    `risk_note`, written in the same transaction.
 
     Raises:
         LookupError: the run is not the user's, or the run account / leg is not the run's (→ 404).
@@ -109,7 +111,7 @@ def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int |
                       purpose=purpose, reason=reason[:1000], status="pending")
     db.session.add(row)
     db.session.flush()
-    exit_events.exit_requested(row, run, event_type)
+    exit_events.exit_requested(row, run, event_type, risk_note)
     audit.record("exit_requested", category="trading", user=user, commit=False,
                  details={"run_id": run.id, "exit_request_id": row.id, "run_account_id": ra_id,
                           "leg": leg_number, "purpose": purpose, "reason": reason[:200]})

@@ -55,6 +55,8 @@ from app.services.margin.sizing import (
     size_accounts,
     split_sizable,
 )
+from app.services.risk.events import blocked_accounts
+from app.services.risk.snapshot import snapshot as risk_snapshot
 from app.services.strategy.preview import PreviewInvalid, strategy_plan
 from app.services.strategy.resolution import ResolvedLeg, market_source, resolve_legs
 
@@ -121,11 +123,17 @@ def submit_execution(user: User, strategy: Strategy, *, idempotency_key: str,
                                      TradingAccount.id.in_([c.account_id for c in sizable])))}
     skipped_rows = [_Sized(s.account_id, s.name, (), f"account {s.reason}") for s in skipped]
     usable: list[AccountChoice] = []
+    # An account whose daily loss or profit limit was breached takes no new entry until the next
+    # IST trading day (the risk monitor blocks it).
+    blocked = blocked_accounts(list(accounts), ist_today(clicked))
     for choice in sizable:
         account = accounts.get(choice.account_id)
         if account is None:
             raise ExecutionRefused("An account of this strategy is not one of your accounts.")
-        if account.connection_status in (STATUS_DISCONNECTED, STATUS_AUTH_ERROR):
+        if account.id in blocked:
+            skipped_rows.append(_Sized(account.id, account.account_name, (),
+                                       f"entries blocked for today: {blocked[account.id]}"))
+        elif account.connection_status in (STATUS_DISCONNECTED, STATUS_AUTH_ERROR):
             why = "disconnected" if account.connection_status == STATUS_DISCONNECTED else "its broker login expired"
             skipped_rows.append(_Sized(account.id, account.account_name, (), f"account {why}"))
         else:
@@ -151,7 +159,8 @@ def submit_execution(user: User, strategy: Strategy, *, idempotency_key: str,
 def _settings(strategy: Strategy) -> dict[str, object]:
     return {"failure_policy": strategy.failure_policy, "retry_limit": strategy.retry_limit,
             "resend_not_placed": strategy.resend_not_placed,
-            "limit_timeout_seconds": strategy.limit_timeout_seconds, "limit_fallback": strategy.limit_fallback}
+            "limit_timeout_seconds": strategy.limit_timeout_seconds, "limit_fallback": strategy.limit_fallback,
+            "risk_settings": risk_snapshot(strategy)}
 
 
 def _choices(stored: Sequence[AccountChoice], account_ids: Sequence[int] | None) -> list[AccountChoice]:

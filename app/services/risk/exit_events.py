@@ -12,6 +12,8 @@ The caller commits: the event is part of the same transaction as the request it 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -33,9 +35,26 @@ EVENT_BY_PURPOSE: dict[str, RiskEventType] = {
 }
 
 
-def exit_requested(request: ExitRequest, run: StrategyRun, event_type: RiskEventType | None = None) -> RiskEvent | None:
-    """Add the risk event of a new exit request (flushed, not committed); None for purposes the
-    monitor or the failure policy record themselves."""
+@dataclass(frozen=True)
+class RiskNote:
+    """A risk decision that asks for an exit: written as the exit request's risk event."""
+
+    event_type: RiskEventType
+    action: RiskEventAction
+    detail: str
+    threshold: Decimal | None = None
+    current_value: Decimal | None = None
+    account_id: int | None = None  # None: the run's accounts combined
+
+
+def exit_requested(request: ExitRequest, run: StrategyRun, event_type: RiskEventType | None = None,
+                   note: RiskNote | None = None) -> RiskEvent | None:
+    """Add the risk event of a new exit request (flushed, not committed): the risk monitor's `note`,
+    or the purpose's event; None for an unwind (the entry's failure policy, audited as such)."""
+    if note is not None:
+        return record_risk_event(user_id=request.user_id, event_type=note.event_type, action=note.action, run=run,
+                                 account_id=note.account_id, threshold=note.threshold,
+                                 current_value=note.current_value, exit_request_id=request.id, detail=note.detail)
     kind = event_type or EVENT_BY_PURPOSE.get(request.purpose)
     if kind is None:
         return None

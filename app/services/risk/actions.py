@@ -1,0 +1,165 @@
+"""What the risk monitor does with a decision: close through the exit manager, or write the event.
+
+Every close goes through `exits.request_exit(purpose="risk")`, the one exit path (issue 9), with
+the decision's risk event written in the same transaction. A close is asked for only when no
+unfinished exit request already covers the same run, account and leg: with the exit manager's
+unique close keys, that makes a breach close what it should exactly once, even when a new leader
+re-evaluates the breach after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+
+from app.domain.risk_rules import Decision, ScopedDecision
+from app.domain.risk_settings import RiskEventAction, RiskEventType
+from app.exceptions import AlgoMirrorError
+from app.extensions import db
+from app.models import User
+from app.models.execution import ExitRequest, StrategyRun
+from app.services.execution.exits import request_exit
+from app.services.risk.book import RunBook
+from app.services.risk.events import block_account_entries, record_risk_event
+from app.services.risk.exit_events import RiskNote
+
+logger = logging.getLogger(__name__)
+
+UNFINISHED = ("pending", "working")
+
+
+@dataclass(frozen=True)
+class Close:
+    """One exit request to ask for: a whole run, one run account, or one leg of one run account."""
+
+    run_account_id: int | None
+    leg_number: int | None
+    account_id: int | None
+
+
+def covered(run_id: int, close: Close) -> bool:
+    """An unfinished exit request of the run already closes this (the same or a wider scope)."""
+    query = select(ExitRequest.id).where(ExitRequest.run_id == run_id, ExitRequest.status.in_(UNFINISHED))
+    if close.run_account_id is not None:
+        query = query.where(or_(ExitRequest.run_account_id.is_(None),
+                                ExitRequest.run_account_id == close.run_account_id))
+    else:
+        query = query.where(ExitRequest.run_account_id.is_(None))
+    if close.leg_number is not None:
+        query = query.where(or_(ExitRequest.leg_number.is_(None), ExitRequest.leg_number == close.leg_number))
+    else:
+        query = query.where(ExitRequest.leg_number.is_(None))
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def closes_for(book: RunBook, decision: ScopedDecision) -> list[Close]:
+    """The exit requests a closing decision needs."""
+    by_account = {a.account_id: a.run_account_id for a in book.accounts}
+    if decision.close_all_legs:
+        if decision.unit is None:  # combined scope: every account of the run together
+            return [Close(None, None, None)]
+        return [Close(by_account[decision.unit], None, decision.unit)]
+    return [Close(by_account[leg.account_id], leg.leg_number, leg.account_id) for leg in decision.legs_to_close
+            if leg.account_id in by_account]
+
+
+def _note(decision: Decision, action: RiskEventAction, close: Close, extra: str = "") -> RiskNote:
+    assert decision.event_type is not None
+    return RiskNote(event_type=decision.event_type, action=action, detail=(decision.reason + extra)[:4000],
+                    threshold=decision.threshold, current_value=decision.current_value, account_id=close.account_id)
+
+
+def request_closes(book: RunBook, decision: Decision, closes: list[Close], action: RiskEventAction) -> list[int]:
+    """Ask for each close not already covered; returns the new exit request ids. A refusal (the run
+    is gone, the engine offline) is logged and written as an event that did nothing."""
+    run = db.session.get(StrategyRun, book.run_id)
+    user = db.session.get(User, book.user_id)
+    if run is None or user is None:
+        db.session.rollback()
+        return []
+    made = []
+    for close in closes:
+        if covered(book.run_id, close):
+            logger.info("run %s: %s already being closed (%s)", book.run_id, close, decision.event_type)
+            continue
+        extra = "" if close.leg_number is None else f" (closing leg {close.leg_number})"
+        try:
+            row = request_exit(user, run, run_account=close.run_account_id, leg_number=close.leg_number,
+                               purpose="risk", reason=decision.reason[:1000], risk_note=_note(decision, action, close,
+                                                                                              extra))
+        except (AlgoMirrorError, LookupError) as exc:
+            db.session.rollback()
+            logger.error("run %s: risk exit %s not requested: %s", book.run_id, close, exc)
+            record_risk_event(user_id=book.user_id, event_type=decision.event_type or RiskEventType.MANUAL_EXIT,
+                              action=RiskEventAction.NONE, run=run, account_id=close.account_id,
+                              threshold=decision.threshold, current_value=decision.current_value,
+                              detail=f"{decision.reason}; the exit could not be requested: {exc}"[:4000],
+                              commit=True)
+            continue
+        made.append(row.id)
+        logger.warning("run %s: %s → exit request %s (%s)", book.run_id, decision.reason, row.id, close)
+    return made
+
+
+def act(book: RunBook, scoped: ScopedDecision) -> list[int]:
+    """A new closing breach of a run rule (max loss, trailing, max profit, leg stop or target)."""
+    decision = scoped.decision
+    if not scoped.sends_orders:  # e.g. close the losing legs when none is losing: say so, send nothing
+        run = db.session.get(StrategyRun, book.run_id)
+        record_risk_event(user_id=book.user_id, event_type=decision.event_type or RiskEventType.MAX_LOSS,
+                          action=RiskEventAction.NONE, run=run, account_id=scoped.unit,
+                          threshold=decision.threshold, current_value=decision.current_value,
+                          detail=f"{decision.reason}; no leg is losing, nothing to close", commit=True)
+        return []
+    # A leg rule closes its leg only, close_partial the losing legs only: both are partial closes.
+    action = RiskEventAction.CLOSE_ALL if scoped.close_all_legs else RiskEventAction.CLOSE_PARTIAL
+    return request_closes(book, decision, closes_for(book, scoped), action)
+
+
+def alert(book: RunBook, scoped: ScopedDecision) -> None:
+    """A new alert-only breach: one event, nothing sent."""
+    decision = scoped.decision
+    run = db.session.get(StrategyRun, book.run_id)
+    record_risk_event(user_id=book.user_id, event_type=decision.event_type or RiskEventType.MAX_LOSS,
+                      action=RiskEventAction.ALERT_ONLY, run=run, account_id=scoped.unit,
+                      threshold=decision.threshold, current_value=decision.current_value,
+                      detail=f"{decision.reason} (alert only: nothing was sent)", commit=True)
+    logger.warning("run %s alert: %s", book.run_id, decision.reason)
+
+
+def close_account_runs(account_id: int, day: date, decision: Decision, books: list[RunBook]) -> list[int]:
+    """A daily limit breach: block the account's entries for the day, close its part of every run."""
+    block_account_entries(account_id, day, decision.reason[:1000], commit=True)
+    made: list[int] = []
+    for book in books:
+        part = next((a for a in book.accounts if a.account_id == account_id and a.deciding), None)
+        if part is None or not any(part.held(leg.number) for leg in book.legs):
+            continue
+        made += request_closes(book, decision, [Close(part.run_account_id, None, account_id)],
+                               RiskEventAction.CLOSE_ALL)
+    return made
+
+
+def prices_unreliable(book: RunBook, reason: str) -> int:
+    """The rules of a run hold on unreliable prices: one event when the span starts (its id)."""
+    run = db.session.get(StrategyRun, book.run_id)
+    event = record_risk_event(user_id=book.user_id, event_type=RiskEventType.PRICES_UNRELIABLE,
+                              action=RiskEventAction.HELD, run=run,
+                              detail=f"rules held: prices unreliable ({reason})"[:4000], commit=True)
+    return event.id
+
+
+def prices_reliable_again(event_id: int, seconds: Decimal, held: int) -> None:
+    """Close the span's event with how long the rules held."""
+    from app.models.risk import RiskEvent
+
+    event = db.session.get(RiskEvent, event_id)
+    if event is None:
+        return
+    event.current_value = seconds
+    event.detail = (f"{event.detail}; reliable again after {seconds} s ({held} evaluations held)")[:4000]
+    db.session.commit()

@@ -1,0 +1,190 @@
+"""What the risk monitor watches, read from the database: the open runs with their fills.
+
+`load_books` reads every run that holds something (open, entering with fills, or closing), with
+per account and leg the entry fills and the closing fills of the current run only (LESSONS.md
+"Data": all-time P&L kept triggers firing), the run's rule snapshot and the monitor's saved state.
+`day_realized` adds the realized P&L of the day's runs that are already flat, for the account
+daily limits. Everything returned is plain frozen data: evaluation never touches the ORM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.domain.instruments import Action
+from app.domain.risk_pnl import Fill, LegPosition, leg_pnl
+from app.domain.risk_rules import RunRiskSettings
+from app.extensions import db
+from app.models.accounts import TradingAccount
+from app.models.execution import OrderIntent, Purpose, RunAccount, RunAccountStatus, RunLeg, RunStatus, StrategyRun
+from app.services.risk.snapshot import SupertrendSettings, run_settings, supertrend_settings
+
+logger = logging.getLogger(__name__)
+
+WATCHED_RUNS = (RunStatus.ENTERING, RunStatus.OPEN, RunStatus.CLOSING)
+# Accounts whose part the rules may still close (a closing or closed part is the exit manager's).
+DECIDING_ACCOUNTS = (RunAccountStatus.ENTERING, RunAccountStatus.OPEN, RunAccountStatus.PARTIAL)
+
+
+@dataclass(frozen=True)
+class LegInfo:
+    number: int
+    symbol: str
+    exchange: str
+    action: Action
+    base_quantity: int  # lots per strategy lot × lot size
+
+
+@dataclass(frozen=True)
+class AccountBook:
+    run_account_id: int
+    account_id: int
+    account_name: str
+    status: str
+    quantity_per_leg: int  # the account's planned quantity of the run's first leg
+    entry_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)  # by leg number
+    exit_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)
+
+    @property
+    def deciding(self) -> bool:
+        return self.status in DECIDING_ACCOUNTS
+
+    def held(self, leg: int) -> int:
+        return sum(q for q, _ in self.entry_fills.get(leg, ())) - sum(q for q, _ in self.exit_fills.get(leg, ()))
+
+    def positions(self, legs: tuple[LegInfo, ...], prices: dict[tuple[str, str], Decimal]) -> list[LegPosition]:
+        """Its legs with the given usable prices (an open leg without one raises ValueError)."""
+        return [LegPosition(leg.number, leg.action, self.entry_fills.get(leg.number, ()),
+                            self.exit_fills.get(leg.number, ()),
+                            prices.get((leg.symbol, leg.exchange)) if self.held(leg.number) else None)
+                for leg in legs if self.entry_fills.get(leg.number)]
+
+
+@dataclass(frozen=True)
+class RunBook:
+    run_id: int
+    user_id: int
+    strategy_id: int | None
+    strategy_name: str
+    status: str
+    trading_day: date
+    legs: tuple[LegInfo, ...]
+    accounts: tuple[AccountBook, ...]
+    settings: RunRiskSettings | None
+    supertrend: SupertrendSettings | None
+    state: dict[str, Any]
+
+    def instruments(self) -> set[tuple[str, str]]:
+        """The (symbol, exchange) of every leg some account still holds."""
+        return {(leg.symbol, leg.exchange) for leg in self.legs
+                if any(a.held(leg.number) for a in self.accounts)}
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.instruments())
+
+
+def _fills(rows: list[OrderIntent]) -> tuple[dict[int, dict[int, list[Fill]]], dict[int, dict[int, list[Fill]]]]:
+    entries: dict[int, dict[int, list[Fill]]] = defaultdict(lambda: defaultdict(list))
+    closes: dict[int, dict[int, list[Fill]]] = defaultdict(lambda: defaultdict(list))
+    for intent in rows:
+        if not intent.filled_quantity or intent.run_account_id is None or intent.leg_number is None:
+            continue
+        price = intent.average_price if intent.average_price is not None else intent.price
+        if price is None:
+            logger.warning("intent %s filled %s without a price: left out of P&L", intent.id, intent.filled_quantity)
+            continue
+        side = entries if intent.purpose == Purpose.ENTRY else closes
+        side[intent.run_account_id][intent.leg_number].append((intent.filled_quantity, Decimal(price)))
+    return entries, closes
+
+
+def fills_signature() -> tuple[Any, ...]:
+    """Changes whenever a watched run's intents or statuses do (the monitor reloads then)."""
+    intents = db.session.execute(select(func.count(OrderIntent.id), func.max(OrderIntent.updated_at))
+                                 .join(StrategyRun, StrategyRun.id == OrderIntent.run_id)
+                                 .where(StrategyRun.status.in_(WATCHED_RUNS))).one()
+    runs = db.session.execute(select(func.count(StrategyRun.id), func.max(StrategyRun.id))
+                              .where(StrategyRun.status.in_(WATCHED_RUNS))).one()
+    accounts = db.session.execute(select(func.count(RunAccount.id)).join(StrategyRun).where(
+        StrategyRun.status.in_(WATCHED_RUNS), RunAccount.status.in_(DECIDING_ACCOUNTS))).scalar()
+    return (*intents, *runs, accounts)
+
+
+def _books(runs: list[StrategyRun]) -> list[RunBook]:
+    if not runs:
+        return []
+    ids = [r.id for r in runs]
+    legs_by_run: dict[int, list[RunLeg]] = defaultdict(list)
+    for leg in db.session.scalars(select(RunLeg).where(RunLeg.run_id.in_(ids)).order_by(RunLeg.number)):
+        legs_by_run[leg.run_id].append(leg)
+    accounts_by_run: dict[int, list[RunAccount]] = defaultdict(list)
+    for ra in db.session.scalars(select(RunAccount).where(RunAccount.run_id.in_(ids)).order_by(RunAccount.id)):
+        accounts_by_run[ra.run_id].append(ra)
+    rows = list(db.session.scalars(select(OrderIntent).where(OrderIntent.run_id.in_(ids))))
+    entries, closes = _fills(rows)
+    first_leg_planned: dict[int, int] = defaultdict(int)
+    for intent in rows:
+        if intent.purpose == Purpose.ENTRY and intent.attempt == 1 and intent.leg_number == 1 \
+                and intent.run_account_id is not None:
+            first_leg_planned[intent.run_account_id] += intent.quantity
+    books = []
+    for run in runs:
+        legs = tuple(LegInfo(leg.number, leg.symbol, leg.exchange, Action(leg.action), leg.lots * leg.lot_size)
+                     for leg in legs_by_run[run.id])
+        if not legs:
+            continue
+        accounts = tuple(
+            AccountBook(ra.id, ra.account_id, ra.account_name, ra.status,
+                        first_leg_planned.get(ra.id) or legs[0].base_quantity,
+                        {n: tuple(f) for n, f in entries[ra.id].items()},
+                        {n: tuple(f) for n, f in closes[ra.id].items()})
+            for ra in accounts_by_run[run.id] if ra.status != RunAccountStatus.SKIPPED)
+        try:
+            settings = run_settings(run.risk_settings, legs[0].base_quantity)
+            supertrend = supertrend_settings(run.risk_settings)
+        except (ValueError, KeyError, ArithmeticError) as exc:  # a snapshot the rules refuse: say so, loudly
+            logger.error("run %s: risk settings unreadable (%s): only account limits apply", run.id, exc)
+            settings, supertrend = None, None
+        books.append(RunBook(run.id, run.user_id, run.strategy_id, run.strategy_name, run.status, run.trading_day,
+                             legs, accounts, settings, supertrend, dict(run.risk_state or {})))
+    return books
+
+
+def load_books() -> list[RunBook]:
+    """Every watched run that holds something on some account."""
+    runs = list(db.session.scalars(select(StrategyRun).where(StrategyRun.status.in_(WATCHED_RUNS))
+                                   .order_by(StrategyRun.id)))
+    return [book for book in _books(runs) if book.holds]
+
+
+def day_realized(account_ids: set[int], day: date, exclude_runs: set[int]) -> dict[int, Decimal]:
+    """Realized P&L per account of the day's other runs (flat ones), at their fill prices."""
+    if not account_ids:
+        return {}
+    runs = list(db.session.scalars(select(StrategyRun).where(
+        StrategyRun.trading_day == day, StrategyRun.id.not_in(exclude_runs or {0}),
+        StrategyRun.id.in_(select(RunAccount.run_id).where(RunAccount.account_id.in_(account_ids))))))
+    total: dict[int, Decimal] = defaultdict(Decimal)
+    for book in _books(runs):
+        for account in book.accounts:
+            if account.account_id not in account_ids:
+                continue
+            for position in account.positions(book.legs, {}):
+                if position.open_quantity == 0:
+                    total[account.account_id] += leg_pnl(position).total
+    return dict(total)
+
+
+def account_limits(account_ids: set[int]) -> dict[int, tuple[Decimal | None, Decimal | None]]:
+    """{account id: (daily loss limit, daily profit limit)} of accounts with a limit set."""
+    rows = db.session.execute(select(TradingAccount.id, TradingAccount.daily_loss_limit,
+                                     TradingAccount.daily_profit_limit).where(TradingAccount.id.in_(account_ids)))
+    return {i: (loss, profit) for i, loss, profit in rows if loss is not None or profit is not None}

@@ -1,0 +1,388 @@
+"""The risk monitor: the leader's service that protects open runs, driven by price ticks.
+
+It watches every run that holds something (app/services/risk/book.py), subscribes the legs on the
+shared feed connections (one WebSocket per OpenAlgo host, the same last-price cache as the
+dashboard), and on each tick re-evaluates only the runs the tick touches: the price guard, then
+the pure rules (app/domain/risk_rules.py), then the account daily limits. A new breach closes
+through the exit manager (app/services/risk/actions.py) once; alert-only breaches write one
+event per breach; unreliable prices hold every rule and write one event per span. Once a second
+(RISK_REFRESH_SECONDS) it re-reads the books when fills changed and re-evaluates every run, so a
+price that stops coming turns stale even without a tick. What must survive a change of leader (the
+trailing stops' peaks, the breaches acted on) is saved on the run (StrategyRun.risk_state).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from flask import Flask, current_app
+from sqlalchemy import select, update
+
+from app.broker.feed import Tick
+from app.domain.expiries import ist_today
+from app.domain.price_guard import (
+    PriceCheck,
+    PriceProblem,
+    SpanEnded,
+    SpanStarted,
+    UnreliableSpan,
+    assess_prices,
+    check_price,
+)
+from app.domain.risk_pnl import LegPosition, leg_pnl
+from app.domain.risk_rules import (
+    AccountPosition,
+    BreachLatch,
+    RunRiskState,
+    TrailingState,
+    evaluate_account_limits,
+    evaluate_run,
+)
+from app.extensions import db
+from app.models.accounts import TradingAccount
+from app.models.execution import StrategyRun
+from app.models.types import utcnow
+from app.services.market_source import choose_source
+from app.services.monitors import feed_manager, last_prices
+from app.services.risk import actions
+from app.services.risk.book import RunBook, account_limits, day_realized, fills_signature, load_books
+from app.services.risk.events import blocked_accounts
+from app.services.runner import Service, register_service
+
+logger = logging.getLogger(__name__)
+
+OWNER = "risk-monitor"
+STATE_SAVE_SECONDS = 1.0
+
+Instrument = tuple[str, str]  # (symbol, exchange), upper case
+
+
+def _key(symbol: str, exchange: str) -> Instrument:
+    return symbol.upper(), exchange.upper()
+
+
+# --- the rules' memory as JSON (StrategyRun.risk_state) ------------------------------------------
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def encode_state(state: RunRiskState) -> dict[str, Any]:
+    """The rules' memory of a run as JSON: trailing stops by unit, and the standing breaches."""
+    def keys(latch: BreachLatch) -> list[list[Any]]:
+        return sorted(([*cast(tuple, k)] for k in latch.active), key=repr)
+
+    return {"run_id": state.run_id,
+            "trailing": [[unit, t.armed, _text(t.peak), _text(t.stop)] for unit, t in state.trailing],
+            "exits": keys(state.exits), "alerts": keys(state.alerts)}
+
+
+def decode_state(run_id: int, data: dict[str, Any] | None) -> RunRiskState | None:
+    if not data or data.get("run_id") != run_id:
+        return None
+    try:
+        from app.domain.risk_settings import RiskEventType
+
+        def keys(raw: Any) -> frozenset[Any]:
+            return frozenset((unit, RiskEventType(kind) if kind else None, leg) for unit, kind, leg in raw or ())
+
+        trailing = tuple((unit, TrailingState(bool(armed), _dec(peak), _dec(stop)))
+                         for unit, armed, peak, stop in data.get("trailing") or ())
+        exits, alerts = BreachLatch(keys(data.get("exits"))), BreachLatch(keys(data.get("alerts")))
+        return RunRiskState(run_id, trailing, exits, alerts)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        logger.error("run %s: saved risk state unreadable (%s): starting afresh", run_id, exc)
+        return None
+
+
+class RiskMonitor(Service):
+    """See the module docstring."""
+
+    name = "risk_monitor"
+    interval = 0.0
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self.app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+        cfg = self.app.config
+        self.max_age = timedelta(seconds=float(cfg.get("RISK_PRICE_MAX_AGE_SECONDS", 15.0)))
+        self.refresh_every = float(cfg.get("RISK_REFRESH_SECONDS", 1.0))
+        self.first_price_grace = float(cfg.get("RISK_FIRST_PRICE_GRACE_SECONDS", 10.0))
+        self._subscribed_at: dict[Instrument, float] = {}
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._dirty: set[Instrument] = set()
+        self._bad_ticks: dict[Instrument, tuple[Any, datetime]] = {}  # the last refused tick, until a good one
+        self._books: dict[int, RunBook] = {}
+        self._by_instrument: dict[Instrument, set[int]] = {}
+        self._states: dict[int, RunRiskState] = {}
+        self._saved: dict[int, tuple[dict[str, Any], float]] = {}
+        self._spans: dict[int, UnreliableSpan] = {}
+        self._span_events: dict[int, int] = {}
+        self._subscribed: dict[str, set[Instrument]] = {}
+        self._signature: Any = None
+        self._next_refresh = 0.0
+        self._realized: dict[int, Decimal] = {}
+        self._limits: dict[int, tuple[Decimal | None, Decimal | None]] = {}
+        self._blocked: set[int] = set()
+        self.evaluations = 0
+
+    # -- the Service hooks --
+    def on_start(self) -> None:
+        self._signature = None
+        self._next_refresh = 0.0
+
+    def on_stop(self) -> None:
+        manager = self.app.extensions.get("feed_manager")
+        if manager is not None:
+            manager.remove_listener(self.on_tick)
+            if not manager.closed:
+                manager.release_owner(OWNER)
+        for run_id in list(self._states):
+            self._save_state(run_id, force=True)
+        self._subscribed.clear()
+
+    def run_once(self) -> str | None:
+        self._wake.wait(timeout=max(0.0, self._next_refresh - time.monotonic()))
+        self._wake.clear()
+        now = utcnow()
+        if time.monotonic() >= self._next_refresh:
+            self._next_refresh = time.monotonic() + self.refresh_every
+            self.refresh()
+            runs = set(self._books)
+            with self._lock:
+                self._dirty.clear()
+        else:
+            with self._lock:
+                touched, self._dirty = self._dirty, set()
+            runs = {run for inst in touched for run in self._by_instrument.get(inst, ())}
+        if runs:
+            self.evaluate(runs, now)
+        return f"{len(self._books)} runs watched"
+
+    # -- ticks (the feed's thread: quick) --
+    def on_tick(self, tick: Tick) -> None:
+        key = _key(tick.instrument.symbol, tick.instrument.exchange)
+        if key not in self._by_instrument:
+            return
+        with self._lock:
+            if tick.ltp is None or tick.ltp <= 0:
+                self._bad_ticks[key] = (tick.data.get("ltp"), tick.received_at)
+            else:
+                self._bad_ticks.pop(key, None)
+            self._dirty.add(key)
+        self._wake.set()
+
+    # -- books and subscriptions --
+    def refresh(self) -> None:
+        """Re-read the books when the intents changed; keep the feed subscriptions to match."""
+        signature = fills_signature()
+        day = ist_today(utcnow())
+        if signature != self._signature:
+            books = {b.run_id: b for b in load_books()}
+            for run_id in set(self._states) - set(books):  # no longer held: forget the run
+                self._save_state(run_id, force=True)
+                self._states.pop(run_id, None)
+                self._spans.pop(run_id, None)
+            for run_id, book in books.items():
+                if run_id not in self._states:
+                    restored = decode_state(run_id, book.state)
+                    if restored is not None:
+                        self._states[run_id] = restored
+            by_instrument: dict[Instrument, set[int]] = defaultdict(set)
+            for book in books.values():
+                for symbol, exchange in book.instruments():
+                    by_instrument[_key(symbol, exchange)].add(book.run_id)
+            self._books, self._by_instrument = books, dict(by_instrument)
+            self._signature = signature
+            accounts = {a.account_id for b in books.values() for a in b.accounts}
+            self._limits = account_limits(accounts)
+            self._realized = day_realized(set(self._limits), day, set(books)) if self._limits else {}
+        self._blocked = set(blocked_accounts(self._limits, day)) if self._limits else set()
+        db.session.commit()
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        from app.services.encryption import get_encryptor
+
+        manager = feed_manager(self.app)
+        manager.add_listener(self.on_tick)
+        wanted: dict[str, set[Instrument]] = defaultdict(set)
+        sources: dict[str, TradingAccount] = {}
+        users = {b.user_id for b in self._books.values()}
+        by_user: dict[int, list[TradingAccount]] = defaultdict(list)
+        if users:
+            for account in db.session.scalars(select(TradingAccount).where(
+                    TradingAccount.user_id.in_(users), TradingAccount.deleted_at.is_(None))):
+                by_user[account.user_id].append(account)
+        for book in self._books.values():
+            source = choose_source(by_user.get(book.user_id, []))
+            if source is None or not source.websocket_url:
+                continue
+            sources.setdefault(source.host_url, source)
+            wanted[source.host_url] |= {_key(s, e) for s, e in book.instruments()}
+        for host, instruments in wanted.items():
+            have = self._subscribed.get(host, set())
+            new = instruments - have
+            if new:
+                for instrument in new:
+                    self._subscribed_at.setdefault(instrument, time.monotonic())
+                account = sources[host]
+                manager.subscribe(host, account.websocket_url or "", get_encryptor().decrypt(account.api_key_encrypted),
+                                  [{"symbol": s, "exchange": e} for s, e in sorted(new)], OWNER)
+            gone = have - instruments
+            if gone:
+                manager.unsubscribe(host, [{"symbol": s, "exchange": e} for s, e in sorted(gone)], OWNER)
+            self._subscribed[host] = set(instruments)
+        for host in [h for h in self._subscribed if h not in wanted]:
+            manager.unsubscribe(host, [{"symbol": s, "exchange": e} for s, e in self._subscribed.pop(host)], OWNER)
+        db.session.commit()
+
+    # -- evaluation --
+    def _check(self, symbol: str, exchange: str, now: datetime) -> PriceCheck:
+        key = _key(symbol, exchange)
+        with self._lock:
+            bad = self._bad_ticks.get(key)
+        if bad is not None:
+            return check_price(bad[0], bad[1], now, self.max_age)
+        cached = last_prices(self.app).peek(symbol, exchange)
+        if cached is None:
+            return check_price(None, None, now, self.max_age)
+        return check_price(cached.ltp, cached.tick_time, now, self.max_age)
+
+    def _awaiting_first_prices(self, reliability: Any) -> bool:
+        """Every problem is a missing price of an instrument subscribed less than the grace ago."""
+        horizon = time.monotonic() - self.first_price_grace
+        for key, check in reliability.problems:
+            exchange, _, symbol = key.partition(":")
+            since = self._subscribed_at.get(_key(symbol, exchange))
+            if check.problem is not PriceProblem.MISSING or since is None or since < horizon:
+                return False
+        return True
+
+    def evaluate(self, run_ids: set[int], now: datetime) -> None:
+        """Evaluate these runs at `now`, then the daily limits of their accounts."""
+        account_pnl: dict[int, Decimal] = defaultdict(Decimal)
+        unreliable: set[int] = set()
+        for run_id in sorted(run_ids):
+            book = self._books.get(run_id)
+            if book is None:
+                continue
+            try:
+                pnls = self._evaluate_run(book, now)
+            except Exception:  # one run's bad data must never stop the monitor
+                db.session.rollback()
+                logger.exception("run %s: risk evaluation failed", run_id)
+                pnls = None
+            if pnls is None:
+                unreliable |= {a.account_id for a in book.accounts}
+            else:
+                for account_id, pnl in pnls.items():
+                    account_pnl[account_id] += pnl
+        self._account_limits(run_ids, account_pnl, unreliable, now)
+
+    def _evaluate_run(self, book: RunBook, now: datetime) -> dict[int, Decimal] | None:
+        self.evaluations += 1
+        checks = {f"{exchange}:{symbol}": self._check(symbol, exchange, now)
+                  for symbol, exchange in sorted(book.instruments())}
+        reliability = assess_prices(checks)
+        if not reliability.reliable and self._awaiting_first_prices(reliability):
+            return None  # just subscribed: the first ticks are on their way (the rules hold, silently)
+        span, change = self._spans.get(book.run_id, UnreliableSpan()).observe(reliability, now)
+        self._spans[book.run_id] = span
+        if isinstance(change, SpanStarted):
+            self._span_events[book.run_id] = actions.prices_unreliable(book, change.reason)
+        elif isinstance(change, SpanEnded) and book.run_id in self._span_events:
+            seconds = Decimal(str(round(change.duration.total_seconds(), 2)))
+            actions.prices_reliable_again(self._span_events.pop(book.run_id), seconds, change.held_evaluations)
+        if not reliability.reliable:
+            return None
+        prices = {(s, e): c.price for s, e in book.instruments()
+                  if (c := checks[f"{e}:{s}"]).price is not None}
+        deciding = [a for a in book.accounts if a.deciding and a.entry_fills]
+        positions = [AccountPosition(a.account_id, a.quantity_per_leg, a.positions(book.legs, prices))
+                     for a in deciding]
+        pnls = {p.account_id: sum((pnl_of(leg) for leg in p.legs), Decimal(0)) for p in positions}
+        if book.settings is None or not positions:
+            return pnls
+        result = evaluate_run(book.settings, book.run_id, positions, self._states.get(book.run_id), reliability)
+        self._states[book.run_id] = result.state
+        for decision in result.exits:
+            if decision.new:
+                actions.act(book, decision)
+        for decision in result.alerts_to_notify:
+            actions.alert(book, decision)
+        self._save_state(book.run_id, force=any(d.new for d in result.exits))
+        return dict(result.account_pnls)
+
+    def _account_limits(self, run_ids: set[int], account_pnl: dict[int, Decimal], unreliable: set[int],
+                        now: datetime) -> None:
+        if not self._limits:
+            return
+        day = ist_today(now)
+        touched = {a.account_id for r in run_ids if (b := self._books.get(r)) for a in b.accounts}
+        for account_id in sorted(touched & set(self._limits) - self._blocked - unreliable):
+            # Today's P&L of the account: every open run it is in (all must have been priced now).
+            runs = [b for b in self._books.values() if any(a.account_id == account_id for a in b.accounts)]
+            if any(b.run_id not in run_ids for b in runs):
+                extra = {}
+                try:
+                    extra = self._account_pnls([b for b in runs if b.run_id not in run_ids], account_id, now)
+                except _Unpriced:
+                    continue
+                total = account_pnl.get(account_id, Decimal(0)) + sum(extra.values(), Decimal(0))
+            else:
+                total = account_pnl.get(account_id, Decimal(0))
+            total += self._realized.get(account_id, Decimal(0))
+            loss, profit = self._limits[account_id]
+            verdict = evaluate_account_limits(account_id, total, loss, profit, day)
+            if verdict.closes_all_runs:
+                self._blocked.add(account_id)
+                actions.close_account_runs(account_id, day, verdict.decision, runs)
+
+    def _account_pnls(self, books: list[RunBook], account_id: int, now: datetime) -> dict[int, Decimal]:
+        out = {}
+        for book in books:
+            checks = {(s, e): self._check(s, e, now) for s, e in book.instruments()}
+            if any(not c.usable for c in checks.values()):
+                raise _Unpriced
+            prices = {k: c.price for k, c in checks.items() if c.price is not None}
+            part = next(a for a in book.accounts if a.account_id == account_id)
+            out[book.run_id] = sum((pnl_of(leg) for leg in part.positions(book.legs, prices)), Decimal(0))
+        return out
+
+    def _save_state(self, run_id: int, *, force: bool = False) -> None:
+        state = self._states.get(run_id)
+        if state is None:
+            return
+        data = encode_state(state)
+        last = self._saved.get(run_id)
+        if last is not None and last[0] == data:
+            return
+        if not force and last is not None and time.monotonic() - last[1] < STATE_SAVE_SECONDS:
+            return
+        db.session.execute(update(StrategyRun).where(StrategyRun.id == run_id).values(risk_state=data)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+        self._saved[run_id] = (data, time.monotonic())
+
+
+class _Unpriced(Exception):
+    """An account's other run has no usable price now: its daily limit waits for the next tick."""
+
+
+def pnl_of(leg: LegPosition) -> Decimal:
+    return leg_pnl(leg).total
+
+
+def register_risk_monitor(app: Flask) -> None:
+    register_service(app, RiskMonitor)

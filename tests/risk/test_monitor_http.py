@@ -1,0 +1,156 @@
+"""The risk monitor over real HTTP and WebSocket against the paper broker: a price moved with the
+admin API reaches the monitor as a tick, and each rule closes what it should, exactly once, with
+one risk event naming the exit intents; alert-only sends nothing; unreliable prices hold."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import User
+from app.models.execution import ExitRequest, StrategyRun
+from app.models.risk import RiskEvent
+from app.services.risk.monitor import RiskMonitor
+from tests.helpers import WAIT_SECONDS
+from tests.support.exits import Driver, LegSpec, add_paper_accounts, engine_online, filled_entries, intents, make_run
+
+LONG = LegSpec("SBIN", "NSE", "BUY", 10)
+SHORT = LegSpec("RELIANCE", "NSE", "SELL", 5, underlying="RELIANCE")
+
+
+def rules(**changes) -> dict:
+    base = {"version": 1, "scope": "per_account", "max_loss": None, "max_loss_action": "close_all",
+            "max_profit": None, "max_profit_action": "close_all", "trailing_type": None, "trailing_value": None,
+            "trailing_action": "close_all", "supertrend": {"enabled": False}, "legs": {}}
+    return {**base, **changes}
+
+
+@pytest.fixture
+def setup(paper_app, alice, broker, sim):
+    paper_app.config["RISK_PRICE_MAX_AGE_SECONDS"] = 120.0  # the broker's clock is frozen in these tests
+    engine_online()
+    sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": True})
+    sim.post("/sim/prices", {"prices": {"SBIN": 800, "RELIANCE": 2500}})
+    user = db.session.scalar(select(User).where(User.username == "alice"))
+    accounts = add_paper_accounts(alice, broker, sim, ["One", "Two"])
+    monitor = RiskMonitor(paper_app)
+    monitor.on_start()
+    yield user, [a for a, _ in accounts], monitor
+    monitor.on_stop()
+    for _, key in accounts:
+        sim.call("DELETE", f"/sim/accounts/{key}")
+
+
+def _entered(user, ids, legs, settings) -> int:
+    run_id = make_run(user.id, ids, legs)
+    filled_entries(Driver(), run_id)
+    run = db.session.get(StrategyRun, run_id)
+    run.risk_settings = settings
+    db.session.commit()
+    return run_id
+
+
+def _events(**where):
+    db.session.expire_all()
+    query = select(RiskEvent).order_by(RiskEvent.id)
+    for name, value in where.items():
+        query = query.where(getattr(RiskEvent, name) == value)
+    return list(db.session.scalars(query))
+
+
+def _spin(monitor, until, seconds: float = WAIT_SECONDS):
+    """Run the monitor's loop until `until()` is truthy (generous deadline, no fixed sleeps)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        monitor.run_once()
+        db.session.expire_all()
+        found = until()
+        if found:
+            return found
+    raise AssertionError("condition not reached")
+
+
+def _watching(monitor, run_id):
+    return lambda: run_id in monitor._books and monitor._states.get(run_id) is not None
+
+
+def test_max_loss_breach_closes_each_account_once_with_one_event_naming_its_intents(setup, sim):
+    user, ids, monitor = setup
+    # 10 shares per account at base size 1: ₹100 per share of base size scales to ₹1,000 per account.
+    run_id = _entered(user, ids, [LONG], rules(max_loss="100"))
+    _spin(monitor, _watching(monitor, run_id))
+    assert _events(run_id=run_id) == [] and db.session.scalars(select(ExitRequest)).all() == []
+
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 880})  # a profit: nothing happens
+    _spin(monitor, lambda: monitor.evaluations > 3)
+    assert _events(run_id=run_id) == []
+
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})  # −₹1,100 per account ≤ −₹1,000
+    events = _spin(monitor, lambda: len(_events(event_type="max_loss")) == 2 and _events(event_type="max_loss"))
+    for _ in range(5):  # more ticks of the breached price: nothing more is asked for
+        monitor.run_once()
+    requests = db.session.scalars(select(ExitRequest).order_by(ExitRequest.id)).all()
+    assert [(r.purpose, r.leg_number) for r in requests] == [("risk", None), ("risk", None)]
+    assert sorted(e.account_id for e in events) == sorted(ids)
+    for event in events:
+        assert (event.action, event.threshold, event.exit_request_id in {r.id for r in requests}) == \
+            ("close_all", Decimal("-1000.00"), True)
+        assert event.current_value <= Decimal("-1000")
+
+    driver = Driver()
+    driver.run_until(lambda: all(db.session.get(ExitRequest, r.id).status == "done" for r in requests))
+    monitor.refresh()
+    assert run_id not in monitor._books  # flat: not watched any more
+    closes = [i for i in intents(run_id=run_id) if i.purpose == "risk"]
+    assert sorted((i.account_id, i.action, i.quantity, i.state) for i in closes) == \
+        sorted((a, "SELL", 10, "filled") for a in ids)
+    for event in _events(event_type="max_loss"):
+        assert event.outcome == "filled" and event.intent_ids == [i.id for i in closes if i.account_id == event.account_id]
+    assert len(_events(run_id=run_id)) == 2
+
+
+def test_alert_only_writes_one_event_and_sends_nothing(setup, sim):
+    user, ids, monitor = setup
+    run_id = _entered(user, ids[:1], [LONG], rules(max_loss="100", max_loss_action="alert_only"))
+    _spin(monitor, _watching(monitor, run_id))
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})
+    [event] = _spin(monitor, lambda: _events(event_type="max_loss"))
+    evaluations = monitor.evaluations
+    _spin(monitor, lambda: monitor.evaluations > evaluations + 5)
+    assert len(_events(event_type="max_loss")) == 1 and event.action == "alert_only"
+    assert db.session.scalars(select(ExitRequest)).all() == []
+
+
+def test_leg_stop_closes_only_that_leg(setup, sim):
+    user, ids, monitor = setup
+    legs = {"1": {"stop_loss": ["points", "50"], "target": None}, "2": {"stop_loss": None, "target": None}}
+    run_id = _entered(user, ids[:1], [LONG, SHORT], rules(legs=legs))
+    _spin(monitor, _watching(monitor, run_id))
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})  # BUY at 800, stop 750
+    [event] = _spin(monitor, lambda: _events(event_type="leg_sl"))
+    [entry] = [i for i in intents(run_id=run_id) if i.purpose == "entry" and i.leg_number == 1]
+    assert (event.action, event.threshold) == ("close_partial", entry.average_price - 50)
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    assert (request.leg_number, request.purpose) == (1, "risk")
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+    assert [(i.leg_number, i.action, i.quantity) for i in intents(run_id=run_id) if i.purpose == "risk"] == \
+        [(1, "SELL", 10)]
+
+
+def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
+    user, ids, monitor = setup
+    run_id = _entered(user, ids[:1], [LONG], rules(max_loss="100"))
+    monitor.max_age = timedelta(seconds=2)
+    # The broker's clock an hour back: every tick's trade time is an hour old.
+    sim.post("/sim/clock", {"time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "frozen": True})
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 600})  # far past max loss, but unreliable
+    [event] = _spin(monitor, lambda: _events(event_type="prices_unreliable"))
+    evaluations = monitor.evaluations
+    _spin(monitor, lambda: monitor.evaluations > evaluations + 5)
+    assert len(_events(event_type="prices_unreliable")) == 1 and event.action == "held"
+    assert _events(event_type="max_loss") == [] and db.session.scalars(select(ExitRequest)).all() == []
