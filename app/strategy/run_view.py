@@ -155,7 +155,37 @@ def run_json(run: StrategyRun) -> dict[str, Any]:
                   "order_type": leg.order_type} for leg in run.legs],
         "accounts": [_account_json(run, row, by_account.get(row.id, [])) for row in run.accounts],
         "exits": [exit_json(e, names) for e in exits],
+        "risk": risk_json(run),
     }
+
+
+def _rules_text(rules: dict[str, Any] | None) -> list[str]:
+    """The run's risk rules in words (the snapshot it was entered with)."""
+    if not rules:
+        return []
+    out = [f"Scope: {str(rules.get('scope', 'per_account')).replace('_', ' ')}"]
+    for key, label in (("max_loss", "Max loss"), ("max_profit", "Max profit")):
+        if rules.get(key):
+            out.append(f"{label} ₹{rules[key]} at base size ({str(rules.get(key + '_action')).replace('_', ' ')})")
+    if rules.get("trailing_type"):
+        out.append(f"Trailing stop {rules['trailing_value']} {rules['trailing_type']} "
+                   f"({str(rules.get('trailing_action')).replace('_', ' ')})")
+    for number, leg in sorted((rules.get("legs") or {}).items(), key=lambda item: int(item[0])):
+        for key, label in (("stop_loss", "stop loss"), ("target", "target")):
+            if leg.get(key):
+                unit, value = leg[key]
+                out.append(f"Leg {number} {label} {value} {'%' if unit == 'percentage' else 'points'}")
+    supertrend = rules.get("supertrend") or {}
+    if supertrend.get("enabled"):
+        out.append(f"Supertrend {supertrend['period']}, {supertrend['multiplier']} on {supertrend['timeframe']} "
+                   f"({supertrend['exit']})")
+    return out
+
+
+def risk_json(run: StrategyRun) -> dict[str, Any]:
+    """The risk monitor's part of the run page: the rules, and the monitor's last live view (written by
+    the leader about once a second; None until it has evaluated the run)."""
+    return {"rules": _rules_text(run.risk_settings), "live": (run.risk_state or {}).get("live")}
 
 
 def kill_switch_json(press: KillSwitch) -> dict[str, Any]:

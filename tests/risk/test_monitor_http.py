@@ -16,6 +16,7 @@ from app.models import User
 from app.models.execution import ExitRequest, StrategyRun
 from app.models.risk import RiskEvent
 from app.services.risk.monitor import RiskMonitor
+from app.strategy.run_view import risk_json
 from tests.helpers import WAIT_SECONDS
 from tests.support.exits import Driver, LegSpec, add_paper_accounts, engine_online, filled_entries, intents, make_run
 
@@ -89,6 +90,13 @@ def test_max_loss_breach_closes_each_account_once_with_one_event_naming_its_inte
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 880})  # a profit: nothing happens
     _spin(monitor, lambda: monitor.evaluations > 3)
     assert _events(run_id=run_id) == []
+    monitor.refresh()  # writes the live view the run page shows (any web worker reads it)
+    db.session.expire_all()
+    risk = risk_json(db.session.get(StrategyRun, run_id))
+    assert risk["rules"][:2] == ["Scope: per account", "Max loss ₹100 at base size (close all)"]
+    live = risk["live"]
+    assert live["reliable"] is True and [u["max_loss"] for u in live["units"]] == ["-1000.00", "-1000.00"]
+    assert all(Decimal(u["pnl"]) > 0 for u in live["units"]) and live["prices"][0]["symbol"] == "SBIN"
 
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})  # −₹1,100 per account ≤ −₹1,000
     events = _spin(monitor, lambda: len(_events(event_type="max_loss")) == 2 and _events(event_type="max_loss"))

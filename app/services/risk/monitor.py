@@ -53,6 +53,7 @@ from app.services.monitors import feed_manager, last_prices
 from app.services.risk import actions
 from app.services.risk.book import RunBook, account_limits, day_realized, fills_signature, load_books
 from app.services.risk.events import blocked_accounts
+from app.services.risk.live import live_view
 from app.services.runner import Service, register_service
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class RiskMonitor(Service):
         self.refresh_every = float(cfg.get("RISK_REFRESH_SECONDS", 1.0))
         self.first_price_grace = float(cfg.get("RISK_FIRST_PRICE_GRACE_SECONDS", 10.0))
         self._subscribed_at: dict[Instrument, float] = {}
+        self._live: dict[int, dict[str, Any]] = {}  # run → what the run page shows, written once a second
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._dirty: set[Instrument] = set()
@@ -185,6 +187,7 @@ class RiskMonitor(Service):
     # -- books and subscriptions --
     def refresh(self) -> None:
         """Re-read the books when the intents changed; keep the feed subscriptions to match."""
+        self._write_states()
         signature = fills_signature()
         day = ist_today(utcnow())
         if signature != self._signature:
@@ -304,7 +307,9 @@ class RiskMonitor(Service):
         elif isinstance(change, SpanEnded) and book.run_id in self._span_events:
             seconds = Decimal(str(round(change.duration.total_seconds(), 2)))
             actions.prices_reliable_again(self._span_events.pop(book.run_id), seconds, change.held_evaluations)
+        priced = {(s, e): checks[f"{e}:{s}"] for s, e in book.instruments()}
         if not reliability.reliable:
+            self._live[book.run_id] = live_view(book, None, priced, now, reliability.reason)
             return None
         prices = {(s, e): c.price for s, e in book.instruments()
                   if (c := checks[f"{e}:{s}"]).price is not None}
@@ -316,12 +321,14 @@ class RiskMonitor(Service):
             return pnls
         result = evaluate_run(book.settings, book.run_id, positions, self._states.get(book.run_id), reliability)
         self._states[book.run_id] = result.state
+        self._live[book.run_id] = live_view(book, result, priced, now)
         for decision in result.exits:
             if decision.new:
                 actions.act(book, decision)
         for decision in result.alerts_to_notify:
             actions.alert(book, decision)
-        self._save_state(book.run_id, force=any(d.new for d in result.exits))
+        if any(d.new for d in result.exits):  # the breach acted on must survive a change of leader now
+            self._save_state(book.run_id, force=True)
         return dict(result.account_pnls)
 
     def _account_limits(self, run_ids: set[int], account_pnl: dict[int, Decimal], unreliable: set[int],
@@ -360,11 +367,17 @@ class RiskMonitor(Service):
             out[book.run_id] = sum((pnl_of(leg) for leg in part.positions(book.legs, prices)), Decimal(0))
         return out
 
-    def _save_state(self, run_id: int, *, force: bool = False) -> None:
+    def _write_states(self) -> None:
+        """Every run's state and live view that changed, in one transaction (once a second)."""
+        for run_id in sorted(set(self._states) | set(self._live)):
+            self._save_state(run_id, force=True, commit=False)
+        db.session.commit()
+
+    def _save_state(self, run_id: int, *, force: bool = False, commit: bool = True) -> None:
         state = self._states.get(run_id)
-        if state is None:
-            return
-        data = encode_state(state)
+        data: dict[str, Any] = encode_state(state) if state is not None else {"run_id": run_id}
+        if run_id in self._live:
+            data["live"] = self._live[run_id]
         last = self._saved.get(run_id)
         if last is not None and last[0] == data:
             return
@@ -372,7 +385,8 @@ class RiskMonitor(Service):
             return
         db.session.execute(update(StrategyRun).where(StrategyRun.id == run_id).values(risk_state=data)
                            .execution_options(synchronize_session=False))
-        db.session.commit()
+        if commit:
+            db.session.commit()
         self._saved[run_id] = (data, time.monotonic())
 
 

@@ -89,6 +89,51 @@
     return el("div", { "class": "card bg-base-100 shadow", "data-run-account": String(a.id), "data-testid": "account-" + a.name }, [body]);
   }
 
+  function money(value) { return value === null || value === undefined ? "\u2014" : "\u20b9" + value; }
+
+  function riskPanel(risk) {
+    var parts = [];
+    var rules = risk.rules || [];
+    parts.push(el("p", { "class": "text-sm" }, [rules.length ? rules.join(" \u00b7 ") : "No risk rules on this run."]));
+    var live = risk.live;
+    if (!live) {
+      parts.push(el("p", { "class": "text-sm opacity-70", "data-field": "risk-state" }, ["Not evaluated yet (the monitor runs in the background service)."]));
+      return parts;
+    }
+    parts.push(el("p", { "class": "text-sm", "data-field": "risk-state" }, [
+      (live.reliable ? "Watching" : "Holding: prices unreliable (" + live.reason + ")") +
+      " \u00b7 evaluated " + new Date(live.evaluated_at).toLocaleTimeString("en-IN") +
+      (live.combined_pnl !== null ? " \u00b7 combined P&L " + money(live.combined_pnl) : "")]));
+    if (live.units.length) {
+      var head = el("tr", {}, ["Account", "P&L", "Max loss at", "Max profit at", "Trailing peak", "Trailing stop"].map(function (h) { return el("th", {}, [h]); }));
+      var rows = live.units.map(function (u) {
+        var t = u.trailing;
+        return el("tr", { "data-risk-unit": u.name }, [el("td", {}, [u.name]), el("td", { "data-field": "pnl" }, [money(u.pnl)]),
+          el("td", {}, [money(u.max_loss)]), el("td", {}, [money(u.max_profit)]),
+          el("td", {}, [t && t.armed ? money(t.peak) : (t ? "not armed" : "\u2014")]),
+          el("td", {}, [t && t.armed ? money(t.stop) : "\u2014"])]);
+      });
+      parts.push(el("table", { "class": "table table-xs" }, [el("thead", {}, [head]), el("tbody", {}, rows)]));
+    }
+    if (live.legs.length) {
+      parts.push(el("table", { "class": "table table-xs" }, [
+        el("thead", {}, [el("tr", {}, ["Account", "Leg", "Entry", "LTP", "Stop", "Target"].map(function (h) { return el("th", {}, [h]); }))]),
+        el("tbody", {}, live.legs.map(function (l) {
+          return el("tr", {}, [el("td", {}, [l.account]), el("td", {}, [String(l.leg)]), el("td", {}, [l.entry]),
+            el("td", {}, [l.ltp || "\u2014"]), el("td", {}, [l.stop || "\u2014"]), el("td", {}, [l.target || "\u2014"])]);
+        }))]));
+    }
+    parts.push(el("p", { "class": "text-xs opacity-70" }, [live.prices.map(function (p) {
+      return p.symbol + " " + (p.ltp || "\u2014") + (p.age_s !== null ? " (" + p.age_s + " s old)" : "") + (p.usable ? "" : " " + p.reason);
+    }).join(" \u00b7 ")]));
+    return parts;
+  }
+
+  function renderRisk(risk) {
+    var box = root.querySelector("[data-run-risk]");
+    if (box && risk) { box.replaceChildren.apply(box, riskPanel(risk)); }
+  }
+
   function latencyText(l) {
     return l.count ? "p50 " + l.p50_ms + " ms \u00b7 p95 " + l.p95_ms + " ms (" + l.count + ")" : "\u2014";
   }
@@ -102,6 +147,7 @@
     });
     var note = root.querySelector("[data-run-note]");
     if (note) { note.textContent = data.note || ""; }
+    renderRisk(data.risk);
     var accounts = root.querySelector("[data-run-accounts]");
     if (accounts) { accounts.replaceChildren.apply(accounts, data.accounts.map(accountCard)); }
     var exits = root.querySelector("[data-run-exits]");
@@ -132,6 +178,10 @@
         // A final run stops polling; a new exit request (a button press) reloads the page anyway.
         if (root.getAttribute("data-final") !== "1") { setTimeout(poll, POLL_MS); }
       });
+  }
+  var initial = root.querySelector("[data-run-risk]");
+  if (initial) {
+    try { renderRisk(JSON.parse(initial.getAttribute("data-risk"))); } catch (e) { /* the first poll renders it */ }
   }
   if (root.getAttribute("data-final") !== "1") { setTimeout(poll, POLL_MS); }
 })();
