@@ -118,7 +118,8 @@ def test_max_loss_breach_closes_each_account_once_with_one_event_naming_its_inte
     assert sorted((i.account_id, i.action, i.quantity, i.state) for i in closes) == \
         sorted((a, "SELL", 10, "filled") for a in ids)
     for event in _events(event_type="max_loss"):
-        assert event.outcome == "filled" and event.intent_ids == [i.id for i in closes if i.account_id == event.account_id]
+        mine = [i.id for i in closes if i.account_id == event.account_id]
+        assert event.outcome == "filled" and event.intent_ids == mine
     assert len(_events(run_id=run_id)) == 2
 
 
@@ -153,6 +154,7 @@ def test_leg_stop_closes_only_that_leg(setup, sim):
 def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
     user, ids, monitor = setup
     run_id = _entered(user, ids[:1], [LONG], rules(max_loss="100"))
+    _spin(monitor, _watching(monitor, run_id))
     monitor.max_age = timedelta(seconds=2)
     # The broker's clock an hour back: every tick's trade time is an hour old.
     sim.post("/sim/clock", {"time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "frozen": True})
