@@ -4,92 +4,28 @@ one risk event naming the exit intents; alert-only sends nothing; unreliable pri
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import User
 from app.models.execution import ExitRequest, StrategyRun
-from app.models.risk import RiskEvent
-from app.services.risk.monitor import RiskMonitor
 from app.strategy.run_view import risk_json
-from tests.helpers import WAIT_SECONDS
-from tests.support.exits import Driver, LegSpec, add_paper_accounts, engine_online, filled_entries, intents, make_run
-
-LONG = LegSpec("SBIN", "NSE", "BUY", 10)
-SHORT = LegSpec("RELIANCE", "NSE", "SELL", 5, underlying="RELIANCE")
-
-
-def rules(**changes) -> dict:
-    base = {"version": 1, "scope": "per_account", "max_loss": None, "max_loss_action": "close_all",
-            "max_profit": None, "max_profit_action": "close_all", "trailing_type": None, "trailing_value": None,
-            "trailing_action": "close_all", "supertrend": {"enabled": False}, "legs": {}}
-    return {**base, **changes}
-
-
-@pytest.fixture
-def setup(paper_app, alice, broker, sim):
-    paper_app.config["RISK_PRICE_MAX_AGE_SECONDS"] = 120.0  # the broker's clock is frozen in these tests
-    engine_online()
-    sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": True})
-    sim.post("/sim/prices", {"prices": {"SBIN": 800, "RELIANCE": 2500}})
-    user = db.session.scalar(select(User).where(User.username == "alice"))
-    accounts = add_paper_accounts(alice, broker, sim, ["One", "Two"])
-    monitor = RiskMonitor(paper_app)
-    monitor.on_start()
-    yield user, [a for a, _ in accounts], monitor
-    monitor.on_stop()
-    for _, key in accounts:
-        sim.call("DELETE", f"/sim/accounts/{key}")
-
-
-def _entered(user, ids, legs, settings) -> int:
-    run_id = make_run(user.id, ids, legs)
-    filled_entries(Driver(), run_id)
-    run = db.session.get(StrategyRun, run_id)
-    run.risk_settings = settings
-    db.session.commit()
-    return run_id
-
-
-def _events(**where):
-    db.session.expire_all()
-    query = select(RiskEvent).order_by(RiskEvent.id)
-    for name, value in where.items():
-        query = query.where(getattr(RiskEvent, name) == value)
-    return list(db.session.scalars(query))
-
-
-def _spin(monitor, until, seconds: float = WAIT_SECONDS):
-    """Run the monitor's loop until `until()` is truthy (generous deadline, no fixed sleeps)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        monitor.run_once()
-        db.session.expire_all()
-        found = until()
-        if found:
-            return found
-    raise AssertionError("condition not reached")
-
-
-def _watching(monitor, run_id):
-    return lambda: run_id in monitor._books and monitor._states.get(run_id) is not None
+from tests.support.exits import Driver, intents
+from tests.support.risk_monitor import LONG, SHORT, entered, risk_events, rules, spin, watching
 
 
 def test_max_loss_breach_closes_each_account_once_with_one_event_naming_its_intents(setup, sim):
     user, ids, monitor = setup
     # 10 shares per account at base size 1: ₹100 per share of base size scales to ₹1,000 per account.
-    run_id = _entered(user, ids, [LONG], rules(max_loss="100"))
-    _spin(monitor, _watching(monitor, run_id))
-    assert _events(run_id=run_id) == [] and db.session.scalars(select(ExitRequest)).all() == []
+    run_id = entered(user, ids, [LONG], rules(max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
+    assert risk_events(run_id=run_id) == [] and db.session.scalars(select(ExitRequest)).all() == []
 
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 880})  # a profit: nothing happens
-    _spin(monitor, lambda: monitor.evaluations > 3)
-    assert _events(run_id=run_id) == []
+    spin(monitor, lambda: monitor.evaluations > 3)
+    assert risk_events(run_id=run_id) == []
     monitor.refresh()  # writes the live view the run page shows (any web worker reads it)
     db.session.expire_all()
     risk = risk_json(db.session.get(StrategyRun, run_id))
@@ -99,7 +35,7 @@ def test_max_loss_breach_closes_each_account_once_with_one_event_naming_its_inte
     assert all(Decimal(u["pnl"]) > 0 for u in live["units"]) and live["prices"][0]["symbol"] == "SBIN"
 
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})  # −₹1,100 per account ≤ −₹1,000
-    events = _spin(monitor, lambda: len(_events(event_type="max_loss")) == 2 and _events(event_type="max_loss"))
+    events = spin(monitor, lambda: len(risk_events(event_type="max_loss")) == 2 and risk_events(event_type="max_loss"))
     for _ in range(5):  # more ticks of the breached price: nothing more is asked for
         monitor.run_once()
     requests = db.session.scalars(select(ExitRequest).order_by(ExitRequest.id)).all()
@@ -117,31 +53,31 @@ def test_max_loss_breach_closes_each_account_once_with_one_event_naming_its_inte
     closes = [i for i in intents(run_id=run_id) if i.purpose == "risk"]
     assert sorted((i.account_id, i.action, i.quantity, i.state) for i in closes) == \
         sorted((a, "SELL", 10, "filled") for a in ids)
-    for event in _events(event_type="max_loss"):
+    for event in risk_events(event_type="max_loss"):
         mine = [i.id for i in closes if i.account_id == event.account_id]
         assert event.outcome == "filled" and event.intent_ids == mine
-    assert len(_events(run_id=run_id)) == 2
+    assert len(risk_events(run_id=run_id)) == 2
 
 
 def test_alert_only_writes_one_event_and_sends_nothing(setup, sim):
     user, ids, monitor = setup
-    run_id = _entered(user, ids[:1], [LONG], rules(max_loss="100", max_loss_action="alert_only"))
-    _spin(monitor, _watching(monitor, run_id))
+    run_id = entered(user, ids[:1], [LONG], rules(max_loss="100", max_loss_action="alert_only"))
+    spin(monitor, watching(monitor, run_id))
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})
-    [event] = _spin(monitor, lambda: _events(event_type="max_loss"))
+    [event] = spin(monitor, lambda: risk_events(event_type="max_loss"))
     evaluations = monitor.evaluations
-    _spin(monitor, lambda: monitor.evaluations > evaluations + 5)
-    assert len(_events(event_type="max_loss")) == 1 and event.action == "alert_only"
+    spin(monitor, lambda: monitor.evaluations > evaluations + 5)
+    assert len(risk_events(event_type="max_loss")) == 1 and event.action == "alert_only"
     assert db.session.scalars(select(ExitRequest)).all() == []
 
 
 def test_leg_stop_closes_only_that_leg(setup, sim):
     user, ids, monitor = setup
     legs = {"1": {"stop_loss": ["points", "50"], "target": None}, "2": {"stop_loss": None, "target": None}}
-    run_id = _entered(user, ids[:1], [LONG, SHORT], rules(legs=legs))
-    _spin(monitor, _watching(monitor, run_id))
+    run_id = entered(user, ids[:1], [LONG, SHORT], rules(legs=legs))
+    spin(monitor, watching(monitor, run_id))
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})  # BUY at 800, stop 750
-    [event] = _spin(monitor, lambda: _events(event_type="leg_sl"))
+    [event] = spin(monitor, lambda: risk_events(event_type="leg_sl"))
     [entry] = [i for i in intents(run_id=run_id) if i.purpose == "entry" and i.leg_number == 1]
     assert (event.action, event.threshold) == ("close_partial", entry.average_price - 50)
     [request] = db.session.scalars(select(ExitRequest)).all()
@@ -153,14 +89,14 @@ def test_leg_stop_closes_only_that_leg(setup, sim):
 
 def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
     user, ids, monitor = setup
-    run_id = _entered(user, ids[:1], [LONG], rules(max_loss="100"))
-    _spin(monitor, _watching(monitor, run_id))
+    run_id = entered(user, ids[:1], [LONG], rules(max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
     monitor.max_age = timedelta(seconds=2)
     # The broker's clock an hour back: every tick's trade time is an hour old.
     sim.post("/sim/clock", {"time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "frozen": True})
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 600})  # far past max loss, but unreliable
-    [event] = _spin(monitor, lambda: _events(event_type="prices_unreliable"))
+    [event] = spin(monitor, lambda: risk_events(event_type="prices_unreliable"))
     evaluations = monitor.evaluations
-    _spin(monitor, lambda: monitor.evaluations > evaluations + 5)
-    assert len(_events(event_type="prices_unreliable")) == 1 and event.action == "held"
-    assert _events(event_type="max_loss") == [] and db.session.scalars(select(ExitRequest)).all() == []
+    spin(monitor, lambda: monitor.evaluations > evaluations + 5)
+    assert len(risk_events(event_type="prices_unreliable")) == 1 and event.action == "held"
+    assert risk_events(event_type="max_loss") == [] and db.session.scalars(select(ExitRequest)).all() == []

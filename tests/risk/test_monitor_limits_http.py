@@ -1,0 +1,74 @@
+"""More rules over real HTTP against the paper broker: the trailing stop, the combined scope, and the
+account daily loss limit (which closes the account's runs and blocks its entries for the day)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from app.domain.expiries import ist_today
+from app.extensions import db
+from app.models import TradingAccount
+from app.models.execution import ExitRequest, StrategyRun
+from app.models.types import utcnow
+from app.services.risk.events import entries_blocked
+from tests.support.exits import Driver
+from tests.support.risk_monitor import LONG, SHORT, entered, risk_events, rules, spin, watching
+
+
+def test_trailing_stop_arms_trails_and_fires_once(setup, sim):
+    user, ids, monitor = setup
+    # ₹20 per share of base size → ₹200 for the account's 10 shares.
+    run_id = entered(user, ids[:1], [LONG], rules(trailing_type="amount", trailing_value="20"))
+    spin(monitor, watching(monitor, run_id))
+    entry = Decimal(str(monitor._books[run_id].accounts[0].entry_fills[1][0][1]))
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": float(entry + 50)})  # +₹500: armed, stop ₹300
+
+    def trail():
+        state = monitor._states.get(run_id)
+        return state is not None and state.trailing and state.trailing[0][1].armed and state.trailing[0][1]
+    armed = spin(monitor, trail)
+    assert armed.peak >= Decimal("490") and armed.stop == armed.peak - 200
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": float(entry + 40)})  # +₹400 > stop: holds
+    spin(monitor, lambda: monitor.evaluations > 8)
+    assert risk_events(event_type="trailing_sl") == []
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": float(entry + 25)})  # +₹250 ≤ stop ₹300: fires
+    [event] = spin(monitor, lambda: risk_events(event_type="trailing_sl"))
+    assert event.threshold == armed.stop and event.action == "close_all"
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    assert request.run_account_id is not None and request.leg_number is None
+
+
+def test_combined_scope_sums_accounts_and_closes_them_together(setup, sim):
+    user, ids, monitor = setup
+    run_id = entered(user, ids, [LONG], rules(scope="combined", max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})  # −₹1,100 × 2 ≤ −₹2,000
+    [event] = spin(monitor, lambda: risk_events(event_type="max_loss"))
+    assert (event.account_id, event.threshold) == (None, Decimal("-2000.00"))
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    assert (request.run_account_id, request.leg_number) == (None, None)
+
+
+def test_account_daily_loss_limit_closes_its_runs_and_blocks_entries_for_the_day(setup, sim):
+    user, ids, monitor = setup
+    account = db.session.get(TradingAccount, ids[0])
+    account.daily_loss_limit = Decimal("500")
+    db.session.commit()
+    first = entered(user, ids[:1], [LONG], rules())
+    second = entered(user, ids, [SHORT], rules())
+    spin(monitor, lambda: first in monitor._books and second in monitor._books)
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})  # −₹600 on the first run alone
+    events = spin(monitor, lambda: len(risk_events(event_type="account_loss_limit")) == 2 and
+                   risk_events(event_type="account_loss_limit"))
+    assert {e.run_id for e in events} == {first, second} and {e.account_id for e in events} == {ids[0]}
+    assert all(e.threshold == Decimal("-500.00") for e in events)
+    assert entries_blocked(ids[0], ist_today(utcnow())) is not None
+    assert entries_blocked(ids[1], ist_today(utcnow())) is None
+    requests = db.session.scalars(select(ExitRequest).order_by(ExitRequest.id)).all()
+    parts = {r.run_account_id for r in requests}
+    mine = {a.id for run_id in (first, second) for a in db.session.get(StrategyRun, run_id).accounts
+            if a.account_id == ids[0]}
+    assert parts == mine  # the other account's part of the second run stays open
+    Driver().run_until(lambda: all(db.session.get(ExitRequest, r.id).status == "done" for r in requests))
