@@ -9,12 +9,14 @@ from typing import Any
 from flask import current_app
 
 from app.broker.parsing import Funds, to_decimal
+from app.domain.expiries import ist_today
 from app.domain.margin import AVAILABLE_MARGIN_FORMULA, available_margin, todays_pnl, used_margin
 from app.models.accounts import TradingAccount
 from app.models.types import utcnow
 from app.models.users import User
 from app.services.account_data import load_accounts, refresh_stale
 from app.services.market_source import choose_source
+from app.services.risk.events import blocked_accounts
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class AccountCard:
     open_positions: int
     data_age_seconds: float | None
     error: str | None
+    entries_blocked: str | None = None  # a daily loss/profit limit was breached today (the reason)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -50,7 +53,7 @@ def funds_from_cache(raw: dict[str, Any] | None) -> Funds | None:
         "available_cash", "collateral", "utilised_debits", "m2m_realized", "m2m_unrealized")))
 
 
-def card_for(account: TradingAccount) -> AccountCard:
+def card_for(account: TradingAccount, entries_blocked: str | None = None) -> AccountCard:
     funds = funds_from_cache(account.last_funds)
     age = (utcnow() - account.last_data_at).total_seconds() if account.last_data_at else None
     positions = account.last_positions or []
@@ -64,7 +67,7 @@ def card_for(account: TradingAccount) -> AccountCard:
         todays_pnl=todays_pnl(funds) if funds else None,
         open_positions=sum(1 for p in positions if int(p.get("quantity") or 0) != 0),
         data_age_seconds=round(age, 1) if age is not None else None,
-        error=account.last_error,
+        error=account.last_error, entries_blocked=entries_blocked,
     )
 
 
@@ -84,7 +87,8 @@ def snapshot(user: User, *, refresh: bool = True) -> dict[str, Any]:
     if refresh and refresh_stale(accounts, wait_seconds=current_app.config["DASHBOARD_WAIT_SECONDS"],
                                  wait_for_cached=False):
         accounts = load_accounts(user.id)  # one query re-reads what the refreshes stored
-    cards = [card_for(a) for a in accounts]
+    blocked = blocked_accounts([a.id for a in accounts], ist_today(utcnow()))
+    cards = [card_for(a, blocked.get(a.id)) for a in accounts]
     active = [c for c in cards if c.is_active]
     source = choose_source(accounts)
     return {

@@ -7,6 +7,7 @@ Alpha, Beta, Gamma behind a counting proxy, the broker at 2026-01-05 10:00 IST, 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -202,3 +203,27 @@ def test_submit_blank_or_overlong_idempotency_key_refuses(online):
         with pytest.raises(ExecutionRefused, match="form has expired"):
             planner.submit_execution(_user(), strategy, idempotency_key=key, now=NOW)
     _nothing_written()
+
+
+def test_submit_an_account_blocked_by_its_daily_limit_is_skipped_and_the_run_keeps_its_rules(online):
+    from app.domain.expiries import ist_today
+    from app.services.risk.events import block_account_entries
+
+    strategy = _strategy(online)
+    strategy.max_loss = Decimal("2500")
+    strategy.risk_scope = "combined"
+    db.session.commit()
+    block_account_entries(online.ids["Gamma"], ist_today(NOW), "daily loss limit ₹5,000 reached", commit=True)
+
+    run = planner.submit_execution(_user(), strategy, idempotency_key="k", now=NOW)
+
+    rows = {a.account_name: (a.status, a.skip_reason) for a in run.accounts}
+    assert rows["Gamma"] == ("skipped", "entries blocked for today: daily loss limit ₹5,000 reached")
+    assert _count(OrderIntent) == 8
+    assert (run.risk_settings["scope"], run.risk_settings["max_loss"], run.risk_settings["max_loss_action"]) == \
+        ("combined", "2500.00", "close_all")
+    assert sorted(run.risk_settings["legs"]) == ["1", "2", "3", "4"]
+    strategy.max_loss = Decimal("100")  # a later edit changes the next run, not this one
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(StrategyRun, run.id).risk_settings["max_loss"] == "2500.00"

@@ -23,6 +23,7 @@ from config import new_fernet_key
 from tests.execution.test_crash_restart import BOOT_SECONDS, Leaders, _leader_pid
 from tests.helpers import make_user, wait_until
 from tests.support.execution import Leg, broker_net, intents, make_run
+from tests.support.risk_monitor import MarketMoved
 
 SYMBOL = "SBIN"
 LEGS = [Leg(SYMBOL, "BUY", lots=10, lot_size=1, freeze_qty=1000, exchange="NSE")]
@@ -46,6 +47,7 @@ def chaos(app_factory, database_url, broker, sim, tmp_path):
     leaders = Leaders(database_url, key, tmp_path)
     # The deterministic broker's clock is frozen (set to now below): its trade times do not advance.
     leaders.base_env.update({"RISK_PRICE_MAX_AGE_SECONDS": "600", "RISK_REFRESH_SECONDS": "0.5"})
+    market = MarketMoved(sim)
     sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": True})
     sim.post("/sim/prices", {"symbol": SYMBOL, "price": 800})
     with app.app_context():
@@ -60,6 +62,7 @@ def chaos(app_factory, database_url, broker, sim, tmp_path):
                 client.close()
             for k in keys:
                 sim.call("DELETE", f"/sim/accounts/{k}")
+            market.restore()
 
 
 def _expire() -> None:

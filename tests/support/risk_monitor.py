@@ -56,3 +56,17 @@ def watching(monitor, run_id):
     return lambda: run_id in monitor._books and monitor._states.get(run_id) is not None
 
 
+
+
+class MarketMoved:
+    """Sets the session broker's clock and prices for a test and puts them back afterwards: the other
+    tests of the session expect the broker's start time and spot prices."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        status = sim.call("GET", "/sim/status")
+        self.clock, self.frozen, self.spot = status["clock"], status["frozen"], dict(status["spot"])
+
+    def restore(self) -> None:
+        self.sim.post("/sim/clock", {"time": self.clock, "frozen": self.frozen})
+        self.sim.post("/sim/prices", {"prices": self.spot})

@@ -34,6 +34,8 @@
           f.className = "badge badge-sm " + (STATUS_CLASS[card.status] || "badge-ghost");
         } else if (key === "error") {
           f.textContent = card.error || "";
+        } else if (key === "entries_blocked") {
+          f.textContent = card.entries_blocked ? "Entries blocked for today: " + card.entries_blocked : "";
         } else {
           show(f, card[key]);
         }
