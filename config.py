@@ -229,6 +229,7 @@ class Config:
     # the books are re-read (and every run re-evaluated) this often.
     RISK_PRICE_MAX_AGE_SECONDS = 15.0
     RISK_REFRESH_SECONDS = 1.0
+    RISK_FIRST_PRICE_GRACE_SECONDS = 10.0
     # Leader lease: another process takes over within TTL + retry seconds of the holder dying.
     SERVICE_LEASE_TTL_SECONDS = 10.0
     SERVICE_LEASE_RENEW_SECONDS = 3.0
@@ -311,6 +312,8 @@ class Config:
             PRICE_MAX_TICK_AGE_SECONDS=_env_float("PRICE_MAX_TICK_AGE_SECONDS", cls.PRICE_MAX_TICK_AGE_SECONDS),
             RISK_PRICE_MAX_AGE_SECONDS=_env_float("RISK_PRICE_MAX_AGE_SECONDS", cls.RISK_PRICE_MAX_AGE_SECONDS),
             RISK_REFRESH_SECONDS=_env_float("RISK_REFRESH_SECONDS", cls.RISK_REFRESH_SECONDS),
+            RISK_FIRST_PRICE_GRACE_SECONDS=_env_float("RISK_FIRST_PRICE_GRACE_SECONDS",
+                                                      cls.RISK_FIRST_PRICE_GRACE_SECONDS),
             SERVICE_LEASE_TTL_SECONDS=_env_float("SERVICE_LEASE_TTL_SECONDS", cls.SERVICE_LEASE_TTL_SECONDS),
             SERVICE_LEASE_RENEW_SECONDS=_env_float("SERVICE_LEASE_RENEW_SECONDS", cls.SERVICE_LEASE_RENEW_SECONDS),
             SERVICE_LEASE_RETRY_SECONDS=_env_float("SERVICE_LEASE_RETRY_SECONDS", cls.SERVICE_LEASE_RETRY_SECONDS),
