@@ -37,7 +37,7 @@ def test_builder_page_renders_one_blank_leg_and_the_users_accounts(app, trader, 
     assert 'name="legs-0-lots"' in html and 'name="legs-1-lots"' not in html
     assert 'name="legs-__index__-lots"' in html  # the blank leg the script clones
     assert 'data-account-row="Main"' in html
-    assert "take effect when the risk engine arrives in a later release" in html
+    assert "a run keeps the settings it was entered with, so a change here applies to the next run" in html
     assert "<script>" not in html.replace("<script nonce=", "")  # only src scripts besides the nonce one
 
 
