@@ -265,6 +265,15 @@ class OpenAlgoClient:
                     parsing.parse_quote(item["data"]))
         return quotes
 
+    def history(self, symbol: str, exchange: str, interval: str, start_date: str, end_date: str
+                ) -> list[parsing.HistoryCandle]:
+        """Candles of /history (dates YYYY-MM-DD). The SDK's own history() returns a pandas frame; the
+        request goes through its plain JSON call instead."""
+        payload = {"apikey": self._api.api_key, "symbol": symbol, "exchange": exchange, "interval": interval,
+                   "start_date": start_date, "end_date": end_date}
+        body = self._call("history", lambda: self._api._make_request("history", payload))
+        return parsing.parse_history(body)
+
     def expiries(self, symbol: str, exchange: str, instrument_type: str = "options") -> list[str]:
         body = self._call("expiry", lambda: self._api.expiry(symbol=symbol, exchange=exchange,
                                                               instrumenttype=instrument_type))

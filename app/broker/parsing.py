@@ -8,6 +8,7 @@ money and prices as Decimal, quantities as int, order ids as str.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -422,3 +423,32 @@ def parse_option_symbol(body: dict[str, Any]) -> OptionSymbol:
                         lot_size=to_int(body.get("lotsize")), tick_size=to_decimal(body.get("tick_size")),
                         freeze_qty=None if freeze in (None, "") else to_int(freeze),
                         underlying_ltp=to_decimal(body.get("underlying_ltp")))
+
+
+@dataclass(frozen=True)
+class HistoryCandle:
+    """One candle of /history; `start` is an aware UTC instant (OpenAlgo sends epoch seconds)."""
+
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+def parse_history(body: dict[str, Any]) -> list[HistoryCandle]:
+    """/history's candles in time order; rows without a timestamp or a positive close are left out."""
+    out = []
+    for row in _require_list(body.get("data"), "history"):
+        if not isinstance(row, dict):
+            continue
+        try:
+            start = datetime.fromtimestamp(int(row["timestamp"]), tz=UTC)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+        close = to_decimal(row.get("close"))
+        if close <= 0:
+            continue
+        out.append(HistoryCandle(start, to_decimal(row.get("open"), close), to_decimal(row.get("high"), close),
+                                 to_decimal(row.get("low"), close), close))
+    return sorted(out, key=lambda c: c.start)

@@ -72,3 +72,14 @@ def test_account_daily_loss_limit_closes_its_runs_and_blocks_entries_for_the_day
             if a.account_id == ids[0]}
     assert parts == mine  # the other account's part of the second run stays open
     Driver().run_until(lambda: all(db.session.get(ExitRequest, r.id).status == "done" for r in requests))
+
+
+def test_a_run_with_a_supertrend_exit_gets_its_legs_history_and_is_watched(setup, sim):
+    user, ids, monitor = setup
+    supertrend = {"enabled": True, "period": 7, "multiplier": "3", "timeframe": "1m", "exit": "breakout",
+                  "action": "close_all"}
+    run_id = entered(user, ids[:1], [LONG], rules(supertrend=supertrend))
+    watch = spin(monitor, lambda: (w := monitor._watches.get(run_id)) is not None and w.loaded and w)
+    # The broker's clock was just moved to now: its history holds the minutes since then only.
+    assert watch.error is None and any(watch.candles.closes[0])
+    assert risk_events(event_type="supertrend") == []

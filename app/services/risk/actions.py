@@ -144,6 +144,14 @@ def close_account_runs(account_id: int, day: date, decision: Decision, books: li
     return made
 
 
+def supertrend_held(book: RunBook, problem: str) -> None:
+    """The Supertrend exit cannot be evaluated (e.g. a leg's history is missing): one event, held."""
+    run = db.session.get(StrategyRun, book.run_id)
+    record_risk_event(user_id=book.user_id, event_type=RiskEventType.SUPERTREND, action=RiskEventAction.HELD,
+                      run=run, detail=f"Supertrend exit on hold: {problem}"[:4000], commit=True)
+    logger.warning("run %s: Supertrend exit on hold: %s", book.run_id, problem)
+
+
 def prices_unreliable(book: RunBook, reason: str) -> int:
     """The rules of a run hold on unreliable prices: one event when the span starts (its id)."""
     run = db.session.get(StrategyRun, book.run_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,7 @@ class LegInfo:
     exchange: str
     action: Action
     base_quantity: int  # lots per strategy lot × lot size
+    lots: int = 1  # per strategy lot (the net premium's weight)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class RunBook:
     settings: RunRiskSettings | None
     supertrend: SupertrendSettings | None
     state: dict[str, Any]
+    entered_at: datetime | None = None  # the click (the entry's candle starts the Supertrend watch)
 
     def instruments(self) -> set[tuple[str, str]]:
         """The (symbol, exchange) of every leg some account still holds."""
@@ -137,8 +139,8 @@ def _books(runs: list[StrategyRun]) -> list[RunBook]:
             first_leg_planned[intent.run_account_id] += intent.quantity
     books = []
     for run in runs:
-        legs = tuple(LegInfo(leg.number, leg.symbol, leg.exchange, Action(leg.action), leg.lots * leg.lot_size)
-                     for leg in legs_by_run[run.id])
+        legs = tuple(LegInfo(leg.number, leg.symbol, leg.exchange, Action(leg.action), leg.lots * leg.lot_size,
+                             leg.lots) for leg in legs_by_run[run.id])
         if not legs:
             continue
         accounts = tuple(
@@ -154,7 +156,8 @@ def _books(runs: list[StrategyRun]) -> list[RunBook]:
             logger.error("run %s: risk settings unreadable (%s): only account limits apply", run.id, exc)
             settings, supertrend = None, None
         books.append(RunBook(run.id, run.user_id, run.strategy_id, run.strategy_name, run.status, run.trading_day,
-                             legs, accounts, settings, supertrend, dict(run.risk_state or {})))
+                             legs, accounts, settings, supertrend, dict(run.risk_state or {}),
+                             run.entered_at or run.clicked_at))
     return books
 
 

@@ -33,15 +33,17 @@ def _line(value: Decimal | None, factor: Any, sign: int) -> str | None:
 
 
 def live_view(book: RunBook, result: RunEvaluation | None, checks: dict[tuple[str, str], PriceCheck],
-              now: datetime, reason: str = "") -> dict[str, Any]:
-    """What the run page shows of the monitor; `result` None when the rules held."""
+              now: datetime, reason: str = "", chart: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the run page shows of the monitor; `result` None when the rules held; `chart` the
+    net premium's closed candles with the Supertrend line (runs with a Supertrend exit)."""
     settings = book.settings
     names = {a.account_id: a.account_name for a in book.accounts}
     prices = [{"symbol": s, "exchange": e, "ltp": _text(c.price), "usable": c.usable, "reason": c.reason,
                "age_s": None if c.age is None else round(c.age.total_seconds(), 1)}
               for (s, e), c in sorted(checks.items())]
     view: dict[str, Any] = {"evaluated_at": now.isoformat(timespec="seconds"), "reliable": result is not None,
-                            "reason": reason, "prices": prices, "units": [], "legs": [], "combined_pnl": None}
+                            "reason": reason, "prices": prices, "units": [], "legs": [], "combined_pnl": None,
+                            "chart": chart}
     if result is None:
         return view
     view["combined_pnl"] = _text(result.combined_pnl)

@@ -24,6 +24,7 @@ from typing import Any, cast
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
+from app.broker.errors import BrokerError
 from app.broker.feed import Tick
 from app.domain.expiries import ist_today
 from app.domain.price_guard import (
@@ -39,21 +40,27 @@ from app.domain.risk_pnl import LegPosition, leg_pnl
 from app.domain.risk_rules import (
     AccountPosition,
     BreachLatch,
+    Decision,
+    LegToClose,
     RunRiskState,
+    ScopedDecision,
     TrailingState,
     evaluate_account_limits,
     evaluate_run,
 )
+from app.domain.risk_settings import RiskAction
 from app.extensions import db
 from app.models.accounts import TradingAccount
 from app.models.execution import StrategyRun
 from app.models.types import utcnow
+from app.services.accounts import client_for
 from app.services.market_source import choose_source
 from app.services.monitors import feed_manager, last_prices
 from app.services.risk import actions
 from app.services.risk.book import RunBook, account_limits, day_realized, fills_signature, load_books
 from app.services.risk.events import blocked_accounts
 from app.services.risk.live import live_view
+from app.services.risk.supertrend_exit import SupertrendWatch
 from app.services.runner import Service, register_service
 
 logger = logging.getLogger(__name__)
@@ -120,6 +127,9 @@ class RiskMonitor(Service):
         self.first_price_grace = float(cfg.get("RISK_FIRST_PRICE_GRACE_SECONDS", 10.0))
         self._subscribed_at: dict[Instrument, float] = {}
         self._live: dict[int, dict[str, Any]] = {}  # run → what the run page shows, written once a second
+        self._watches: dict[int, SupertrendWatch] = {}  # runs with a Supertrend exit
+        self._watch_problems: dict[int, str] = {}  # the last history problem written as an event
+        self._sources: dict[int, TradingAccount] = {}  # user → market-data account (history, feed)
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._dirty: set[Instrument] = set()
@@ -196,6 +206,12 @@ class RiskMonitor(Service):
                 self._save_state(run_id, force=True)
                 self._states.pop(run_id, None)
                 self._spans.pop(run_id, None)
+            for run_id in set(self._watches) - set(books):
+                self._watches.pop(run_id, None)
+                self._watch_problems.pop(run_id, None)
+            for run_id, book in books.items():
+                if book.supertrend is not None and run_id not in self._watches:
+                    self._watches[run_id] = SupertrendWatch(book, book.supertrend, book.entered_at or utcnow())
             for run_id, book in books.items():
                 if run_id not in self._states:
                     restored = decode_state(run_id, book.state)
@@ -213,6 +229,7 @@ class RiskMonitor(Service):
         self._blocked = set(blocked_accounts(self._limits, day)) if self._limits else set()
         db.session.commit()
         self._subscribe()
+        self._load_histories()
 
     def _subscribe(self) -> None:
         from app.services.encryption import get_encryptor
@@ -227,8 +244,11 @@ class RiskMonitor(Service):
             for account in db.session.scalars(select(TradingAccount).where(
                     TradingAccount.user_id.in_(users), TradingAccount.deleted_at.is_(None))):
                 by_user[account.user_id].append(account)
+        self._sources = {}
         for book in self._books.values():
             source = choose_source(by_user.get(book.user_id, []))
+            if source is not None:
+                self._sources[book.user_id] = source
             if source is None or not source.websocket_url:
                 continue
             sources.setdefault(source.host_url, source)
@@ -249,6 +269,39 @@ class RiskMonitor(Service):
         for host in [h for h in self._subscribed if h not in wanted]:
             manager.unsubscribe(host, [{"symbol": s, "exchange": e} for s, e in self._subscribed.pop(host)], OWNER)
         db.session.commit()
+
+    def _load_histories(self) -> None:
+        """The day's 1-minute history of every leg of each new Supertrend watch (a broker read per leg)."""
+        for run_id, watch in self._watches.items():
+            if watch.loaded:
+                continue
+            book = self._books[run_id]
+            source = self._sources.get(book.user_id)
+            try:
+                client = client_for(source) if source is not None else None
+            except BrokerError as exc:
+                client = None
+                logger.warning("run %s: no client for the Supertrend history: %s", run_id, exc)
+            problem = watch.load(client, utcnow())
+            if problem is not None and self._watch_problems.get(run_id) != problem:
+                self._watch_problems[run_id] = problem
+                actions.supertrend_held(book, problem)
+        db.session.commit()
+
+    def _supertrend(self, book: RunBook, positions: list[AccountPosition], prices: dict[Instrument, Decimal],
+                    now: datetime) -> None:
+        watch = self._watches.get(book.run_id)
+        if watch is None:
+            return
+        for (symbol, exchange), price in prices.items():
+            watch.on_price(symbol, exchange, now, price)
+        decision = watch.evaluate(now)
+        if decision is None:
+            return
+        if decision.action is RiskAction.ALERT_ONLY:
+            actions.alert(book, supertrend_scope(decision, positions))
+        else:
+            actions.act(book, supertrend_scope(decision, positions))
 
     # -- evaluation --
     def _check(self, symbol: str, exchange: str, now: datetime) -> PriceCheck:
@@ -321,7 +374,9 @@ class RiskMonitor(Service):
             return pnls
         result = evaluate_run(book.settings, book.run_id, positions, self._states.get(book.run_id), reliability)
         self._states[book.run_id] = result.state
-        self._live[book.run_id] = live_view(book, result, priced, now)
+        self._supertrend(book, positions, prices, now)
+        watch = self._watches.get(book.run_id)
+        self._live[book.run_id] = live_view(book, result, priced, now, chart=watch.chart() if watch else None)
         for decision in result.exits:
             if decision.new:
                 actions.act(book, decision)
@@ -388,6 +443,16 @@ class RiskMonitor(Service):
         if commit:
             db.session.commit()
         self._saved[run_id] = (data, time.monotonic())
+
+
+def supertrend_scope(decision: Decision, positions: list[AccountPosition]) -> ScopedDecision:
+    """The Supertrend decision applied to its run: the series is the whole strategy's, so close_all
+    closes every account, close_partial each account's losing legs."""
+    accounts = tuple(p.account_id for p in positions if p.is_open)
+    close_all = decision.action is RiskAction.CLOSE_ALL
+    losing = () if close_all else tuple(LegToClose(p.account_id, leg.leg_number) for p in positions
+                                        for leg in p.legs if leg.open_quantity and leg_pnl(leg).total < 0)
+    return ScopedDecision(decision, None, accounts, close_all, losing, None, True)
 
 
 class _Unpriced(Exception):

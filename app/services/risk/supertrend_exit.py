@@ -1,0 +1,114 @@
+"""The Supertrend exit of one run: its net-premium candles and the decision on each candle close.
+
+The risk monitor keeps one `SupertrendWatch` per run whose rules have a Supertrend exit. It loads
+the day's 1-minute history of every leg once (from the user's market-data account), then takes the
+legs' live prices as the current minute's closes; on each candle close of the run's timeframe it
+runs the kernel over the closed candles and asks whether the trend flipped the exit's way since the
+entry's candle (app/domain/premium_series.py). A leg without history holds the exit (the monitor
+writes one risk event saying so) and is asked again after HISTORY_RETRY_SECONDS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+
+from app.broker.client import OpenAlgoClient
+from app.broker.errors import BrokerError
+from app.domain.premium_series import IST, Candle, PremiumCandles, PremiumLeg, supertrend_flip
+from app.domain.risk_rules import Decision
+from app.domain.risk_settings import RiskEventType
+from app.indicators.supertrend import supertrend
+from app.services.risk.book import RunBook
+from app.services.risk.snapshot import SupertrendSettings
+
+logger = logging.getLogger(__name__)
+
+HISTORY_RETRY_SECONDS = 60.0
+
+
+class SupertrendWatch:
+    def __init__(self, book: RunBook, settings: SupertrendSettings, entered_at: datetime) -> None:
+        self.run_id = book.run_id
+        self.settings = settings
+        self.entered_at = entered_at
+        self.legs = [(leg.symbol.upper(), leg.exchange.upper()) for leg in book.legs]
+        self.candles = PremiumCandles([PremiumLeg(leg.action, leg.lots) for leg in book.legs], settings.timeframe)
+        self.loaded = False
+        self.error: str | None = None
+        self.next_load = 0.0
+        self.last_end: datetime | None = None
+        self.fired = False
+        self.last: tuple[list[Candle], np.ndarray, np.ndarray] | None = None  # for the run page's chart
+
+    def load(self, client: OpenAlgoClient | None, now: datetime) -> str | None:
+        """Load the day's 1-minute history of every leg; the problem in words, or None when loaded."""
+        if self.loaded or time.monotonic() < self.next_load:
+            return None
+        self.next_load = time.monotonic() + HISTORY_RETRY_SECONDS
+        day = now.astimezone(IST).date().isoformat()
+        if client is None:
+            self.error = "no market-data account to read the legs' history from"
+            return self.error
+        for n, (symbol, exchange) in enumerate(self.legs):
+            try:
+                rows = client.history(symbol, exchange, "1m", day, day)
+            except BrokerError as exc:
+                self.error = f"no 1-minute history for {symbol}: {exc}"
+                return self.error
+            if not rows:
+                self.error = f"no 1-minute history for {symbol} today"
+                return self.error
+            for row in rows:
+                if row.start < now:
+                    self.candles.add_close(n, row.start, row.close)
+        self.loaded, self.error = True, None
+        logger.info("run %s: Supertrend history loaded for %d legs", self.run_id, len(self.legs))
+        return None
+
+    def chart(self, limit: int = 150) -> dict[str, object] | None:
+        """The last closed candles with their Supertrend line and direction, for the run page."""
+        if self.last is None:
+            return None
+        candles, line, direction = self.last
+        start = max(0, len(candles) - limit)
+        return {"timeframe": self.settings.timeframe.value, "candles": [
+            {"time": int(c.start.timestamp()), "open": str(c.open), "high": str(c.high), "low": str(c.low),
+             "close": str(c.close), "line": None if np.isnan(line[k]) else round(float(line[k]), 2),
+             "direction": int(direction[k])} for k, c in enumerate(candles[start:], start=start)]}
+
+    def on_price(self, symbol: str, exchange: str, moment: datetime, price: Decimal) -> None:
+        key = (symbol.upper(), exchange.upper())
+        for n, leg in enumerate(self.legs):
+            if leg == key:
+                self.candles.add_close(n, moment, price)
+
+    def evaluate(self, now: datetime) -> Decision | None:
+        """On a new closed candle: the exit decision when the trend flipped since entry, else None."""
+        if not self.loaded or self.fired:
+            return None
+        candles = self.candles.candles(now)
+        if not candles or candles[-1].end == self.last_end:
+            return None
+        self.last_end = candles[-1].end
+        s = self.settings
+        high = np.array([float(c.high) for c in candles])
+        low = np.array([float(c.low) for c in candles])
+        close = np.array([float(c.close) for c in candles])
+        line, direction = supertrend(high, low, close, s.period, float(s.multiplier))
+        self.last = (candles, line, direction)
+        entry = max((k for k, c in enumerate(candles) if c.start <= self.entered_at), default=-1)
+        flip = supertrend_flip(direction.tolist(), entry, s.exit)
+        if flip is None:  # (a flip on an earlier candle counts too: e.g. a new leader catching up)
+            return None
+        self.fired = True
+        trend = "bullish (net premium rising)" if direction[flip] == 1 else "bearish (net premium falling)"
+        at = candles[flip].end.astimezone(IST).strftime("%H:%M")
+        return Decision(RiskEventType.SUPERTREND, s.action,
+                        f"Supertrend {s.period}, {s.multiplier} on {s.timeframe.value}: the trend turned {trend} "
+                        f"on the candle that closed at {at} IST ({s.exit.value} exit)",
+                        Decimal(str(round(float(line[flip]), 2))), Decimal(str(round(float(close[flip]), 2))))
