@@ -129,9 +129,10 @@
     return parts;
   }
 
-  function renderRisk(risk) {
+  function renderRisk(risk, exits) {
     var box = root.querySelector("[data-run-risk]");
     if (box && risk) { box.replaceChildren.apply(box, riskPanel(risk)); }
+    root.dispatchEvent(new CustomEvent("run-risk", { detail: { risk: risk, exits: exits || [] } }));
   }
 
   function latencyText(l) {
@@ -147,7 +148,7 @@
     });
     var note = root.querySelector("[data-run-note]");
     if (note) { note.textContent = data.note || ""; }
-    renderRisk(data.risk);
+    renderRisk(data.risk, data.exits);
     var accounts = root.querySelector("[data-run-accounts]");
     if (accounts) { accounts.replaceChildren.apply(accounts, data.accounts.map(accountCard)); }
     var exits = root.querySelector("[data-run-exits]");
@@ -181,7 +182,9 @@
   }
   var initial = root.querySelector("[data-run-risk]");
   if (initial) {
-    try { renderRisk(JSON.parse(initial.getAttribute("data-risk"))); } catch (e) { /* the first poll renders it */ }
+    try {
+      renderRisk(JSON.parse(initial.getAttribute("data-risk")), JSON.parse(initial.getAttribute("data-exits")));
+    } catch (e) { /* the first poll renders it */ }
   }
   if (root.getAttribute("data-final") !== "1") { setTimeout(poll, POLL_MS); }
 })();
