@@ -5,6 +5,8 @@ Rate limits: ``POST /sim/ratelimits`` (alias ``/sim/rate-limits``) with any of `
 Partial fills: ``POST /sim/accounts/{key}/options`` with ``{"partial_fills": spec|false|null}`` (own
 spec, never, or the broker default) and ``GET/POST/DELETE /sim/partial-fills`` for the broker default
 (POST body: the spec itself). Faults: ``/sim/faults`` (see faults.py for the rejection fields).
+Order receive times: ``GET /sim/orders/received`` (``?apikey=``, ``?since_ms=``), ``DELETE`` clears
+(receipts.py).
 """
 
 from __future__ import annotations
@@ -234,6 +236,18 @@ async def reset(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[s
     return {"accounts": len(b.accounts)}
 
 
+async def orders_received(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The wall-clock receive time of each recorded order (receipts.py); DELETE forgets them."""
+    if request.method == "DELETE":
+        return {"cleared": b.receipts.clear()}
+    key = request.query.get("apikey")
+    if key is not None and key not in b.accounts:
+        raise AdminError("account not found", 404)
+    since = request.query.get("since_ms")
+    rows = b.receipts.rows(key, float(since) if since is not None else None)
+    return {"orders": [r.as_dict() for r in rows]}
+
+
 async def square_off(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     return {"orders": b.engine.check_square_off()}
 
@@ -261,3 +275,5 @@ def setup(app: web.Application) -> None:
     r.add_post("/sim/ws/disconnect", guarded(ws_disconnect))
     r.add_post("/sim/reset", guarded(reset))
     r.add_post("/sim/squareoff", guarded(square_off))
+    r.add_get("/sim/orders/received", guarded(orders_received))
+    r.add_delete("/sim/orders/received", guarded(orders_received))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,7 @@ def cut(request: web.Request) -> web.Response:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    received = time.time()  # wall clock, before the body and any injected latency (receipts.py)
     name = request.match_info["tail"].strip("/")
     ep = REGISTRY.get(name)
     if ep is None or request.method != ep.method:
@@ -116,7 +118,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if decision.before == F.STORM:
             return respond({"message": broker.limiter.limits[ep.limit].label}, 429)
         return respond({"status": "error", "message": "Broker error: simulated internal server error"}, 500)
-    response = handle(broker, ep, data, decision.reject)
+    response = handle(broker, ep, data, decision.reject, received)
     if decision.after_delay:
         await asyncio.sleep(decision.after_delay)
     if decision.after == F.LOST:
@@ -124,10 +126,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def handle(broker: Broker, ep: Endpoint, data: Any, reject: F.RejectFault | None = None) -> web.StreamResponse:
+def handle(broker: Broker, ep: Endpoint, data: Any, reject: F.RejectFault | None = None,
+           received: float | None = None) -> web.StreamResponse:
     """Validate, authenticate and run one endpoint (synchronously: the engine is single-threaded).
 
-    ``reject`` (a drawn rejection fault) applies to every order the handler places.
+    ``reject`` (a drawn rejection fault) applies to every order the handler places; ``received``
+    (the request's wall-clock arrival) is the receive time of every order it records.
     """
     clean, errors = validate(ep.schema, data, broker.reject_unknown)
     if errors:
@@ -136,6 +140,7 @@ def handle(broker: Broker, ep: Endpoint, data: Any, reject: F.RejectFault | None
     if acct is None:
         return respond(INVALID_KEY, ep.auth_status)
     broker.engine.fault_reject = reject
+    broker.receipts.arrived = received
     try:
         result = ep.handler(broker, acct, clean)
     except Reject as exc:
@@ -148,6 +153,7 @@ def handle(broker: Broker, ep: Endpoint, data: Any, reject: F.RejectFault | None
         return respond(UNEXPECTED, 500)
     finally:
         broker.engine.fault_reject = None
+        broker.receipts.arrived = None
     if isinstance(result, web.StreamResponse):
         return result
     status, body = result if isinstance(result, tuple) else (200, result)

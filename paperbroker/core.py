@@ -15,6 +15,7 @@ from paperbroker.market import Market
 from paperbroker.orders import Engine
 from paperbroker.partial import PartialFills
 from paperbroker.ratelimit import RateLimiter
+from paperbroker.receipts import OrderReceipts
 
 
 class Broker:
@@ -27,6 +28,8 @@ class Broker:
         self.clock = Clock(cfg.start_time, frozen=cfg.deterministic)
         self.market_hooks: list[Callable[[list[str]], None]] = []
         self._build_market()
+        self.receipts = OrderReceipts()  # receive times of orders (receipts.py); a rebuilt engine keeps it
+        self.engine.listeners.append(self.receipts.on_order)
         self.faults = Faults(seed=cfg.seed, base_latency_ms=cfg.latency_ms)
         self.faults.configure(cfg.faults)
         self.limiter = RateLimiter(cfg.limits(), enabled=cfg.rate_limits_enabled, by=cfg.rate_limit_by)
