@@ -83,3 +83,40 @@ def test_a_run_with_a_supertrend_exit_gets_its_legs_history_and_is_watched(setup
     # The broker's clock was just moved to now: its history holds the minutes since then only.
     assert watch.error is None and any(watch.candles.closes[0])
     assert risk_events(event_type="supertrend") == []
+
+
+def test_a_risk_exit_that_fails_is_asked_for_again_and_then_closes(setup, sim):
+    user, ids, monitor = setup
+    monitor.failed_exit_retry = 0.0
+    run_id = entered(user, ids[:1], [LONG], rules(max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
+    for k in [a["apikey"] for a in sim.call("GET", "/sim/accounts")["accounts"]]:  # the RMS refuses everything
+        sim.set_faults(k, reject_rate=1.0, reject_reason="rms_block", routes=["placeorder"])
+    try:
+        sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})
+        spin(monitor, lambda: risk_events(event_type="max_loss"))
+        [first] = db.session.scalars(select(ExitRequest)).all()
+        Driver().run_until(lambda: db.session.get(ExitRequest, first.id).status == "failed")
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    requests = spin(monitor, lambda: (rows := db.session.scalars(select(ExitRequest).order_by(ExitRequest.id))
+                                      .all()) and len(rows) == 2 and rows)
+    assert requests[0].status == "failed" and requests[1].purpose == "risk"
+    Driver().run_until(lambda: db.session.get(ExitRequest, requests[1].id).status == "done")
+    assert [e.event_type for e in risk_events(run_id=run_id)] == ["max_loss", "max_loss"]
+    assert risk_events(run_id=run_id)[0].outcome == "failed"
+
+
+def test_subscriptions_dropped_by_the_market_feed_are_taken_again(setup, sim, paper_app):
+    from app.services.monitors import feed_manager
+    from app.services.risk.monitor import OWNER
+
+    user, ids, monitor = setup
+    run_id = entered(user, ids[:1], [LONG], rules(max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
+    manager = feed_manager(paper_app)
+    [host] = list(monitor._subscribed)
+    manager.drop_host(host)  # as the market feed does at market close
+    assert OWNER not in manager.owners(host, {"symbol": "SBIN", "exchange": "NSE"})
+    monitor.refresh()
+    assert OWNER in manager.owners(host, {"symbol": "SBIN", "exchange": "NSE"})

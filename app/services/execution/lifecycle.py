@@ -86,8 +86,10 @@ def apply(intent: OrderIntent, event: IntentEvent | str, *, detail: Any = "", at
     # Core statements on the tables (the ORM's unit of work adds nothing here, and costs CPU on
     # the engine's hottest path: every order passes here three or more times).
     rows = cast(Table, OrderIntent.__table__)
-    result = db.session.execute(
-        update(rows).where(rows.c.id == intent.id, rows.c.state == before.value).values(**values))
+    guard = [rows.c.id == intent.id, rows.c.state == before.value]
+    if "filled_quantity" in values:  # fills only grow: an older broker read never lowers them
+        guard.append(rows.c.filled_quantity <= values["filled_quantity"])
+    result = db.session.execute(update(rows).where(*guard).values(**values))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         db.session.rollback()
         raise StaleIntent(f"intent {intent.id} is no longer {before.value}")

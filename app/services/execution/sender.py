@@ -110,7 +110,7 @@ def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None =
     if read_status:
         try:
             first_status = client.order_status(broker_order_id)
-        except BrokerError as exc:
+        except Exception as exc:
             logger.info("First status of intent %s not read: %s", intent_id, exc)
     return record_accepted(intent, broker_order_id, at=acknowledged, first_status=first_status)
 
@@ -139,6 +139,12 @@ def record_accepted(intent: OrderIntent, broker_order_id: str, *, at: datetime |
         logger.warning("Intent %s moved while its acknowledgement arrived", intent.id)
         db.session.rollback()
         return None
+    except Exception:  # an unreadable status must never keep the acknowledgement from being recorded
+        logger.exception("Intent %s: first status not applied; recording the acknowledgement alone", intent.id)
+        db.session.rollback()
+        db.session.expire(intent)
+        return _apply(intent, IntentEvent.ACCEPTED, f"order id {broker_order_id}", at=at,
+                      broker_order_id=broker_order_id)
     return state
 
 

@@ -73,15 +73,18 @@ def _note(decision: Decision, action: RiskEventAction, close: Close, extra: str 
                     threshold=decision.threshold, current_value=decision.current_value, account_id=close.account_id)
 
 
-def request_closes(book: RunBook, decision: Decision, closes: list[Close], action: RiskEventAction) -> list[int]:
-    """Ask for each close not already covered; returns the new exit request ids. A refusal (the run
-    is gone, the engine offline) is logged and written as an event that did nothing."""
+def request_closes(book: RunBook, decision: Decision, closes: list[Close], action: RiskEventAction
+                   ) -> tuple[list[int], bool]:
+    """Ask for each close not already covered. Returns (the new exit request ids, True when every
+    close is now asked for). A refusal (the run is gone, the engine offline) is logged and written
+    as an event that did nothing; the caller asks again later."""
     run = db.session.get(StrategyRun, book.run_id)
     user = db.session.get(User, book.user_id)
     if run is None or user is None:
         db.session.rollback()
-        return []
+        return [], True  # nothing left to protect
     made = []
+    complete = True
     for close in closes:
         if covered(book.run_id, close):
             logger.info("run %s: %s already being closed (%s)", book.run_id, close, decision.event_type)
@@ -99,14 +102,16 @@ def request_closes(book: RunBook, decision: Decision, closes: list[Close], actio
                               threshold=decision.threshold, current_value=decision.current_value,
                               detail=f"{decision.reason}; the exit could not be requested: {exc}"[:4000],
                               commit=True)
+            complete = False
             continue
         made.append(row.id)
         logger.warning("run %s: %s → exit request %s (%s)", book.run_id, decision.reason, row.id, close)
-    return made
+    return made, complete
 
 
-def act(book: RunBook, scoped: ScopedDecision) -> list[int]:
-    """A new closing breach of a run rule (max loss, trailing, max profit, leg stop or target)."""
+def act(book: RunBook, scoped: ScopedDecision) -> bool:
+    """A new closing breach of a run rule (max loss, trailing, max profit, leg stop or target).
+    True when every close it needs is asked for (or already being done)."""
     decision = scoped.decision
     if not scoped.sends_orders:  # e.g. close the losing legs when none is losing: say so, send nothing
         run = db.session.get(StrategyRun, book.run_id)
@@ -114,10 +119,10 @@ def act(book: RunBook, scoped: ScopedDecision) -> list[int]:
                           action=RiskEventAction.NONE, run=run, account_id=scoped.unit,
                           threshold=decision.threshold, current_value=decision.current_value,
                           detail=f"{decision.reason}; no leg is losing, nothing to close", commit=True)
-        return []
+        return True
     # A leg rule closes its leg only, close_partial the losing legs only: both are partial closes.
     action = RiskEventAction.CLOSE_ALL if scoped.close_all_legs else RiskEventAction.CLOSE_PARTIAL
-    return request_closes(book, decision, closes_for(book, scoped), action)
+    return request_closes(book, decision, closes_for(book, scoped), action)[1]
 
 
 def alert(book: RunBook, scoped: ScopedDecision) -> None:
@@ -140,7 +145,7 @@ def close_account_runs(account_id: int, day: date, decision: Decision, books: li
         if part is None or not any(part.held(leg.number) for leg in book.legs):
             continue
         made += request_closes(book, decision, [Close(part.run_account_id, None, account_id)],
-                               RiskEventAction.CLOSE_ALL)
+                               RiskEventAction.CLOSE_ALL)[0]
     return made
 
 

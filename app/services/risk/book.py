@@ -52,6 +52,7 @@ class AccountBook:
     quantity_per_leg: int  # the account's planned quantity of the run's first leg
     entry_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)  # by leg number
     exit_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)
+    unpriced: bool = False  # a fill's price is unknown: the rules hold for this run
 
     @property
     def deciding(self) -> bool:
@@ -93,31 +94,39 @@ class RunBook:
         return bool(self.instruments())
 
 
-def _fills(rows: list[OrderIntent]) -> tuple[dict[int, dict[int, list[Fill]]], dict[int, dict[int, list[Fill]]]]:
+def _fills(rows: list[OrderIntent]
+           ) -> tuple[dict[int, dict[int, list[Fill]]], dict[int, dict[int, list[Fill]]], set[int]]:
+    """Entry and closing fills per run account and leg, and the run accounts with a fill of unknown price."""
+    unpriced: set[int] = set()
     entries: dict[int, dict[int, list[Fill]]] = defaultdict(lambda: defaultdict(list))
     closes: dict[int, dict[int, list[Fill]]] = defaultdict(lambda: defaultdict(list))
     for intent in rows:
         if not intent.filled_quantity or intent.run_account_id is None or intent.leg_number is None:
             continue
         price = intent.average_price if intent.average_price is not None else intent.price
-        if price is None:
-            logger.warning("intent %s filled %s without a price: left out of P&L", intent.id, intent.filled_quantity)
-            continue
+        if price is None or price <= 0:
+            # Held all the same (the quantity is real); the rules hold until the price is known.
+            logger.warning("intent %s filled %s without a usable price", intent.id, intent.filled_quantity)
+            unpriced.add(intent.run_account_id)
+            price = Decimal(0)
         side = entries if intent.purpose == Purpose.ENTRY else closes
         side[intent.run_account_id][intent.leg_number].append((intent.filled_quantity, Decimal(price)))
-    return entries, closes
+    return entries, closes, unpriced
 
 
 def fills_signature() -> tuple[Any, ...]:
-    """Changes whenever a watched run's intents or statuses do (the monitor reloads then)."""
-    intents = db.session.execute(select(func.count(OrderIntent.id), func.max(OrderIntent.updated_at))
-                                 .join(StrategyRun, StrategyRun.id == OrderIntent.run_id)
-                                 .where(StrategyRun.status.in_(WATCHED_RUNS))).one()
+    """Changes whenever a watched run's intents or statuses do (the monitor reloads then). Built from
+    sums and counts, not from the latest time: a fill whose transaction commits late carries an
+    earlier updated_at than one already seen, but it always changes the filled sum or a state count."""
+    intents = tuple(db.session.execute(
+        select(OrderIntent.state, func.count(OrderIntent.id), func.coalesce(func.sum(OrderIntent.filled_quantity), 0))
+        .join(StrategyRun, StrategyRun.id == OrderIntent.run_id)
+        .where(StrategyRun.status.in_(WATCHED_RUNS)).group_by(OrderIntent.state).order_by(OrderIntent.state)))
     runs = db.session.execute(select(func.count(StrategyRun.id), func.max(StrategyRun.id))
                               .where(StrategyRun.status.in_(WATCHED_RUNS))).one()
     accounts = db.session.execute(select(func.count(RunAccount.id)).join(StrategyRun).where(
         StrategyRun.status.in_(WATCHED_RUNS), RunAccount.status.in_(DECIDING_ACCOUNTS))).scalar()
-    return (*intents, *runs, accounts)
+    return (intents, *runs, accounts)
 
 
 def _books(runs: list[StrategyRun]) -> list[RunBook]:
@@ -131,7 +140,7 @@ def _books(runs: list[StrategyRun]) -> list[RunBook]:
     for ra in db.session.scalars(select(RunAccount).where(RunAccount.run_id.in_(ids)).order_by(RunAccount.id)):
         accounts_by_run[ra.run_id].append(ra)
     rows = list(db.session.scalars(select(OrderIntent).where(OrderIntent.run_id.in_(ids))))
-    entries, closes = _fills(rows)
+    entries, closes, unpriced = _fills(rows)
     first_leg_planned: dict[int, int] = defaultdict(int)
     for intent in rows:
         if intent.purpose == Purpose.ENTRY and intent.attempt == 1 and intent.leg_number == 1 \
@@ -147,7 +156,7 @@ def _books(runs: list[StrategyRun]) -> list[RunBook]:
             AccountBook(ra.id, ra.account_id, ra.account_name, ra.status,
                         first_leg_planned.get(ra.id) or legs[0].base_quantity,
                         {n: tuple(f) for n, f in entries[ra.id].items()},
-                        {n: tuple(f) for n, f in closes[ra.id].items()})
+                        {n: tuple(f) for n, f in closes[ra.id].items()}, ra.id in unpriced)
             for ra in accounts_by_run[run.id] if ra.status != RunAccountStatus.SKIPPED)
         try:
             settings = run_settings(run.risk_settings, legs[0].base_quantity)

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -51,9 +52,9 @@ from app.domain.risk_rules import (
 from app.domain.risk_settings import RiskAction
 from app.extensions import db
 from app.models.accounts import TradingAccount
-from app.models.execution import StrategyRun
+from app.models.execution import ExitRequest, Purpose, StrategyRun
 from app.models.types import utcnow
-from app.services.accounts import client_for
+from app.services.accounts import account_urls_allowed, client_for
 from app.services.market_source import choose_source
 from app.services.monitors import feed_manager, last_prices
 from app.services.risk import actions
@@ -67,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 OWNER = "risk-monitor"
 STATE_SAVE_SECONDS = 1.0
+ACT_RETRY_SECONDS = 5.0
+FAILED_EXIT_RETRY_SECONDS = 30.0  # a risk exit that failed is asked for again after this
+FULL_RELOAD_SECONDS = 10.0
 
 Instrument = tuple[str, str]  # (symbol, exchange), upper case
 
@@ -125,11 +129,15 @@ class RiskMonitor(Service):
         self.max_age = timedelta(seconds=float(cfg.get("RISK_PRICE_MAX_AGE_SECONDS", 15.0)))
         self.refresh_every = float(cfg.get("RISK_REFRESH_SECONDS", 1.0))
         self.first_price_grace = float(cfg.get("RISK_FIRST_PRICE_GRACE_SECONDS", 10.0))
+        self.failed_exit_retry = float(cfg.get("RISK_FAILED_EXIT_RETRY_SECONDS", FAILED_EXIT_RETRY_SECONDS))
         self._subscribed_at: dict[Instrument, float] = {}
         self._live: dict[int, dict[str, Any]] = {}  # run → what the run page shows, written once a second
         self._watches: dict[int, SupertrendWatch] = {}  # runs with a Supertrend exit
+        self._supertrend_fired: set[int] = set()  # saved in risk_state: a new leader does not fire again
         self._watch_problems: dict[int, str] = {}  # the last history problem written as an event
         self._sources: dict[int, TradingAccount] = {}  # user → market-data account (history, feed)
+        self._retry: dict[tuple[int, Any], float] = {}  # (run, breach) whose exit must be asked again, when
+        self._failed_seen: set[int] = set()  # risk exit requests that failed and were handled
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._dirty: set[Instrument] = set()
@@ -142,6 +150,8 @@ class RiskMonitor(Service):
         self._span_events: dict[int, int] = {}
         self._subscribed: dict[str, set[Instrument]] = {}
         self._signature: Any = None
+        self._day: Any = None
+        self._next_full_reload = 0.0
         self._next_refresh = 0.0
         self._realized: dict[int, Decimal] = {}
         self._limits: dict[int, tuple[Decimal | None, Decimal | None]] = {}
@@ -169,7 +179,11 @@ class RiskMonitor(Service):
         now = utcnow()
         if time.monotonic() >= self._next_refresh:
             self._next_refresh = time.monotonic() + self.refresh_every
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # evaluate what is known rather than nothing
+                db.session.rollback()
+                logger.exception("risk monitor refresh failed")
             runs = set(self._books)
             with self._lock:
                 self._dirty.clear()
@@ -200,7 +214,10 @@ class RiskMonitor(Service):
         self._write_states()
         signature = fills_signature()
         day = ist_today(utcnow())
-        if signature != self._signature:
+        self._refire_failed_exits()
+        if signature != self._signature or day != self._day or time.monotonic() >= self._next_full_reload:
+            self._next_full_reload = time.monotonic() + FULL_RELOAD_SECONDS
+            self._day = day
             books = {b.run_id: b for b in load_books()}
             for run_id in set(self._states) - set(books):  # no longer held: forget the run
                 self._save_state(run_id, force=True)
@@ -211,7 +228,10 @@ class RiskMonitor(Service):
                 self._watch_problems.pop(run_id, None)
             for run_id, book in books.items():
                 if book.supertrend is not None and run_id not in self._watches:
-                    self._watches[run_id] = SupertrendWatch(book, book.supertrend, book.entered_at or utcnow())
+                    watch = self._watches[run_id] = SupertrendWatch(book, book.supertrend, book.entered_at or utcnow())
+                    if book.state.get("supertrend_fired"):
+                        watch.fired = True
+                        self._supertrend_fired.add(run_id)
             for run_id, book in books.items():
                 if run_id not in self._states:
                     restored = decode_state(run_id, book.state)
@@ -231,6 +251,27 @@ class RiskMonitor(Service):
         self._subscribe()
         self._load_histories()
 
+    def _refire_failed_exits(self) -> None:
+        """A risk exit request that failed (rejected rounds, an unreadable position book) leaves the
+        breach standing: after RISK_FAILED_EXIT_RETRY_SECONDS (30) its run's breaches fire again."""
+        if not self._books:
+            return
+        horizon = utcnow() - timedelta(seconds=self.failed_exit_retry)
+        rows = db.session.execute(select(ExitRequest.id, ExitRequest.run_id).where(
+            ExitRequest.run_id.in_(list(self._books)), ExitRequest.purpose == Purpose.RISK,
+            ExitRequest.status == "failed", ExitRequest.done_at <= horizon)).all()
+        for request_id, run_id in rows:
+            if request_id in self._failed_seen:
+                continue
+            self._failed_seen.add(request_id)
+            state = self._states.get(run_id)
+            if state is not None:
+                logger.warning("run %s: risk exit %s failed; its breaches will be acted on again", run_id, request_id)
+                self._states[run_id] = replace(state, exits=BreachLatch())
+                self._supertrend_fired.discard(run_id)
+                if run_id in self._watches:
+                    self._watches[run_id].fired = False
+
     def _subscribe(self) -> None:
         from app.services.encryption import get_encryptor
 
@@ -247,6 +288,9 @@ class RiskMonitor(Service):
         self._sources = {}
         for book in self._books.values():
             source = choose_source(by_user.get(book.user_id, []))
+            if source is not None and not account_urls_allowed(source):
+                logger.warning("run %s: market-data account %s is not on the allow-list", book.run_id, source.id)
+                source = None
             if source is not None:
                 self._sources[book.user_id] = source
             if source is None or not source.websocket_url:
@@ -254,17 +298,25 @@ class RiskMonitor(Service):
             sources.setdefault(source.host_url, source)
             wanted[source.host_url] |= {_key(s, e) for s, e in book.instruments()}
         for host, instruments in wanted.items():
-            have = self._subscribed.get(host, set())
+            # What the manager really holds for us: a host dropped elsewhere (the market feed closes its
+            # connections at market close) loses our subscriptions too, and we take them again.
+            have = {i for i in self._subscribed.get(host, set())
+                    if OWNER in manager.owners(host, {"symbol": i[0], "exchange": i[1]})}
             new = instruments - have
-            if new:
-                for instrument in new:
-                    self._subscribed_at.setdefault(instrument, time.monotonic())
-                account = sources[host]
-                manager.subscribe(host, account.websocket_url or "", get_encryptor().decrypt(account.api_key_encrypted),
-                                  [{"symbol": s, "exchange": e} for s, e in sorted(new)], OWNER)
-            gone = have - instruments
-            if gone:
-                manager.unsubscribe(host, [{"symbol": s, "exchange": e} for s, e in sorted(gone)], OWNER)
+            try:
+                if new:
+                    for instrument in new:
+                        self._subscribed_at.setdefault(instrument, time.monotonic())
+                    account = sources[host]
+                    manager.subscribe(host, account.websocket_url or "",
+                                      get_encryptor().decrypt(account.api_key_encrypted),
+                                      [{"symbol": s, "exchange": e} for s, e in sorted(new)], OWNER)
+                gone = have - instruments
+                if gone:
+                    manager.unsubscribe(host, [{"symbol": s, "exchange": e} for s, e in sorted(gone)], OWNER)
+            except Exception:  # one host's trouble must not leave the others unwatched
+                logger.exception("risk feed for %s not subscribed", host)
+                continue
             self._subscribed[host] = set(instruments)
         for host in [h for h in self._subscribed if h not in wanted]:
             manager.unsubscribe(host, [{"symbol": s, "exchange": e} for s, e in self._subscribed.pop(host)], OWNER)
@@ -300,8 +352,11 @@ class RiskMonitor(Service):
             return
         if decision.action is RiskAction.ALERT_ONLY:
             actions.alert(book, supertrend_scope(decision, positions))
-        else:
-            actions.act(book, supertrend_scope(decision, positions))
+        elif not self._act(book, supertrend_scope(decision, positions)):
+            watch.fired = False  # not requested: the next candle close asks again
+            return
+        self._supertrend_fired.add(book.run_id)
+        self._save_state(book.run_id, force=True)
 
     # -- evaluation --
     def _check(self, symbol: str, exchange: str, now: datetime) -> PriceCheck:
@@ -350,6 +405,9 @@ class RiskMonitor(Service):
         self.evaluations += 1
         checks = {f"{exchange}:{symbol}": self._check(symbol, exchange, now)
                   for symbol, exchange in sorted(book.instruments())}
+        unpriced = [a.account_name for a in book.accounts if a.unpriced]
+        if unpriced:  # a fill without a known price: no P&L can be trusted
+            checks[f"fill price ({', '.join(unpriced)})"] = check_price(None, None, now, self.max_age)
         reliability = assess_prices(checks)
         if not reliability.reliable and self._awaiting_first_prices(reliability):
             return None  # just subscribed: the first ticks are on their way (the rules hold, silently)
@@ -374,17 +432,45 @@ class RiskMonitor(Service):
             return pnls
         result = evaluate_run(book.settings, book.run_id, positions, self._states.get(book.run_id), reliability)
         self._states[book.run_id] = result.state
-        self._supertrend(book, positions, prices, now)
+        # Act first: a breach counts as handled only once its exit request is committed; a refused
+        # or failed request is asked again every ACT_RETRY_SECONDS while the breach stands.
+        standing = set()
+        acted = False
+        for decision in result.exits:
+            key = (book.run_id, decision.key)
+            standing.add(key)
+            due = self._retry.get(key)
+            if decision.new or (due is not None and time.monotonic() >= due):
+                acted = True
+                if self._act(book, decision):
+                    self._retry.pop(key, None)
+                else:
+                    self._retry[key] = time.monotonic() + ACT_RETRY_SECONDS
+        for key in [k for k in self._retry if k[0] == book.run_id and k not in standing]:
+            del self._retry[key]  # the condition cleared
+        for decision in result.alerts_to_notify:
+            self._guarded(book, "alert", lambda d=decision: actions.alert(book, d))
+        if acted:  # the breach acted on must survive a change of leader now
+            self._save_state(book.run_id, force=True)
+        self._guarded(book, "Supertrend", lambda: self._supertrend(book, positions, prices, now))
         watch = self._watches.get(book.run_id)
         self._live[book.run_id] = live_view(book, result, priced, now, chart=watch.chart() if watch else None)
-        for decision in result.exits:
-            if decision.new:
-                actions.act(book, decision)
-        for decision in result.alerts_to_notify:
-            actions.alert(book, decision)
-        if any(d.new for d in result.exits):  # the breach acted on must survive a change of leader now
-            self._save_state(book.run_id, force=True)
         return dict(result.account_pnls)
+
+    def _act(self, book: RunBook, decision: ScopedDecision) -> bool:
+        try:
+            return actions.act(book, decision)
+        except Exception:  # e.g. the database refused the write: asked again while the breach stands
+            db.session.rollback()
+            logger.exception("run %s: the exit of %s was not requested", book.run_id, decision.decision.reason)
+            return False
+
+    def _guarded(self, book: RunBook, what: str, fn: Any) -> None:
+        try:
+            fn()
+        except Exception:
+            db.session.rollback()
+            logger.exception("run %s: %s step failed", book.run_id, what)
 
     def _account_limits(self, run_ids: set[int], account_pnl: dict[int, Decimal], unreliable: set[int],
                         now: datetime) -> None:
@@ -431,6 +517,8 @@ class RiskMonitor(Service):
     def _save_state(self, run_id: int, *, force: bool = False, commit: bool = True) -> None:
         state = self._states.get(run_id)
         data: dict[str, Any] = encode_state(state) if state is not None else {"run_id": run_id}
+        if run_id in self._supertrend_fired:
+            data["supertrend_fired"] = True
         if run_id in self._live:
             data["live"] = self._live[run_id]
         last = self._saved.get(run_id)
