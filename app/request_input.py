@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from datetime import date, datetime
 from itertools import accumulate
 
 from flask import Flask, abort, request
@@ -65,6 +66,16 @@ def text_arg(name: str, *, max_length: int = 200) -> str | None:
     if has_control_characters(raw) or len(raw) > max_length:
         abort(400, description=f"{name} must be at most {max_length} characters, without control characters.")
     return raw
+
+
+def day_arg(raw: str | None) -> date | None:
+    """A YYYY-MM-DD query value as a date (None when empty); anything else answers 400."""
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, "%Y-%m-%d").date()
+    except ValueError:
+        abort(400, description=f"Dates must look like 2026-01-31, got {raw[:20]!r}.")
 
 
 def json_depth(raw: bytes) -> int:

@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import Response, abort, current_app, render_template, request
 from flask_login import current_user, login_required
@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from app.audit import bp
 from app.extensions import db, rate_tier
 from app.models.audit import OUTCOMES, ActivityLog
-from app.request_input import int_arg, text_arg
+from app.request_input import day_arg, int_arg, text_arg
 from app.services.audit import AuditFilter, distinct_values, to_csv, visible_entries
 from app.timeutil import ist_day_start_utc
 
@@ -14,21 +14,12 @@ EXPORT_MAX_ROWS = 50_000
 MAX_PAGE = 100_000
 
 
-def _parse_day(raw: str | None) -> date | None:
-    if not raw:
-        return None
-    try:
-        return datetime.strptime(raw, "%Y-%m-%d").date()
-    except ValueError:
-        abort(400, description=f"Dates must look like 2026-01-31, got {raw[:20]!r}.")
-
-
 def _filter_from_args() -> AuditFilter:
     args = request.args
     outcome = args.get("outcome") or None
     if outcome and outcome not in OUTCOMES:
         abort(400, description="Outcome must be success or failure.")
-    since_day, until_day = _parse_day(args.get("from")), _parse_day(args.get("to"))
+    since_day, until_day = day_arg(args.get("from")), day_arg(args.get("to"))
     return AuditFilter(
         action=text_arg("action", max_length=64),
         category=text_arg("category", max_length=32),

@@ -8,7 +8,6 @@ finds nothing (the owner condition is always in the query), so no id is ever con
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 
 from flask import Response, abort, current_app, render_template, request
 from flask_login import current_user, login_required
@@ -18,7 +17,7 @@ from app.domain.risk_settings import EVENT_TYPE_LABELS, RiskEventType
 from app.extensions import db, rate_tier
 from app.models.risk import RiskEvent
 from app.models.types import utcnow
-from app.request_input import int_arg
+from app.request_input import day_arg, int_arg
 from app.services.risk.events import (
     RiskEventFilter,
     account_label,
@@ -38,15 +37,6 @@ MAX_ID = 2**63 - 1
 COMBINED = "combined"
 
 
-def _parse_day(raw: str | None) -> date | None:
-    if not raw:
-        return None
-    try:
-        return datetime.strptime(raw, "%Y-%m-%d").date()
-    except ValueError:
-        abort(400, description=f"Dates must look like 2026-01-31, got {raw[:20]!r}.")
-
-
 def _filter_from_args() -> RiskEventFilter:
     args = request.args
     raw_type = args.get("type") or None
@@ -61,7 +51,7 @@ def _filter_from_args() -> RiskEventFilter:
         account_id=None if combined else _optional_id("account"),
         combined_only=combined,
         event_type=event_type,
-        day=_parse_day(args.get("date")),
+        day=day_arg(args.get("date")),
     )
 
 

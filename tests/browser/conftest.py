@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from werkzeug.serving import make_server
 
+from tests.helpers import Browserless, make_user
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # One generous deadline for every Playwright action and expect(): a wait ends as soon as its
 # condition holds, and a loaded CI machine can take seconds to render a page (Playwright's own
@@ -44,6 +46,19 @@ def browser():
         instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def alice_with_paper_accounts(application, broker, names, keys) -> Browserless:
+    """alice on `application`, signed in (test client), with one paper account per (name, key)
+    added through the add form; returns the signed-in client."""
+    make_user(application, "alice")
+    setup = Browserless(application.test_client())
+    setup.login("alice")
+    for name, key in zip(names, keys, strict=True):
+        added = setup.post_form("/accounts/add", {"account_name": name, "host_url": broker.url,
+                                                  "websocket_url": broker.ws_url, "api_key": key}, page="/accounts/add")
+        assert added.status_code == 302
+    return setup
 
 
 def sign_in(page, username: str = "alice", password: str | None = None) -> None:

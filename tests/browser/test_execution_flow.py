@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import expect
 
 from app.services.strategy import preview as preview_service
-from tests.browser.conftest import TIMEOUT_MS, LiveServer, sign_in
-from tests.helpers import Browserless, make_user, wait_until
+from tests.browser.conftest import TIMEOUT_MS, LiveServer, alice_with_paper_accounts, sign_in
+from tests.helpers import wait_until
 from tests.support.paperbroker import START
 from tests.support.strategies import body, leg, send
 
@@ -39,15 +39,8 @@ def execution_page(browser, app_factory, broker, sim, monkeypatch):
     sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
     keys = [sim.new_account() for _ in ACCOUNTS]
     application = app_factory()
-    make_user(application, "alice")
     with application.app_context():
-        setup = Browserless(application.test_client())
-        setup.login("alice")
-        for name, key in zip(ACCOUNTS, keys, strict=True):
-            added = setup.post_form("/accounts/add", {"account_name": name, "host_url": broker.url,
-                                                      "websocket_url": broker.ws_url, "api_key": key},
-                                    page="/accounts/add")
-            assert added.status_code == 302
+        setup = alice_with_paper_accounts(application, broker, ACCOUNTS, keys)
         ids = [a["id"] for a in setup.get("/api/accounts").get_json()["accounts"]]
         created = send(setup, "POST", "/api/strategies",
                        body(name="Condor", legs=CONDOR, risk_profile="fixed_lots",

@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import TIMEOUT_MS, LiveServer, sign_in
-from tests.helpers import Browserless, make_user
+from tests.browser.conftest import TIMEOUT_MS, LiveServer, alice_with_paper_accounts, sign_in
 from tests.support.paperbroker import START
 from tests.support.strategies import body, leg, send
 
@@ -36,15 +35,8 @@ def risk_page(browser, app_factory, broker, sim):
     keys = [sim.new_account() for _ in ACCOUNTS]
     # The frozen clock stamps every tick with the same trade time: let the monitor use them.
     application = app_factory(RISK_PRICE_MAX_AGE_SECONDS=3600.0, PRICE_MAX_TICK_AGE_SECONDS=0.0)
-    make_user(application, "alice")
     with application.app_context():
-        setup = Browserless(application.test_client())
-        setup.login("alice")
-        for name, key in zip(ACCOUNTS, keys, strict=True):
-            added = setup.post_form("/accounts/add", {"account_name": name, "host_url": broker.url,
-                                                      "websocket_url": broker.ws_url, "api_key": key},
-                                    page="/accounts/add")
-            assert added.status_code == 302
+        setup = alice_with_paper_accounts(application, broker, ACCOUNTS, keys)
         ids = [a["id"] for a in setup.get("/api/accounts").get_json()["accounts"]]
         created = send(setup, "POST", "/api/strategies", body(
             name="Guarded straddle", legs=STRADDLE, risk_profile="fixed_lots", max_loss="3000",

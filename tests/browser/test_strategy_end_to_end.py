@@ -12,8 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.services.strategy import preview as preview_service
-from tests.browser.conftest import TIMEOUT_MS, LiveServer, sign_in
-from tests.helpers import Browserless, make_user
+from tests.browser.conftest import TIMEOUT_MS, LiveServer, alice_with_paper_accounts, sign_in
 from tests.support.paperbroker import START
 
 pytestmark = pytest.mark.browser
@@ -28,15 +27,8 @@ def builder_page(browser, app_factory, broker, sim, monkeypatch):
     sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
     keys = [sim.new_account() for _ in ACCOUNTS]
     application = app_factory()
-    make_user(application, "alice")
     with application.app_context():
-        setup = Browserless(application.test_client())
-        setup.login("alice")
-        for name, key in zip(ACCOUNTS, keys, strict=True):
-            added = setup.post_form("/accounts/add", {"account_name": name, "host_url": broker.url,
-                                                      "websocket_url": broker.ws_url, "api_key": key},
-                                    page="/accounts/add")
-            assert added.status_code == 302
+        alice_with_paper_accounts(application, broker, ACCOUNTS, keys)
     with LiveServer(application) as server:
         context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
