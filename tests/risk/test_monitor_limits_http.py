@@ -120,3 +120,52 @@ def test_subscriptions_dropped_by_the_market_feed_are_taken_again(setup, sim, pa
     assert OWNER not in manager.owners(host, {"symbol": "SBIN", "exchange": "NSE"})
     monitor.refresh()
     assert OWNER in manager.owners(host, {"symbol": "SBIN", "exchange": "NSE"})
+
+
+def test_max_profit_closes_the_account(setup, sim):
+    user, ids, monitor = setup
+    run_id = entered(user, ids[:1], [LONG], rules(max_profit="50"))  # ₹500 for 10 shares
+    spin(monitor, watching(monitor, run_id))
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 860})
+    [event] = spin(monitor, lambda: risk_events(event_type="max_profit"))
+    assert (event.action, event.threshold) == ("close_all", Decimal("500.00")) and event.current_value >= 500
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+
+
+def test_leg_target_closes_only_its_leg(setup, sim):
+    user, ids, monitor = setup
+    legs = {"1": {"stop_loss": None, "target": ["percentage", "5"]}, "2": {"stop_loss": None, "target": None}}
+    run_id = entered(user, ids[:1], [LONG, SHORT], rules(legs=legs))
+    spin(monitor, watching(monitor, run_id))
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 850})  # +6.25 % on the BUY leg
+    [event] = spin(monitor, lambda: risk_events(event_type="leg_tp"))
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    assert (event.action, request.leg_number) == ("close_partial", 1)
+
+
+def test_close_partial_max_loss_closes_the_losing_leg_only(setup, sim):
+    user, ids, monitor = setup
+    run_id = entered(user, ids[:1], [LONG, SHORT], rules(max_loss="100", max_loss_action="close_partial"))
+    spin(monitor, watching(monitor, run_id))
+    # RELIANCE down ₹50 first (+₹250 on the short), then SBIN down ₹140 (−₹1,400 on the long):
+    # −₹1,150 ≤ −₹1,000, and only the long is losing.
+    sim.post("/sim/prices", {"symbol": "RELIANCE", "price": 2450})
+    spin(monitor, lambda: (live := monitor._live.get(run_id)) and live["units"]
+         and Decimal(live["units"][0]["pnl"]) > 200)
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 660})
+    [event] = spin(monitor, lambda: risk_events(event_type="max_loss"))
+    requests = db.session.scalars(select(ExitRequest)).all()
+    assert event.action == "close_partial" and [r.leg_number for r in requests] == [1]
+
+
+def test_account_profit_limit_blocks_entries_too(setup, sim):
+    user, ids, monitor = setup
+    account = db.session.get(TradingAccount, ids[0])
+    account.daily_profit_limit = Decimal("300")
+    db.session.commit()
+    run_id = entered(user, ids[:1], [LONG], rules())
+    spin(monitor, lambda: run_id in monitor._books)
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 840})
+    [event] = spin(monitor, lambda: risk_events(event_type="account_profit_limit"))
+    assert event.threshold == Decimal("300.00") and entries_blocked(ids[0], ist_today(utcnow())) is not None
