@@ -19,7 +19,7 @@ import numpy as np
 
 from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError
-from app.domain.premium_series import IST, Candle, PremiumCandles, PremiumLeg, supertrend_flip
+from app.domain.premium_series import IST, Candle, PremiumCandles, PremiumLeg, entry_candle_index, supertrend_flip
 from app.domain.risk_rules import Decision
 from app.domain.risk_settings import RiskEventType
 from app.indicators.supertrend import supertrend
@@ -101,7 +101,7 @@ class SupertrendWatch:
         close = np.array([float(c.close) for c in candles])
         line, direction = supertrend(high, low, close, s.period, float(s.multiplier))
         self.last = (candles, line, direction)
-        entry = max((k for k, c in enumerate(candles) if c.start <= self.entered_at), default=-1)
+        entry = entry_candle_index(candles, self.entered_at)
         flip = supertrend_flip(direction.tolist(), entry, s.exit)
         if flip is None:  # (a flip on an earlier candle counts too: e.g. a new leader catching up)
             return None
