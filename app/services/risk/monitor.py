@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -134,6 +135,8 @@ class RiskMonitor(Service):
         self._live: dict[int, dict[str, Any]] = {}  # run → what the run page shows, written once a second
         self._watches: dict[int, SupertrendWatch] = {}  # runs with a Supertrend exit
         self._supertrend_fired: set[int] = set()  # saved in risk_state: a new leader does not fire again
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="risk-history")
+        self._history_jobs: dict[int, Future[Any]] = {}
         self._watch_problems: dict[int, str] = {}  # the last history problem written as an event
         self._sources: dict[int, TradingAccount] = {}  # user → market-data account (history, feed)
         self._retry: dict[tuple[int, Any], float] = {}  # (run, breach) whose exit must be asked again, when
@@ -172,6 +175,9 @@ class RiskMonitor(Service):
         for run_id in list(self._states):
             self._save_state(run_id, force=True)
         self._subscribed.clear()
+        self._loader.shutdown(wait=False, cancel_futures=True)
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="risk-history")
+        self._history_jobs.clear()
 
     def run_once(self) -> str | None:
         self._wake.wait(timeout=max(0.0, self._next_refresh - time.monotonic()))
@@ -323,21 +329,33 @@ class RiskMonitor(Service):
         db.session.commit()
 
     def _load_histories(self) -> None:
-        """The day's 1-minute history of every leg of each new Supertrend watch (a broker read per leg)."""
-        for run_id, watch in self._watches.items():
-            if watch.loaded:
+        """The day's 1-minute history of each new Supertrend watch, read on the loader thread (a broker
+        call per leg must never hold up the ticks); what arrived is taken here, on the monitor's thread."""
+        now = utcnow()
+        for run_id, future in list(self._history_jobs.items()):
+            if not future.done():
                 continue
-            book = self._books[run_id]
-            source = self._sources.get(book.user_id)
+            del self._history_jobs[run_id]
+            watch, book = self._watches.get(run_id), self._books.get(run_id)
+            if watch is None or book is None:
+                continue
+            try:
+                problem = watch.apply_history(future.result(), now)
+            except Exception as exc:  # the loader's own failure: say so, ask again later
+                problem = f"history not read: {type(exc).__name__}"
+            if problem is not None and self._watch_problems.get(run_id) != problem:
+                self._watch_problems[run_id] = problem
+                actions.supertrend_held(book, problem)
+        for run_id, watch in self._watches.items():
+            if not watch.due() or run_id in self._history_jobs:
+                continue
+            source = self._sources.get(self._books[run_id].user_id)
             try:
                 client = client_for(source) if source is not None else None
             except BrokerError as exc:
                 client = None
                 logger.warning("run %s: no client for the Supertrend history: %s", run_id, exc)
-            problem = watch.load(client, utcnow())
-            if problem is not None and self._watch_problems.get(run_id) != problem:
-                self._watch_problems[run_id] = problem
-                actions.supertrend_held(book, problem)
+            self._history_jobs[run_id] = self._loader.submit(watch.fetch, client, now)
         db.session.commit()
 
     def _supertrend(self, book: RunBook, positions: list[AccountPosition], prices: dict[Instrument, Decimal],

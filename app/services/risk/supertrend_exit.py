@@ -11,6 +11,7 @@ writes one risk event saying so) and is asked again after HISTORY_RETRY_SECONDS.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +20,7 @@ import numpy as np
 
 from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError
+from app.broker.parsing import HistoryCandle
 from app.domain.premium_series import IST, Candle, PremiumCandles, PremiumLeg, entry_candle_index, supertrend_flip
 from app.domain.risk_rules import Decision
 from app.domain.risk_settings import RiskEventType
@@ -44,31 +46,49 @@ class SupertrendWatch:
         self.last_end: datetime | None = None
         self.fired = False
         self.last: tuple[list[Candle], np.ndarray, np.ndarray] | None = None  # for the run page's chart
+        self._lock = threading.Lock()  # history arrives on the loader's thread, prices on the monitor's
 
-    def load(self, client: OpenAlgoClient | None, now: datetime) -> str | None:
-        """Load the day's 1-minute history of every leg; the problem in words, or None when loaded."""
-        if self.loaded or time.monotonic() < self.next_load:
-            return None
+    def due(self) -> bool:
+        """Its history should be (re)read now."""
+        return not self.loaded and time.monotonic() >= self.next_load
+
+    def fetch(self, client: OpenAlgoClient | None, now: datetime) -> list[list[HistoryCandle]] | str:
+        """Read the day's 1-minute history of every leg (broker calls only; any thread): the candles per
+        leg, or the problem in words."""
         self.next_load = time.monotonic() + HISTORY_RETRY_SECONDS
         day = now.astimezone(IST).date().isoformat()
         if client is None:
-            self.error = "no market-data account to read the legs' history from"
-            return self.error
-        for n, (symbol, exchange) in enumerate(self.legs):
+            return "no market-data account to read the legs' history from"
+        legs = []
+        for symbol, exchange in self.legs:
             try:
                 rows = client.history(symbol, exchange, "1m", day, day)
             except BrokerError as exc:
-                self.error = f"no 1-minute history for {symbol}: {exc}"
-                return self.error
+                return f"no 1-minute history for {symbol}: {exc}"
             if not rows:
-                self.error = f"no 1-minute history for {symbol} today"
-                return self.error
-            for row in rows:
-                if row.start < now:
-                    self.candles.add_close(n, row.start, row.close)
+                return f"no 1-minute history for {symbol} today"
+            legs.append(rows)
+        return legs
+
+    def apply_history(self, fetched: list[list[HistoryCandle]] | str, now: datetime) -> str | None:
+        """Take what `fetch` read: None when loaded, else the problem (kept in `error`)."""
+        if isinstance(fetched, str):
+            self.error = fetched
+            return fetched
+        with self._lock:
+            for n, rows in enumerate(fetched):
+                for row in rows:
+                    if row.start < now:
+                        self.candles.add_close(n, row.start, row.close)
         self.loaded, self.error = True, None
         logger.info("run %s: Supertrend history loaded for %d legs", self.run_id, len(self.legs))
         return None
+
+    def load(self, client: OpenAlgoClient | None, now: datetime) -> str | None:
+        """Fetch and apply in one go (when due); the problem in words, or None."""
+        if not self.due():
+            return None
+        return self.apply_history(self.fetch(client, now), now)
 
     def chart(self, limit: int = 150) -> dict[str, object] | None:
         """The last closed candles with their Supertrend line and direction, for the run page."""
@@ -85,13 +105,15 @@ class SupertrendWatch:
         key = (symbol.upper(), exchange.upper())
         for n, leg in enumerate(self.legs):
             if leg == key:
-                self.candles.add_close(n, moment, price)
+                with self._lock:
+                    self.candles.add_close(n, moment, price)
 
     def evaluate(self, now: datetime) -> Decision | None:
         """On a new closed candle: the exit decision when the trend flipped since entry, else None."""
         if not self.loaded or self.fired:
             return None
-        candles = self.candles.candles(now)
+        with self._lock:
+            candles = self.candles.candles(now)
         if not candles or candles[-1].end == self.last_end:
             return None
         self.last_end = candles[-1].end
