@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import select, update
@@ -46,7 +46,6 @@ from app.domain.risk_rules import (
     LegToClose,
     RunRiskState,
     ScopedDecision,
-    TrailingState,
     evaluate_account_limits,
     evaluate_run,
 )
@@ -62,6 +61,7 @@ from app.services.risk import actions
 from app.services.risk.book import RunBook, account_limits, day_realized, fills_signature, load_books
 from app.services.risk.events import blocked_accounts
 from app.services.risk.live import live_view
+from app.services.risk.state import decode_state, encode_state
 from app.services.risk.supertrend_exit import SupertrendWatch
 from app.services.runner import Service, register_service
 
@@ -78,44 +78,6 @@ Instrument = tuple[str, str]  # (symbol, exchange), upper case
 
 def _key(symbol: str, exchange: str) -> Instrument:
     return symbol.upper(), exchange.upper()
-
-
-# --- the rules' memory as JSON (StrategyRun.risk_state) ------------------------------------------
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def encode_state(state: RunRiskState) -> dict[str, Any]:
-    """The rules' memory of a run as JSON: trailing stops by unit, and the standing breaches."""
-    def keys(latch: BreachLatch) -> list[list[Any]]:
-        return sorted(([*cast(tuple, k)] for k in latch.active), key=repr)
-
-    return {"run_id": state.run_id,
-            "trailing": [[unit, t.armed, _text(t.peak), _text(t.stop)] for unit, t in state.trailing],
-            "exits": keys(state.exits), "alerts": keys(state.alerts)}
-
-
-def decode_state(run_id: int, data: dict[str, Any] | None) -> RunRiskState | None:
-    if not data or data.get("run_id") != run_id:
-        return None
-    try:
-        from app.domain.risk_settings import RiskEventType
-
-        def keys(raw: Any) -> frozenset[Any]:
-            return frozenset((unit, RiskEventType(kind) if kind else None, leg) for unit, kind, leg in raw or ())
-
-        trailing = tuple((unit, TrailingState(bool(armed), _dec(peak), _dec(stop)))
-                         for unit, armed, peak, stop in data.get("trailing") or ())
-        exits, alerts = BreachLatch(keys(data.get("exits"))), BreachLatch(keys(data.get("alerts")))
-        return RunRiskState(run_id, trailing, exits, alerts)
-    except (ValueError, TypeError, ArithmeticError) as exc:
-        logger.error("run %s: saved risk state unreadable (%s): starting afresh", run_id, exc)
-        return None
 
 
 class RiskMonitor(Service):
