@@ -94,10 +94,16 @@ def _register_scheduler(app: Flask) -> None:
 
 
 def _register_risk_monitor(app: Flask) -> None:
-    from app.services.risk.monitor import RiskMonitor
-    from app.services.runner import register_service
+    from app.services.runner import Service, register_service
 
-    register_service(app, RiskMonitor)
+    def risk_monitor() -> Service:
+        # Imported when a leader starts it: the monitor loads numba and numpy (the Supertrend kernel),
+        # which a web worker serving pages must not pay for at start-up (tests/test_startup.py).
+        from app.services.risk.monitor import RiskMonitor
+
+        return RiskMonitor()
+
+    register_service(app, risk_monitor)
 
 
 def _days(n: int):

@@ -2,7 +2,7 @@
 
 Every close goes through `exits.request_exit(purpose="risk")`, the one exit path (issue 9), with
 the decision's risk event written in the same transaction. A close is asked for only when no
-unfinished exit request already covers the same run, account and leg: with the exit manager's
+exit request under way or done already covers the same run, account and leg: with the exit manager's
 unique close keys, that makes a breach close what it should exactly once, even when a new leader
 re-evaluates the breach after a crash.
 """
@@ -29,7 +29,9 @@ from app.services.risk.exit_events import RiskNote
 
 logger = logging.getLogger(__name__)
 
-UNFINISHED = ("pending", "working")
+# A done exit covers its scope too: its part is flat, and a book read before the closing fills must
+# not ask for it again (seen in bench/risk.py: a second request that found the run flat).
+COVERING = ("pending", "working", "done")
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class Close:
 
 
 def covered(run_id: int, close: Close) -> bool:
-    """An unfinished exit request of the run already closes this (the same or a wider scope)."""
-    query = select(ExitRequest.id).where(ExitRequest.run_id == run_id, ExitRequest.status.in_(UNFINISHED))
+    """An exit request of the run that is under way or done already closes this (the same or a wider
+    scope). A failed one does not: the breach asks again."""
+    query = select(ExitRequest.id).where(ExitRequest.run_id == run_id, ExitRequest.status.in_(COVERING))
     if close.run_account_id is not None:
         query = query.where(or_(ExitRequest.run_account_id.is_(None),
                                 ExitRequest.run_account_id == close.run_account_id))

@@ -254,9 +254,10 @@ class RiskMonitor(Service):
                     TradingAccount.user_id.in_(users), TradingAccount.deleted_at.is_(None))):
                 by_user[account.user_id].append(account)
         self._sources = {}
+        allowed: dict[int, bool] = {}  # per market-data account, not per run (the allow-list is a DB read)
         for book in self._books.values():
             source = choose_source(by_user.get(book.user_id, []))
-            if source is not None and not account_urls_allowed(source):
+            if source is not None and not allowed.setdefault(source.id, account_urls_allowed(source)):
                 logger.warning("run %s: market-data account %s is not on the allow-list", book.run_id, source.id)
                 source = None
             if source is not None:
