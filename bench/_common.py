@@ -102,3 +102,20 @@ def summarize(values: Iterable[float], unit: str = "", digits: int = 1) -> Summa
     if not data:
         raise ValueError("summarize: no values")
     return Summary(statistics.median(data), min(data), max(data), len(data), unit, digits)
+
+
+def fresh_postgres(url: str) -> str:
+    """Drop and create the bench database named in `url` (connecting to the server's postgres db);
+    returns the URL to use."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from config import normalize_database_url
+
+    target = make_url(normalize_database_url(url))
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    return target.render_as_string(hide_password=False)

@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Summary, print_machine, summarize  # noqa: E402
+from bench._common import Summary, fresh_postgres, print_machine, summarize  # noqa: E402
 from tests.support.paperbroker import Admin, start_broker  # noqa: E402
 
 LATENCY_MS = 100
@@ -100,22 +100,6 @@ def _ideal_account(pool, client, orders: list[dict]) -> tuple[float, float]:
     return last_ack, last_fill
 
 
-def _fresh_postgres(url: str) -> str:
-    """Drop and create the bench database named in `url` (connecting to the server's postgres db)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from config import normalize_database_url
-
-    target = make_url(normalize_database_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    return target.render_as_string(hide_password=False)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="rounds (>= 3 for a judged figure; default 5)")
@@ -133,7 +117,7 @@ def main() -> int:
     broker = start_broker("--rate-limit-by", "apikey", accounts=args.accounts, deterministic=False)
     sim = Admin(broker.url)
     workdir = tempfile.mkdtemp(prefix="algomirror-bench-")
-    database_url = _fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{workdir}/bench.db"
+    database_url = fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{workdir}/bench.db"
     os.environ.update({"TEST_DATABASE_URL": database_url, "LOG_TO_FILE": "false"})
     print(f"database: {database_url.split('://')[0]}")
     stop = threading.Event()

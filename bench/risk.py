@@ -61,7 +61,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import print_machine, summarize  # noqa: E402
+from bench._common import fresh_postgres, print_machine, summarize  # noqa: E402
 from tests.support.paperbroker import Admin, start_broker  # noqa: E402
 
 PASSWORD = "Bench!Passw0rd-x"
@@ -238,22 +238,6 @@ def wait_for(what: str, predicate: Callable[[], bool], seconds: float, step: flo
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(step)
-
-
-def fresh_postgres(url: str) -> str:
-    """Drop and create the bench database named in `url` (as bench/execution.py does)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from config import normalize_database_url
-
-    target = make_url(normalize_database_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    return target.render_as_string(hide_password=False)
 
 
 def main() -> int:
