@@ -72,6 +72,7 @@ STATE_SAVE_SECONDS = 1.0
 ACT_RETRY_SECONDS = 5.0
 FAILED_EXIT_RETRY_SECONDS = 30.0  # a risk exit that failed is asked for again after this
 FULL_RELOAD_SECONDS = 10.0
+LIVE_VIEW_SECONDS = 0.5  # half the write interval: the view written is at most this old
 
 Instrument = tuple[str, str]  # (symbol, exchange), upper case
 
@@ -95,6 +96,7 @@ class RiskMonitor(Service):
         self.failed_exit_retry = float(cfg.get("RISK_FAILED_EXIT_RETRY_SECONDS", FAILED_EXIT_RETRY_SECONDS))
         self._subscribed_at: dict[Instrument, float] = {}
         self._live: dict[int, dict[str, Any]] = {}  # run → what the run page shows, written once a second
+        self._live_built: dict[int, tuple[float, bool]] = {}  # run → (when its view was built, held)
         self._watches: dict[int, SupertrendWatch] = {}  # runs with a Supertrend exit
         self._supertrend_fired: set[int] = set()  # saved in risk_state: a new leader does not fire again
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="risk-history")
@@ -401,7 +403,8 @@ class RiskMonitor(Service):
             actions.prices_reliable_again(self._span_events.pop(book.run_id), seconds, change.held_evaluations)
         priced = {(s, e): checks[f"{e}:{s}"] for s, e in book.instruments()}
         if not reliability.reliable:
-            self._live[book.run_id] = live_view(book, None, priced, now, reliability.reason)
+            if self._live_due(book.run_id, held=True):
+                self._live[book.run_id] = live_view(book, None, priced, now, reliability.reason)
             return None
         prices = {(s, e): c.price for s, e in book.instruments()
                   if (c := checks[f"{e}:{s}"]).price is not None}
@@ -435,8 +438,18 @@ class RiskMonitor(Service):
             self._save_state(book.run_id, force=True)
         self._guarded(book, "Supertrend", lambda: self._supertrend(book, positions, prices, now))
         watch = self._watches.get(book.run_id)
-        self._live[book.run_id] = live_view(book, result, priced, now, chart=watch.chart() if watch else None)
+        if self._live_due(book.run_id, held=False):
+            self._live[book.run_id] = live_view(book, result, priced, now, chart=watch.chart() if watch else None)
         return dict(result.account_pnls)
+
+    def _live_due(self, run_id: int, *, held: bool) -> bool:
+        """The live view is written once a second: build it at most that often (or when the rules
+        start or stop holding, which the page must show at once)."""
+        last = self._live_built.get(run_id)
+        if last is not None and last[1] == held and time.monotonic() - last[0] < LIVE_VIEW_SECONDS:
+            return False
+        self._live_built[run_id] = (time.monotonic(), held)
+        return True
 
     def _act(self, book: RunBook, decision: ScopedDecision) -> bool:
         try:
