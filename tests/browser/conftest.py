@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from werkzeug.serving import make_server
@@ -59,6 +60,31 @@ def alice_with_paper_accounts(application, broker, names, keys) -> Browserless:
                                                   "websocket_url": broker.ws_url, "api_key": key}, page="/accounts/add")
         assert added.status_code == 302
     return setup
+
+
+@contextmanager
+def strategy_page_with_services(browser, application, strategy_id: int) -> Iterator:
+    """alice's strategy page on a live server whose process runs the background services (a
+    ServiceRunner holding the lease: order engine, risk monitor …); confirmations are accepted."""
+    from playwright.sync_api import expect
+
+    from app.services.runner import ServiceRunner
+
+    runner = ServiceRunner(application, ttl=6.0, renew_interval=2.0, retry_interval=0.5)
+    runner.start()
+    try:
+        with LiveServer(application) as server:
+            context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())  # the close buttons' confirmation
+            sign_in(page)
+            expect(page.get_by_test_id("engine-state")).to_contain_text("Engine online")
+            page.goto(f"/strategy/{strategy_id}")
+            yield page
+            context.close()
+    finally:
+        runner.stop()
 
 
 def sign_in(page, username: str = "alice", password: str | None = None) -> None:

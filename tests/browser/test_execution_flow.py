@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.services.strategy import preview as preview_service
-from tests.browser.conftest import TIMEOUT_MS, LiveServer, alice_with_paper_accounts, sign_in
+from tests.browser.conftest import TIMEOUT_MS, alice_with_paper_accounts, strategy_page_with_services
 from tests.helpers import wait_until
 from tests.support.paperbroker import START
 from tests.support.strategies import body, leg, send
@@ -31,8 +31,6 @@ FLAT_DEADLINE_S = 60
 def execution_page(browser, app_factory, broker, sim, monkeypatch):
     pytest.importorskip("app.services.execution.engine")
     planner = pytest.importorskip("app.services.execution.planner")
-    from app.services.runner import ServiceRunner
-
     now = datetime.fromisoformat(START)
     monkeypatch.setattr(preview_service, "utcnow", lambda: now)
     monkeypatch.setattr(planner, "utcnow", lambda: now)
@@ -47,21 +45,10 @@ def execution_page(browser, app_factory, broker, sim, monkeypatch):
                             accounts=[{"account_id": i, "lot_multiplier": "1"} for i in ids]))
         assert created.status_code == 201, created.get_json()
         strategy_id = created.get_json()["id"]
-    runner = ServiceRunner(application, ttl=6.0, renew_interval=2.0, retry_interval=0.5)
-    runner.start()
     try:
-        with LiveServer(application) as server:
-            context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            page.on("dialog", lambda dialog: dialog.accept())  # the close buttons' confirmation
-            sign_in(page)
-            expect(page.get_by_test_id("engine-state")).to_contain_text("Engine online")
-            page.goto(f"/strategy/{strategy_id}")
+        with strategy_page_with_services(browser, application, strategy_id) as page:
             yield page
-            context.close()
     finally:
-        runner.stop()
         sim.call("DELETE", "/sim/faults")
         for key in keys:
             sim.call("DELETE", f"/sim/accounts/{key}")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import TIMEOUT_MS, LiveServer, alice_with_paper_accounts, sign_in
+from tests.browser.conftest import TIMEOUT_MS, alice_with_paper_accounts, strategy_page_with_services
 from tests.support.paperbroker import START
 from tests.support.strategies import body, leg, send
 
@@ -27,8 +27,6 @@ STRADDLE = [leg(strike_method="atm", strike_offset=0, option_type="CE", action="
 
 @pytest.fixture
 def risk_page(browser, app_factory, broker, sim):
-    from app.services.runner import ServiceRunner
-
     sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": True})
     sim.post("/sim/reset", {"keep_accounts": True})
     sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
@@ -44,20 +42,10 @@ def risk_page(browser, app_factory, broker, sim):
             accounts=[{"account_id": i, "lot_multiplier": "1"} for i in ids]))
         assert created.status_code == 201, created.get_json()
         strategy_id = created.get_json()["id"]
-    runner = ServiceRunner(application, ttl=6.0, renew_interval=2.0, retry_interval=0.5)
-    runner.start()
     try:
-        with LiveServer(application) as server:
-            context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            sign_in(page)
-            expect(page.get_by_test_id("engine-state")).to_contain_text("Engine online")
-            page.goto(f"/strategy/{strategy_id}")
+        with strategy_page_with_services(browser, application, strategy_id) as page:
             yield page
-            context.close()
     finally:
-        runner.stop()
         for key in keys:
             sim.call("DELETE", f"/sim/accounts/{key}")
         sim.post("/sim/clock", {"time": START, "frozen": True})
