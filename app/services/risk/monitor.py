@@ -411,9 +411,8 @@ class RiskMonitor(Service):
         deciding = [a for a in book.accounts if a.deciding and a.entry_fills]
         positions = [AccountPosition(a.account_id, a.quantity_per_leg, a.positions(book.legs, prices))
                      for a in deciding]
-        pnls = {p.account_id: sum((pnl_of(leg) for leg in p.legs), Decimal(0)) for p in positions}
-        if book.settings is None or not positions:
-            return pnls
+        if book.settings is None or not positions:  # no rules to run: the P&L for the daily limits only
+            return {p.account_id: sum((pnl_of(leg) for leg in p.legs), Decimal(0)) for p in positions}
         result = evaluate_run(book.settings, book.run_id, positions, self._states.get(book.run_id), reliability)
         self._states[book.run_id] = result.state
         # Act first: a breach counts as handled only once its exit request is committed; a refused
