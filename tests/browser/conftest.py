@@ -6,7 +6,8 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 
 import pytest
 from werkzeug.serving import make_server
@@ -65,26 +66,46 @@ def alice_with_paper_accounts(application, broker, names, keys) -> Browserless:
 @contextmanager
 def strategy_page_with_services(browser, application, strategy_id: int) -> Iterator:
     """alice's strategy page on a live server whose process runs the background services (a
-    ServiceRunner holding the lease: order engine, risk monitor …); confirmations are accepted."""
+    ServiceRunner holding the lease: order engine, risk monitor …); confirmations are accepted.
+
+    The app's trading clock (preview, planner, scheduler, risk monitor) runs from the paper broker's
+    START (a Monday, 10:00 IST) at the wall clock's pace, whatever time the suite runs at: outside
+    09:15–15:30 IST the planner would refuse to send, and between 15:00 and 15:30 IST the strategy's
+    exit time would fall due mid-test (both happened in CI). Callers leave the paper clock at START."""
+    import time as wall
+    from unittest import mock
+
     from playwright.sync_api import expect
 
+    from app.services.execution import planner, scheduler
+    from app.services.risk import monitor
     from app.services.runner import ServiceRunner
+    from app.services.strategy import preview
+    from tests.support.paperbroker import START
+
+    origin, began = datetime.fromisoformat(START), wall.monotonic()
+
+    def trading_now() -> datetime:
+        return origin + timedelta(seconds=wall.monotonic() - began)
 
     runner = ServiceRunner(application, ttl=6.0, renew_interval=2.0, retry_interval=0.5)
-    runner.start()
-    try:
-        with LiveServer(application) as server:
-            context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            page.on("dialog", lambda dialog: dialog.accept())  # the close buttons' confirmation
-            sign_in(page)
-            expect(page.get_by_test_id("engine-state")).to_contain_text("Engine online")
-            page.goto(f"/strategy/{strategy_id}")
-            yield page
-            context.close()
-    finally:
-        runner.stop()
+    with ExitStack() as patches:
+        for module in (preview, planner, scheduler, monitor):
+            patches.enter_context(mock.patch.object(module, "utcnow", trading_now))
+        runner.start()
+        try:
+            with LiveServer(application) as server:
+                context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
+                context.set_default_timeout(TIMEOUT_MS)
+                page = context.new_page()
+                page.on("dialog", lambda dialog: dialog.accept())  # the close buttons' confirmation
+                sign_in(page)
+                expect(page.get_by_test_id("engine-state")).to_contain_text("Engine online")
+                page.goto(f"/strategy/{strategy_id}")
+                yield page
+                context.close()
+        finally:
+            runner.stop()
 
 
 def sign_in(page, username: str = "alice", password: str | None = None) -> None:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
 
 import pytest
 from playwright.sync_api import expect
 
-from app.services.strategy import preview as preview_service
 from tests.browser.conftest import TIMEOUT_MS, alice_with_paper_accounts, strategy_page_with_services
 from tests.helpers import wait_until
-from tests.support.paperbroker import START
 from tests.support.strategies import body, leg, send
 
 pytestmark = pytest.mark.browser
@@ -28,12 +25,8 @@ FLAT_DEADLINE_S = 60
 
 
 @pytest.fixture
-def execution_page(browser, app_factory, broker, sim, monkeypatch):
+def execution_page(browser, app_factory, broker, sim):
     pytest.importorskip("app.services.execution.engine")
-    planner = pytest.importorskip("app.services.execution.planner")
-    now = datetime.fromisoformat(START)
-    monkeypatch.setattr(preview_service, "utcnow", lambda: now)
-    monkeypatch.setattr(planner, "utcnow", lambda: now)
     sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
     keys = [sim.new_account() for _ in ACCOUNTS]
     application = app_factory()

@@ -3,14 +3,14 @@ two paper accounts, see the run page's premium chart with its Supertrend line, m
 max loss at the paper broker, see the run close by itself and the risk event on the risk events page.
 
 The live server's process runs the services (a ServiceRunner holding the lease: the order engine and
-the risk monitor). The paper broker's clock is set to now and frozen, and its market reset there, so
-the legs have the day's 1-minute history (the chart's candles) and the app's own clock agrees.
+the risk monitor). The paper broker's clock stays frozen at START (a Monday, 10:00 IST), so the legs
+have that morning's 1-minute history (the chart's candles); the app's trading clock runs from START
+(strategy_page_with_services), so the test does not depend on the hour it runs at.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import expect
@@ -27,7 +27,7 @@ STRADDLE = [leg(strike_method="atm", strike_offset=0, option_type="CE", action="
 
 @pytest.fixture
 def risk_page(browser, app_factory, broker, sim):
-    sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": True})
+    sim.post("/sim/clock", {"time": START, "frozen": True})
     sim.post("/sim/reset", {"keep_accounts": True})
     sim.set_spot(NIFTY=26000, BANKNIFTY=59000, SENSEX=85000)
     keys = [sim.new_account() for _ in ACCOUNTS]

@@ -173,11 +173,11 @@ class SchedulerService(Service):
     name = "strategy_scheduler"
     interval = 5.0
 
-    def __init__(self, clock: Callable[[], datetime] = utcnow):
-        self.clock = clock
+    def __init__(self, clock: Callable[[], datetime] | None = None):
+        self.clock = clock  # None: the module's utcnow, looked up at each tick
 
     def run_once(self) -> str | None:
         if not self.still_leading():
             return None
-        done = tick(self.clock())
+        done = tick(self.clock() if self.clock is not None else None)
         return f"exits {len(done.exits)}, entries {len(done.entries)}, skipped {len(done.skipped)}"
