@@ -8,8 +8,11 @@ the development default, and in production admins see a warning until a list is 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
+
+from flask import current_app
 
 from app.domain import hosts
 from app.extensions import db
@@ -20,6 +23,11 @@ from app.services.settings import get_setting, set_setting
 logger = logging.getLogger(__name__)
 
 HOST_ALLOWLIST = "account_host_allowlist"  # the app_settings key (unchanged since issue 4)
+# Every broker call checks the list (accounts.client_for): reading the settings row each time was a
+# query per order on the engine's hot path. A process re-reads it at most this often; saving it
+# here takes effect at once in this process, in other processes within this many seconds.
+ALLOWLIST_CACHE_SECONDS = 1.0
+_CACHE_KEY = "outbound_allowlist_cache"
 
 
 def allowlist_text() -> list[str]:
@@ -34,13 +42,21 @@ def allowlist() -> list[hosts.AllowEntry] | None:
     the default ports (80 and 443). A saved entry that does not parse allows nothing (and is
     logged); a list of only such entries still counts as set: a broken list fails closed.
     """
+    cached = current_app.extensions.get(_CACHE_KEY)
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached[1]
     raw = allowlist_text()
-    if not raw:
-        return None
-    entries, problems = hosts.parse_entries(",".join(raw))
-    for problem in problems:
-        logger.warning("Ignoring an unreadable saved host allow-list entry: %s", problem)
+    entries: list[hosts.AllowEntry] | None = None
+    if raw:
+        entries, problems = hosts.parse_entries(",".join(raw))
+        for problem in problems:
+            logger.warning("Ignoring an unreadable saved host allow-list entry: %s", problem)
+    current_app.extensions[_CACHE_KEY] = (time.monotonic() + ALLOWLIST_CACHE_SECONDS, entries)
     return entries
+
+
+def forget_cached_allowlist() -> None:
+    current_app.extensions.pop(_CACHE_KEY, None)
 
 
 def save_allowlist(admin: User, text: str) -> list[str]:
@@ -58,6 +74,7 @@ def save_allowlist(admin: User, text: str) -> list[str]:
     audit.record("account_hosts_allowlist_set", category="admin", user=admin, details={"hosts": cleaned},
                  commit=False)
     db.session.commit()
+    forget_cached_allowlist()
     logger.info("Host allow-list set by %r: %d entries", admin.username, len(cleaned))
     return cleaned
 

@@ -201,6 +201,14 @@ def test_kill_leader_while_sending_new_leader_reconciles_within_15s_no_duplicate
             assert events == ["claim", "accepted", "fill"], (r.intent_key, events)
     run = _run(run_id)
     assert run.status == "open" and run.entered_at is not None
+
+    def checked() -> bool:  # the engine checks the position books once the run is entered
+        done = all(a.position_check is not None for a in _run(run_id).accounts)
+        db.session.commit()
+        return done
+
+    wait_until(checked, timeout=60, interval=0.1, message="position checks")
+    run = _run(run_id)
     assert [(a.status, (a.position_check or {}).get("ok")) for a in run.accounts] == [("open", True)] * 3
 
     # No duplicates: each account's book holds exactly one order per intent, each linked to one intent.

@@ -23,6 +23,7 @@ from tests.support.execution import (
     intents,
     make_run,
     recorded_net,
+    run_checked,
     run_done,
 )
 
@@ -56,6 +57,7 @@ def _books_match(one, run_id):
 @pytest.mark.parametrize("mode", ["order", "http"])
 def test_policy_report_sell_rejected_after_buy_filled_flags_partial(one, sim, mode):
     run_id = _run_buy_then_rejected_sell(one, sim, mode, failure_policy="report")
+    drive(one["engine"], run_checked(run_id))
     rows = intents(run_id)
     assert [(r.action, r.state, r.filled_quantity) for r in rows] == [("BUY", "filled", 65), ("SELL", "rejected", 0)]
     assert rows[1].rejection_reason.startswith("RMS:Margin Exceeds")

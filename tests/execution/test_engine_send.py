@@ -23,6 +23,7 @@ from tests.support.execution import (
     intents,
     make_run,
     recorded_net,
+    run_checked,
     run_done,
 )
 
@@ -48,9 +49,32 @@ def _assert_books_match(run_id, setup, symbols=(CE, PE)):
             assert broker_net(client, symbol) == recorded_net(run_id, account_id, symbol)
 
 
+def test_position_books_are_checked_once_the_whole_run_is_entered(setup, sim):
+    # Account Two's orders are answered 2 s late: One is entered long before the run is, and its
+    # position check waits for the run (it would only compete with Two's orders otherwise).
+    sim.set_faults(setup["keys"][1], response_delay_ms=2000, routes=["placeorder"])
+    try:
+        run_id = make_run(setup["user"].id, setup["accounts"], [Leg(PE, "SELL"), Leg(CE, "BUY")])
+
+        def one_entered_run_not() -> bool:
+            run = db.session.get(StrategyRun, run_id)
+            return run.accounts[0].status == "open" and run.status == "entering"
+
+        drive(setup["engine"], one_entered_run_not)
+        setup["engine"].run_pass()
+        db.session.expire_all()
+        assert db.session.get(StrategyRun, run_id).accounts[0].position_check is None
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    drive(setup["engine"], run_checked(run_id))
+    run = db.session.get(StrategyRun, run_id)
+    assert [(a.status, a.position_check["ok"], a.position_check["differences"]) for a in run.accounts] == \
+        [("open", True, [])] * 2
+
+
 def test_send_two_accounts_buy_and_sell_legs_all_filled_buy_first(setup):
     run_id = make_run(setup["user"].id, setup["accounts"], [Leg(PE, "SELL"), Leg(CE, "BUY")])
-    drive(setup["engine"], run_done(run_id))
+    drive(setup["engine"], run_checked(run_id))
     rows = intents(run_id)
     assert [(r.state, r.filled_quantity) for r in rows] == [("filled", 65)] * 4
     for account_id in setup["accounts"]:

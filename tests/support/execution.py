@@ -108,6 +108,16 @@ def run_done(run_id: int) -> Callable[[], bool]:
     return done
 
 
+def run_checked(run_id: int) -> Callable[[], bool]:
+    """The run has left entering and every account's position book was checked (the engine checks
+    them once the run is entered and nothing of the account is in flight)."""
+    def done() -> bool:
+        run = db.session.get(StrategyRun, run_id)
+        return run is not None and run.status != "entering" and all(
+            a.position_check is not None for a in run.accounts if a.status != "skipped")
+    return done
+
+
 def broker_net(client, symbol: str, exchange: str = "NFO", product: str = "MIS") -> int:
     """The account's net quantity at the broker for one symbol/exchange/product."""
     return sum(p.quantity for p in client.positions()

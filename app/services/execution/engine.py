@@ -16,14 +16,13 @@ import os
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from app.domain.execution_policy import blocked, ready_phase
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
@@ -45,11 +44,16 @@ TRACK_INTERVAL_MAX = 1.0
 POLICY_INTERVAL = 0.25
 POLICY_SWEEP_SECONDS = 2.0
 MIN_PASS_SECONDS = 0.02
+CHECK_RETRY_SECONDS = 10.0
+# Entered (or failed) accounts, and those closed since: a check after a quick close finds them flat.
+CHECKED_STATUSES = (RunAccountStatus.OPEN, RunAccountStatus.PARTIAL, RunAccountStatus.FAILED,
+                    RunAccountStatus.UNWINDING, RunAccountStatus.CLOSING, RunAccountStatus.CLOSED)
 
 
-def group_key(intent: OrderIntent) -> tuple[Any, ...]:
+def group_key(intent: Any) -> tuple[Any, ...]:
     """The group whose phases order an intent: a run account's entries, one exit request's closes of
-    a run account, or one kill switch's orders on an account."""
+    a run account, or one kill switch's orders on an account (`intent`: an OrderIntent, or a row of
+    its _GATE_COLUMNS)."""
     if intent.kill_switch_id is not None and intent.run_account_id is None:
         return ("kill", intent.kill_switch_id, intent.account_id)
     if intent.purpose == Purpose.ENTRY:
@@ -85,6 +89,7 @@ class ExecutionEngine(Service):
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
         self._next_track: dict[int, float] = {}
+        self._next_check: dict[int, float] = {}
         self._recovered = False
         self._next_policies = 0.0
         self._next_sweep = 0.0
@@ -151,23 +156,26 @@ class ExecutionEngine(Service):
             # phase gate above decides), so they run at most every POLICY_INTERVAL seconds.
             self._next_policies = time.monotonic() + POLICY_INTERVAL
             self._step_policies()
+            self._schedule_position_checks()
         db.session.commit()
         return f"sent {sent}, tracking {tracked}, reconciling {reconciling}"
 
     def _schedule_sends(self) -> int:
-        planned = list(db.session.scalars(select(OrderIntent).where(OrderIntent.state == IntentState.PLANNED.value)))
+        # Plain rows of the columns the phase gate reads, not ORM objects: this runs on every pass
+        # (many per second while a run is entered) and loading hundreds of objects was its cost.
+        planned = db.session.execute(select(*_GATE_COLUMNS).where(
+            OrderIntent.state == IntentState.PLANNED.value)).all()
         if not planned:
             return 0
-        groups: dict[tuple[Any, ...], list[OrderIntent]] = defaultdict(list)
-        for key in {group_key(i) for i in planned}:
-            groups[key] = []
+        groups: dict[tuple[Any, ...], list[Any]] = {group_key(i): [] for i in planned}
         run_accounts = {k[1] for k in groups if k[0] != "kill"}
         kills = {k[1] for k in groups if k[0] == "kill"}
-        rows = list(db.session.scalars(select(OrderIntent).where(OrderIntent.run_account_id.in_(run_accounts)))) + \
-            list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id.in_(kills))))
+        rows = db.session.execute(select(*_GATE_COLUMNS).where(or_(
+            OrderIntent.run_account_id.in_(run_accounts),
+            and_(OrderIntent.kill_switch_id.in_(kills), OrderIntent.run_account_id.is_(None))))).all()
         for intent in rows:
             key = group_key(intent)
-            if key in groups and intent not in groups[key]:
+            if key in groups:
                 groups[key].append(intent)
         count = 0
         entering: set[int] = set()
@@ -178,14 +186,14 @@ class ExecutionEngine(Service):
                     # A close whose shorts did not all close must not leave its longs planned for
                     # ever: withdraw them; the exit manager's next round re-reads the position book
                     # and plans again (the entry policies handle entry groups).
-                    policy.withdraw_planned(intents, "withdrawn: a lower phase of this close failed")
+                    policy.withdraw_planned(_objects(intents), "withdrawn: a lower phase of this close failed")
                 continue
             phase = ready_phase(views)
             if phase is None:
                 continue
+            superseded = policy_superseded(intents)
             for intent in intents:
-                if intent.state == IntentState.PLANNED.value and intent.phase == phase \
-                        and intent.id not in policy_superseded(intents):
+                if intent.state == IntentState.PLANNED.value and intent.phase == phase and intent.id not in superseded:
                     count += self._submit(f"send:{intent.id}", self._send_job, intent.id, keep_loaded=True)
                     if key[0] == "entry":
                         entering.add(key[1])
@@ -236,13 +244,19 @@ class ExecutionEngine(Service):
             self._next_sweep = time.monotonic() + POLICY_SWEEP_SECONDS
         self._policies_since = started
         ids = list(db.session.scalars(query))
-        # What a step would see of each account's ends: (how many intents ended, the last change).
-        # An account is stepped again only when that moved (or it has a resting LIMIT, or on the
+        # What a step would see of each account's entry ends: (how many ended, the last change). An
+        # account is stepped again only when that moved (or it has a resting LIMIT, or on the
         # sweep): the look-back window above overlaps passes, and must not step an account 4 times.
-        signatures = {row[0]: (row[1], row[2]) for row in db.session.execute(
-            select(OrderIntent.run_account_id, func.count(), func.max(OrderIntent.updated_at))
-            .where(OrderIntent.run_account_id.in_(ids), OrderIntent.state.in_(ended))
+        # A move gives a step something to do only when an entry ended unfilled (a policy decides)
+        # or every entry ended (the roll-up); fills half-way through the group do not.
+        entries = (OrderIntent.run_account_id.in_(ids), OrderIntent.purpose == Purpose.ENTRY)
+        ends = {row[0]: row[1:] for row in db.session.execute(
+            select(OrderIntent.run_account_id, func.count(), func.max(OrderIntent.updated_at),
+                   func.sum(case((OrderIntent.state != IntentState.FILLED.value, 1), else_=0)))
+            .where(*entries, OrderIntent.state.in_(ended))
             .group_by(OrderIntent.run_account_id))} if ids else {}
+        totals = dict(db.session.execute(select(OrderIntent.run_account_id, func.count()).where(*entries)
+                                         .group_by(OrderIntent.run_account_id)).all()) if ids else {}
         resting = set(db.session.scalars(select(OrderIntent.run_account_id).where(
             OrderIntent.run_account_id.in_(ids), OrderIntent.price_type == "LIMIT",
             OrderIntent.state.in_(at_broker)))) if ids else set()
@@ -251,14 +265,34 @@ class ExecutionEngine(Service):
             active = set(ids)
             self._stepped = {k: v for k, v in self._stepped.items() if k in active}
         for run_account_id in ids:
-            signature = signatures.get(run_account_id)
-            if not sweep and run_account_id not in resting and signature is not None \
-                    and self._stepped.get(run_account_id) == signature:
-                continue
+            count, last_change, unfilled = ends.get(run_account_id, (0, None, 0))
+            signature = (count, last_change) if count else None
+            if not sweep and run_account_id not in resting:
+                if signature is None or self._stepped.get(run_account_id) == signature:
+                    continue
+                if not unfilled and count < totals.get(run_account_id, 0):
+                    continue  # filled so far, more to come: nothing for a policy or the roll-up
             # In the pool, like every broker call: a step may cancel a LIMIT or read the position book,
             # and one slow account must never hold the pass (and so every other account) up.
             if self._submit(f"policy:{run_account_id}", policy.step_account, run_account_id) and signature:
                 self._stepped[run_account_id] = signature
+
+    def _schedule_position_checks(self) -> int:
+        """Compare each entered account's position book with its intents (reconciliation.position_check)
+        once its run has left entering and nothing of the account is in flight; a check that could not
+        run (an exception, not a broker error: those are stored) is tried again after a pause."""
+        unfinished = select(OrderIntent.id).where(OrderIntent.run_account_id == RunAccount.id,
+                                                  OrderIntent.state.not_in([s.value for s in TERMINAL]))
+        ids = list(db.session.scalars(select(RunAccount.id).join(StrategyRun).where(
+            RunAccount.position_check.is_(None), RunAccount.status.in_(CHECKED_STATUSES),
+            StrategyRun.status != RunStatus.ENTERING, ~unfinished.exists())))
+        db.session.commit()
+        now, count = time.monotonic(), 0
+        for run_account_id in ids:
+            if self._next_check.get(run_account_id, 0.0) <= now:
+                self._next_check[run_account_id] = now + CHECK_RETRY_SECONDS
+                count += self._submit(f"check:{run_account_id}", _position_check_job, run_account_id)
+        return count
 
     # -- jobs (pool threads, each in its own app context) --
     def _busy(self, key: str) -> bool:
@@ -337,7 +371,25 @@ class ExecutionEngine(Service):
                 time.sleep(self.read_interval)  # spacing between order-book reads (config)
 
 
-def policy_superseded(intents: list[OrderIntent]) -> set[int]:
+# What group_key, policy.view and the phase gate read of an intent.
+_GATE_COLUMNS = (OrderIntent.id, OrderIntent.kill_switch_id, OrderIntent.run_account_id, OrderIntent.purpose,
+                 OrderIntent.exit_request_id, OrderIntent.account_id, OrderIntent.attempt, OrderIntent.phase,
+                 OrderIntent.state, OrderIntent.quantity, OrderIntent.filled_quantity,
+                 OrderIntent.replaces_intent_id)
+
+
+def _objects(rows: list[Any]) -> list[OrderIntent]:
+    return list(db.session.scalars(select(OrderIntent).where(OrderIntent.id.in_([r.id for r in rows]))
+                                   .order_by(OrderIntent.id)))
+
+
+def _position_check_job(run_account_id: int) -> None:
+    row = db.session.get(RunAccount, run_account_id)
+    if row is not None and row.position_check is None:
+        reconciliation.position_check(row)
+
+
+def policy_superseded(intents: list[Any]) -> set[int]:
     return {i.replaces_intent_id for i in intents if i.replaces_intent_id is not None}
 
 

@@ -39,7 +39,7 @@ from app.models.execution import (
 )
 from app.models.types import utcnow
 from app.services import audit
-from app.services.execution import reconciliation, tracker
+from app.services.execution import tracker
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.planner import entry_intent_key
 
@@ -180,7 +180,6 @@ def step_account(run_account_id: int) -> None:
         unwind = unwind or action is FailureAction.UNWIND
     if changed:
         intents = entry_intents(run_account_id)
-    intents = entry_intents(run_account_id)
     if any(IntentState(i.state) not in TERMINAL for i in intents):
         started = any(i.state != IntentState.PLANNED.value for i in intents)
         if started and run_account.status == RunAccountStatus.PLANNED:
@@ -235,7 +234,9 @@ def _roll_up_account(run_account: RunAccount, intents: list[OrderIntent]) -> Non
     if outcome is not AccountOutcome.OPEN:
         run_account.add_flag(f"entry {outcome.value}")
     db.session.commit()
-    reconciliation.position_check(run_account)
+    # The position check (one position-book read) follows once the whole run has left entering
+    # (the engine schedules it): while other accounts are still being entered it would only
+    # compete with their orders.
     _roll_up_run(run_account.run_id)
 
 
