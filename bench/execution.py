@@ -263,12 +263,14 @@ def main() -> int:
             clients = [OpenAlgoClient(broker.url, key) for key in broker.keys]
             with ThreadPoolExecutor(max_workers=4 * len(clients)) as pool, \
                     ThreadPoolExecutor(max_workers=len(clients)) as accounts:
-                started = time.perf_counter()
+                cpu0, started = time.process_time(), time.perf_counter()
                 clients[0].quote("NIFTY", "NSE_INDEX")
                 results = list(accounts.map(lambda c: _ideal_account(pool, c, orders), clients))
+                cpu = time.process_time() - cpu0
             for c in clients:
                 c.close()
-            return {"ack_s": max(a for a, _ in results) - started, "fill_s": max(f for _, f in results) - started}
+            return {"ack_s": max(a for a, _ in results) - started, "fill_s": max(f for _, f in results) - started,
+                    "cpu_ms_per_order": cpu * 1000 / (len(orders) * len(clients))}
 
         print(f"execution bench: {len(ids)} paper accounts × 4-leg iron condor (fixed lots), {LATENCY_MS} ms "
               f"injected latency per call, order routes limited to 10/s per API key, {args.rounds} rounds")
@@ -291,12 +293,14 @@ def main() -> int:
                 time.sleep(1.1)
                 batch = baseline_round(batched=True)
             r.update({"floor_ack_s": floor["ack_s"], "floor_fill_s": floor["fill_s"],
+                      "floor_cpu_ms_per_order": floor["cpu_ms_per_order"],
                       "seq_ack_s": seq["ack_s"], "seq_fill_s": seq["fill_s"], "batch_ack_s": batch["ack_s"],
                       "batch_fill_s": batch["fill_s"]})
             results.append(r)
             print(f"  round {n}: engine POST {r['post_s'] * 1000:5.0f} ms, all acked {r['ack_s'] * 1000:5.0f} ms, "
                   f"all filled {r['fill_s'] * 1000:5.0f} ms, CPU {r['cpu_ms_per_order']:.2f} ms/order | "
-                  f"floor: acked {r['floor_ack_s'] * 1000:5.0f} ms, filled {r['floor_fill_s'] * 1000:5.0f} ms | "
+                  f"floor: acked {r['floor_ack_s'] * 1000:5.0f} ms, filled {r['floor_fill_s'] * 1000:5.0f} ms, "
+                  f"CPU {r['floor_cpu_ms_per_order']:.2f} ms/order | "
                   f"one after another: acked {r['seq_ack_s']:5.1f} s, filled {r['seq_fill_s']:5.1f} s | "
                   f"batches of 5: acked {r['batch_ack_s']:5.1f} s, filled {r['batch_fill_s']:5.1f} s | "
                   f"load {r['load']:.2f}", flush=True)
@@ -319,6 +323,7 @@ def main() -> int:
     print(f"  engine: CPU per order (whole process)           : {s('cpu_ms_per_order', 'ms', 2)}")
     print(f"  floor, no database, 4 round trips at once: acked: {s('floor_ack_s')}")
     print(f"  floor, no database, 4 round trips at once: fill : {s('floor_fill_s')}")
+    print(f"  floor: CPU per order (whole process)            : {s('floor_cpu_ms_per_order', 'ms', 2)}")
     print(f"  engine / floor (filled)                         : {fill / s('floor_fill_s').median:8.1f}x")
     print(f"  baseline, accounts one after another: acked     : {s('seq_ack_s', 's', 2)}")
     print(f"  baseline, accounts one after another: filled    : {s('seq_fill_s', 's', 2)}")

@@ -2,9 +2,13 @@
 
 One pass (run_once): recovery (first pass of a term) → killswitch.step_all → exits.step_all →
 send ready intents → track accepted ones → reconcile unknown ones → entry policies and roll-ups.
-Broker calls run in a thread pool (accounts in parallel, same-phase intents of an account
-concurrently; the client's limiter paces each account), each job in its own app context with
-short transactions. The pass itself only schedules jobs, so a slow account never holds others.
+Sending: the pass claims every ready intent in one transaction (lifecycle.claim_many, committed
+before any request), then each order is placed by a job in a thread pool (accounts in parallel,
+same-phase intents of an account concurrently; the client's limiter paces each account) that
+touches no database; the answers go to one recorder thread, which applies whatever has arrived in
+one transaction (sender.record_many) and wakes the pass. Orders still open at the broker are
+tracked by jobs the pass schedules, soon after the answer and then less and less often. The pass
+itself only schedules, so a slow account never holds others.
 Everything is derived from the database, so a new leader continues where the old one stopped.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import queue
 import threading
 import time
 import uuid
@@ -27,20 +32,21 @@ from sqlalchemy import and_, case, func, or_, select, update
 from app.domain.execution_policy import blocked, ready_phase
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
 from app.extensions import db
+from app.models import TradingAccount
 from app.models.execution import OrderIntent, Purpose, RunAccount, RunAccountStatus, RunStatus, StrategyRun
 from app.models.types import utcnow
 from app.services.execution import policy, reconciliation, sender, tracker
 from app.services.execution.engine_state import require_engine_online
 from app.services.execution.errors import ExecutionRefused
 from app.services.execution.halt import require_not_halted
-from app.services.execution.lifecycle import StaleIntent, apply
+from app.services.execution.lifecycle import StaleIntent, apply, claim_many
 from app.services.execution.wakeup import EngineWaker, wake_engine
 from app.services.runner import Service
 
 logger = logging.getLogger(__name__)
 
-TRACK_INLINE_SECONDS = 10.0  # a send job keeps polling its order this long, then the pass takes over
 TRACK_INTERVAL_MAX = 1.0
+RECORDER_IDLE_SECONDS = 5.0  # the recorder thread ends after this long without answers (restarted on demand)
 POLICY_INTERVAL = 0.25
 POLICY_SWEEP_SECONDS = 2.0
 MIN_PASS_SECONDS = 0.02
@@ -89,6 +95,10 @@ class ExecutionEngine(Service):
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
         self._next_track: dict[int, float] = {}
+        self._track_delay: dict[int, float] = {}
+        self._answers: queue.SimpleQueue[sender.Outcome] = queue.SimpleQueue()
+        self._recorder: threading.Thread | None = None
+        self._stopping = False
         self._next_check: dict[int, float] = {}
         self._recovered = False
         self._next_policies = 0.0
@@ -104,6 +114,11 @@ class ExecutionEngine(Service):
 
     def on_stop(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
+        with self._lock:
+            self._stopping = True
+            recorder = self._recorder
+        if recorder is not None:
+            recorder.join()  # it records every answer the jobs above left, then ends
         if self._waker is not None:
             self._waker.close()
 
@@ -114,10 +129,13 @@ class ExecutionEngine(Service):
             self._waker = EngineWaker.for_app(self.app)
         # Jobs finishing together each wake the engine: passes at most every MIN_PASS_SECONDS, so a
         # burst of 200 acknowledgements costs a few passes, not 200 (each pass reads the planned set).
-        rest = MIN_PASS_SECONDS - (time.monotonic() - started)
+        now = time.monotonic()
+        rest = MIN_PASS_SECONDS - (now - started)
         if rest > 0:
             time.sleep(rest)
-        self._waker.wait(0.5)
+        with self._lock:
+            next_track = min(self._next_track.values(), default=now + 0.5)
+        self._waker.wait(min(0.5, max(0.0, next_track - time.monotonic())))
         return summary
 
     # -- one pass --
@@ -177,7 +195,7 @@ class ExecutionEngine(Service):
             key = group_key(intent)
             if key in groups:
                 groups[key].append(intent)
-        count = 0
+        ready: list[int] = []
         entering: set[int] = set()
         for key, intents in groups.items():
             views = [policy.view(i) for i in intents]
@@ -194,9 +212,10 @@ class ExecutionEngine(Service):
             superseded = policy_superseded(intents)
             for intent in intents:
                 if intent.state == IntentState.PLANNED.value and intent.phase == phase and intent.id not in superseded:
-                    count += self._submit(f"send:{intent.id}", self._send_job, intent.id, keep_loaded=True)
+                    ready.append(intent.id)
                     if key[0] == "entry":
                         entering.add(key[1])
+        count = self._send(ready)
         if entering:
             # Their first orders are going out: the run accounts are entering (the policy step no
             # longer needs to visit every planned account to notice).
@@ -206,15 +225,45 @@ class ExecutionEngine(Service):
             db.session.commit()
         return count
 
+    def _send(self, intent_ids: list[int]) -> int:
+        """Claim the intents in one transaction and place each claimed one's order in a job."""
+        if not intent_ids or not self.still_leading():
+            return 0
+        claimed = claim_many(intent_ids, self.holder)
+        accounts = {a.id: a for a in db.session.scalars(select(TradingAccount).where(
+            TradingAccount.id.in_({row.account_id for row in claimed})))} if claimed else {}
+        clients = {account_id: sender.client_or_refusal(accounts.get(account_id))
+                   for account_id in {row.account_id for row in claimed}}
+        db.session.commit()
+        for row in claimed:
+            client, refused = clients[row.account_id]
+            self._submit(f"send:{row.id}", self._send_job, row, client, refused)
+        return len(claimed)
+
     def _schedule_tracks(self) -> int:
         now = time.monotonic()
         count = 0
         states = [s.value for s in AT_BROKER]
-        for intent_id in db.session.scalars(select(OrderIntent.id).where(OrderIntent.state.in_(states))):
-            if self._next_track.get(intent_id, 0.0) <= now and not self._busy(f"send:{intent_id}"):
-                self._next_track[intent_id] = now + TRACK_INTERVAL_MAX
-                count += self._submit(f"track:{intent_id}", self._track_job, intent_id, keep_loaded=True)
+        ids = list(db.session.scalars(select(OrderIntent.id).where(OrderIntent.state.in_(states))))
+        with self._lock:
+            if len(self._next_track) > len(ids) + 100:  # forget intents that left the broker's hands
+                live = set(ids)
+                self._next_track = {k: v for k, v in self._next_track.items() if k in live}
+                self._track_delay = {k: v for k, v in self._track_delay.items() if k in live}
+            due = [i for i in ids if self._next_track.get(i, 0.0) <= now]
+            for intent_id in due:
+                # Soon after the answer (track_soon), then less and less often, at least once a second.
+                delay = min(self._track_delay.get(intent_id, TRACK_INTERVAL_MAX / 1.5) * 1.5, TRACK_INTERVAL_MAX)
+                self._track_delay[intent_id] = delay
+                self._next_track[intent_id] = now + delay
+        for intent_id in due:
+            count += self._submit(f"track:{intent_id}", self._track_job, intent_id, keep_loaded=True)
         return count
+
+    def _track_soon(self, intent_id: int) -> None:
+        with self._lock:
+            self._next_track[intent_id] = time.monotonic() + self.poll
+            self._track_delay[intent_id] = self.poll / 1.5
 
     def _schedule_reconciles(self) -> int:
         accounts = set(db.session.scalars(select(OrderIntent.account_id).where(
@@ -299,8 +348,8 @@ class ExecutionEngine(Service):
         with self._lock:
             return key in self._inflight
 
-    def _submit(self, key: str, job: Callable[[int], None], arg: int, *, keep_loaded: bool = False) -> int:
-        """Run `job(arg)` in the pool unless a job with the same key is running.
+    def _submit(self, key: str, job: Callable[..., None], *args: Any, keep_loaded: bool = False) -> int:
+        """Run `job(*args)` in the pool unless a job with the same key is running.
 
         keep_loaded: the job's session keeps its objects loaded across commits (no reload of a row
         it has just written). Only for jobs that read nothing but their own intent and account
@@ -318,7 +367,7 @@ class ExecutionEngine(Service):
                     if keep_loaded:
                         db.session().expire_on_commit = False
                     try:
-                        job(arg)
+                        job(*args)
                     except Exception:
                         logger.exception("Engine job %s failed", key)
                     finally:
@@ -335,18 +384,48 @@ class ExecutionEngine(Service):
         with self.app.app_context():
             wake_engine("engine job done")
 
-    def _send_job(self, intent_id: int) -> None:
-        if not self.still_leading():
-            return
-        state = sender.send(intent_id, self.holder, self.still_leading, read_status=True)
-        # The sender read the status once with the acknowledgement; back off while the order
-        # rests (LIMIT) or fills in parts.
-        delay, deadline = self.poll, time.monotonic() + TRACK_INLINE_SECONDS
-        while state in AT_BROKER and time.monotonic() < deadline:
-            if delay:
-                time.sleep(delay)
-            state = tracker.track(intent_id)
-            delay = self.poll if not delay else min(delay * 1.5, TRACK_INTERVAL_MAX)
+    def _send_job(self, order: Any, client: Any, refused: Exception | None) -> None:
+        """Place one claimed intent's order (no database here) and hand the answer to the recorder."""
+        self._record(sender.place(order, client, refused, self.holder, self.still_leading, read_status=True))
+
+    # -- the recorder: answers applied in batches, one transaction each --
+    def _record(self, outcome: sender.Outcome) -> None:
+        with self._lock:
+            self._answers.put(outcome)
+            if self._recorder is None:
+                self._recorder = threading.Thread(target=self._record_loop, name="execution-recorder", daemon=True)
+                self._recorder.start()
+
+    def _record_loop(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            try:
+                batch = [self._answers.get(timeout=0.1)]
+            except queue.Empty:
+                with self._lock:
+                    idle = time.monotonic() - idle_since > RECORDER_IDLE_SECONDS
+                    if self._answers.empty() and (self._stopping or idle):
+                        self._recorder = None
+                        return
+                continue
+            while len(batch) < 500:  # whatever else has arrived meanwhile goes in the same transaction
+                try:
+                    batch.append(self._answers.get_nowait())
+                except queue.Empty:
+                    break
+            states: dict[int, IntentState | None] = {}
+            with self.app.app_context():
+                try:
+                    states = sender.record_many(batch)
+                except Exception:  # never lose the thread; the intents stay SENDING for recovery
+                    logger.exception("Engine recorder: %d answers not recorded", len(batch))
+                finally:
+                    db.session.remove()
+            for intent_id, state in states.items():
+                if state in AT_BROKER:
+                    self._track_soon(intent_id)
+            self._wake()
+            idle_since = time.monotonic()
 
     def _track_job(self, intent_id: int) -> None:
         tracker.track(intent_id)

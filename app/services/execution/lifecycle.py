@@ -11,11 +11,12 @@ senders unable to send one intent twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Row, Table, bindparam, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.order_lifecycle import TERMINAL, IntentEvent, IntentState, transition
@@ -123,7 +124,39 @@ def claim(intent: OrderIntent, holder: str) -> bool:
     return True
 
 
+def claim_many(intent_ids: Sequence[int], holder: str, *, at: datetime | None = None) -> list[Row[Any]]:
+    """`claim` for many intents in one transaction: each planned one becomes sending (one
+    conditional UPDATE for all, … WHERE state = 'planned'), with its event row, committed before
+    the caller sends anything. An intent that was not planned any more (claimed by another
+    sender, withdrawn) is not in the answer and must not be sent.
+
+    Returns:
+        The claimed intents as rows of SEND_COLUMNS (what a sender needs to place the order).
+    """
+    if not intent_ids:
+        return []
+    after = transition(IntentState.PLANNED, IntentEvent.CLAIM)
+    moment = at or utcnow()
+    claimed = db.session.execute(
+        update(_ROWS).where(_ROWS.c.id.in_(list(intent_ids)), _ROWS.c.state == IntentState.PLANNED.value)
+        .values(state=after.value, updated_at=moment, sent_at=moment, claimed_by=holder)
+        .returning(*SEND_COLUMNS)).all()
+    if claimed:
+        db.session.execute(_INSERT_EVENT, [
+            {"intent_id": row.id, "at": moment, "event": IntentEvent.CLAIM.value,
+             "from_state": IntentState.PLANNED.value, "to_state": after.value,
+             "detail": excerpt(f"claimed by {holder}")} for row in claimed])
+    db.session.commit()
+    for row in claimed:
+        logger.info("intent %s %s: %s -> %s", row.id, IntentEvent.CLAIM.value, IntentState.PLANNED.value,
+                    after.value)
+    return sorted(claimed, key=lambda row: row.id)
+
+
 _ROWS = cast(Table, OrderIntent.__table__)
+# What placing an intent's order needs (sender.place).
+SEND_COLUMNS = (_ROWS.c.id, _ROWS.c.account_id, _ROWS.c.symbol, _ROWS.c.exchange, _ROWS.c.action,
+                _ROWS.c.quantity, _ROWS.c.product, _ROWS.c.price_type, _ROWS.c.price)
 _WHERE = (_ROWS.c.id == bindparam("w_id"), _ROWS.c.state == bindparam("w_state"))
 _UPDATE = update(_ROWS).where(*_WHERE)
 _UPDATE_GROWING = update(_ROWS).where(*_WHERE, _ROWS.c.filled_quantity <= bindparam("w_filled"))

@@ -1,4 +1,9 @@
-"""Sending one order intent: claim it, place the order, and apply what the broker answered.
+"""Sending order intents: claim, place the order, and apply what the broker answered.
+
+Three steps, each its own function, so the engine can do the database parts for many orders at
+once: `lifecycle.claim`/`claim_many` (committed before any request), `place` (the HTTP call, no
+database), and `record`/`record_many` (the answer as one event per intent). `send` is the three
+for one intent.
 
 The claim (planned → sending, a conditional UPDATE) is committed before the request, so only one
 sender in any process ever calls place_order for an intent (invariant 1). No transaction is open
@@ -22,12 +27,17 @@ Two guards keep one broker order from being counted twice or sent by a deposed l
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import select
+
 from app.broker import parsing
+from app.broker.client import OpenAlgoClient
 from app.broker.errors import (
     BrokerAuthError,
     BrokerError,
@@ -43,7 +53,7 @@ from app.models import TradingAccount
 from app.models.execution import OrderIntent
 from app.models.types import utcnow
 from app.services.accounts import client_for
-from app.services.execution.lifecycle import StaleIntent, apply, claim
+from app.services.execution.lifecycle import SEND_COLUMNS, StaleIntent, apply, claim
 from app.services.execution.reconciliation import order_owner
 from app.services.execution.tracker import apply_report
 
@@ -57,6 +67,18 @@ def _price(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed intent's request: the event to apply and its facts."""
+
+    intent_id: int
+    event: IntentEvent
+    detail: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+    first_status: parsing.Order | None = None  # ACCEPTED: the order's status read right after
+
+
 def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None = None, *,
          read_status: bool = False) -> IntentState | None:
     """Claim and send one planned intent. Returns its state afterwards, or None when another
@@ -68,51 +90,130 @@ def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None =
     False the intent becomes NOT_PLACED with the note "lease lost before sending".
     """
     intent = db.session.get(OrderIntent, intent_id)
-    if intent is None or not claim(intent, holder):
+    if intent is None:
         db.session.rollback()
         return None
-    account = db.session.get(TradingAccount, intent.account_id)
+    client, refused = client_or_refusal(db.session.get(TradingAccount, intent.account_id))
+    if not claim(intent, holder):
+        db.session.rollback()
+        return None
+    order = SimpleNamespace(**{column.name: getattr(intent, column.name) for column in SEND_COLUMNS})
     db.session.commit()  # end the read transaction: nothing is held across the call
+    outcome = place(order, client, refused, holder, still_leading, read_status=read_status)
+    return record(outcome, intent)
+
+
+def client_or_refusal(account: TradingAccount | None) -> tuple[OpenAlgoClient | None, Exception | None]:
+    """The account's client, or why no order may go to it (deleted, host no longer allowed)."""
+    if account is None or account.deleted_at is not None:
+        return None, HostNotAllowed("the account no longer exists")
     try:
-        if account is None or account.deleted_at is not None:
-            raise HostNotAllowed("the account no longer exists")
-        client = client_for(account)
+        return client_for(account), None
+    except HostNotAllowed as exc:
+        return None, exc
+
+
+def place(order: Any, client: OpenAlgoClient | None, refused: Exception | None, holder: str,
+          still_leading: Callable[[], bool] | None = None, *, read_status: bool = False) -> Outcome:
+    """Place one claimed intent's order (`order`: a row of lifecycle.SEND_COLUMNS) and say what
+    happened; no database access, no transaction open. `refused` (from client_or_refusal) sends
+    nothing."""
+    intent_id = order.id
+    try:
+        if refused is not None or client is None:
+            raise refused or HostNotAllowed("the account no longer exists")
         if still_leading is not None and not still_leading():
             logger.warning("Intent %s not sent by %s: %s", intent_id, holder, LEASE_LOST)
-            return _apply(intent, IntentEvent.NOT_SENT, LEASE_LOST, note=LEASE_LOST,
-                          rejection_reason=f"Not sent: {LEASE_LOST}")
-        price = _price(intent.price) if intent.price_type != "MARKET" else None
-        ack = client.place_order(symbol=intent.symbol, exchange=intent.exchange, action=intent.action,
-                                 quantity=intent.quantity, product=intent.product, price_type=intent.price_type,
+            return Outcome(intent_id, IntentEvent.NOT_SENT, LEASE_LOST,
+                           {"note": LEASE_LOST, "rejection_reason": f"Not sent: {LEASE_LOST}"})
+        price = _price(order.price) if order.price_type != "MARKET" else None
+        ack = client.place_order(symbol=order.symbol, exchange=order.exchange, action=order.action,
+                                 quantity=order.quantity, product=order.product, price_type=order.price_type,
                                  price=price)
     except OrderRejected as exc:
-        return _apply(intent, IntentEvent.REJECT, str(exc), rejection_reason=str(exc)[:1000])
+        return Outcome(intent_id, IntentEvent.REJECT, str(exc), {"rejection_reason": str(exc)[:1000]})
     except OutcomeUnknown as exc:
-        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, str(exc), note=str(exc)[:500])
+        return Outcome(intent_id, IntentEvent.OUTCOME_UNKNOWN, str(exc), {"note": str(exc)[:500]})
     except NOT_SENT_ERRORS as exc:
-        return _apply(intent, IntentEvent.NOT_SENT, f"{type(exc).__name__}: {exc}",
-                      rejection_reason=f"Not sent: {exc}"[:1000])
+        return Outcome(intent_id, IntentEvent.NOT_SENT, f"{type(exc).__name__}: {exc}",
+                       {"rejection_reason": f"Not sent: {exc}"[:1000]})
     except BrokerError as exc:  # NotOpenAlgo and the like after the request went out: may be placed
-        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, f"{type(exc).__name__}: {exc}", note=str(exc)[:500])
+        return Outcome(intent_id, IntentEvent.OUTCOME_UNKNOWN, f"{type(exc).__name__}: {exc}",
+                       {"note": str(exc)[:500]})
     except Exception as exc:  # a bug or an unexpected transport error: the request may be out
         logger.exception("Sending intent %s failed unexpectedly", intent_id)
-        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, f"{type(exc).__name__}", note="unexpected error")
+        return Outcome(intent_id, IntentEvent.OUTCOME_UNKNOWN, f"{type(exc).__name__}", {"note": "unexpected error"})
     acknowledged = utcnow()
     order_ids = [str(o) for o in ack.order_ids]
-    broker_order_id = order_ids[0] if order_ids else None
-    if broker_order_id is None:
-        return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, "acknowledged without an order id",
-                      note="acknowledged without an order id")
+    if not order_ids:
+        return Outcome(intent_id, IntentEvent.OUTCOME_UNKNOWN, "acknowledged without an order id",
+                       {"note": "acknowledged without an order id"})
     # A MARKET order has mostly filled by the time its acknowledgement arrives: read its status
     # now and record both in one transaction (one write instead of two on the busiest path). A
     # crash before that commit leaves the intent SENDING, which recovery reconciles (invariant 8).
     first_status = None
     if read_status:
         try:
-            first_status = client.order_status(broker_order_id)
+            first_status = client.order_status(order_ids[0])
         except Exception as exc:
             logger.info("First status of intent %s not read: %s", intent_id, exc)
-    return record_accepted(intent, broker_order_id, at=acknowledged, first_status=first_status)
+    return Outcome(intent_id, IntentEvent.ACCEPTED, f"order id {order_ids[0]}", {"broker_order_id": order_ids[0]},
+                   at=acknowledged, first_status=first_status)
+
+
+def record(outcome: Outcome, intent: OrderIntent | None = None) -> IntentState | None:
+    """Apply one outcome to its (SENDING) intent in a transaction of its own. Returns the state
+    afterwards, or None when the intent is gone or moved meanwhile (nothing applied)."""
+    intent = intent if intent is not None else db.session.get(OrderIntent, outcome.intent_id)
+    if intent is None:
+        db.session.rollback()
+        return None
+    if outcome.event is IntentEvent.ACCEPTED:
+        return record_accepted(intent, outcome.facts["broker_order_id"], at=outcome.at,
+                               first_status=outcome.first_status)
+    return _apply(intent, outcome.event, outcome.detail, at=outcome.at, **outcome.facts)
+
+
+def record_many(outcomes: Sequence[Outcome]) -> dict[int, IntentState | None]:
+    """Apply many outcomes in one transaction (one commit for a burst of acknowledgements). When
+    any of them cannot be applied (an intent moved meanwhile, an unreadable status), the batch is
+    rolled back and each is recorded on its own with `record`, which handles those cases."""
+    if not outcomes:
+        return {}
+    ids = [o.intent_id for o in outcomes]
+    states: dict[int, IntentState | None] = {}
+    try:
+        intents = {i.id: i for i in db.session.scalars(select(OrderIntent).where(OrderIntent.id.in_(ids)))}
+        for outcome in outcomes:
+            intent = intents.get(outcome.intent_id)
+            if intent is None:
+                raise LookupError(f"intent {outcome.intent_id} is gone")
+            if outcome.event is IntentEvent.ACCEPTED:
+                states[intent.id] = _accepted_in_transaction(intent, outcome.facts["broker_order_id"], outcome.at,
+                                                             outcome.first_status)
+            else:
+                states[intent.id] = apply(intent, outcome.event, detail=outcome.detail, at=outcome.at, commit=False,
+                                          **outcome.facts)
+        db.session.commit()
+        return states
+    except Exception as exc:
+        db.session.rollback()
+        db.session.expire_all()  # the objects may carry values of the rolled-back statements
+        logger.info("Recording %d answers together failed (%s); recording each alone", len(outcomes), exc)
+    return {o.intent_id: record(o) for o in outcomes}
+
+
+def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: datetime | None,
+                             first_status: parsing.Order | None) -> IntentState:
+    """ACCEPTED (+ the first status) inside the caller's transaction; raises on anything unusual
+    (an order id linked to another intent, a moved intent, an unreadable status)."""
+    if order_owner(intent.account_id, broker_order_id, except_intent=intent.id) is not None:
+        raise ValueError(f"broker order {broker_order_id} is already linked to another intent")
+    state = apply(intent, IntentEvent.ACCEPTED, detail=f"order id {broker_order_id}", at=at, commit=False,
+                  broker_order_id=broker_order_id)
+    if first_status is not None:
+        state = apply_report(intent, first_status, commit=False)
+    return state
 
 
 def record_accepted(intent: OrderIntent, broker_order_id: str, *, at: datetime | None = None,
