@@ -49,7 +49,7 @@ TRACK_INTERVAL_MAX = 1.0
 RECORDER_IDLE_SECONDS = 5.0  # the recorder thread ends after this long without answers (restarted on demand)
 POLICY_INTERVAL = 0.25
 POLICY_SWEEP_SECONDS = 2.0
-MIN_PASS_SECONDS = 0.02
+MIN_PASS_SECONDS = 0.005
 CHECK_RETRY_SECONDS = 10.0
 # Entered (or failed) accounts, and those closed since: a check after a quick close finds them flat.
 CHECKED_STATUSES = (RunAccountStatus.OPEN, RunAccountStatus.PARTIAL, RunAccountStatus.FAILED,

@@ -110,6 +110,7 @@ class RiskMonitor(Service):
         self._dirty: set[Instrument] = set()
         self._bad_ticks: dict[Instrument, tuple[Any, datetime]] = {}  # the last refused tick, until a good one
         self._books: dict[int, RunBook] = {}
+        self._evaluated_at: dict[int, float] = {}  # run → when it was last evaluated (monotonic)
         self._by_instrument: dict[Instrument, set[int]] = {}
         self._states: dict[int, RunRiskState] = {}
         self._saved: dict[int, tuple[dict[str, Any], float]] = {}
@@ -146,7 +147,8 @@ class RiskMonitor(Service):
     def run_once(self) -> str | None:
         self._wake.wait(timeout=max(0.0, self._next_refresh - time.monotonic()))
         self._wake.clear()
-        now = utcnow()
+        # The runs that ticks touched first: a breach never waits behind the refresh below.
+        self._evaluate_touched()
         if time.monotonic() >= self._next_refresh:
             self._next_refresh = time.monotonic() + self.refresh_every
             try:
@@ -154,16 +156,21 @@ class RiskMonitor(Service):
             except Exception:  # evaluate what is known rather than nothing
                 db.session.rollback()
                 logger.exception("risk monitor refresh failed")
-            runs = set(self._books)
-            with self._lock:
-                self._dirty.clear()
-        else:
-            with self._lock:
-                touched, self._dirty = self._dirty, set()
-            runs = {run for inst in touched for run in self._by_instrument.get(inst, ())}
-        if runs:
-            self.evaluate(runs, now)
+            self._evaluate_touched()
+            # Every run at least once per refresh period, so that prices going stale without ticks
+            # are seen; a run that a tick had evaluated within the period needs no second look.
+            horizon = time.monotonic() - self.refresh_every
+            quiet = {run for run in self._books if self._evaluated_at.get(run, 0.0) <= horizon}
+            if quiet:
+                self.evaluate(quiet, utcnow())
         return f"{len(self._books)} runs watched"
+
+    def _evaluate_touched(self) -> None:
+        with self._lock:
+            touched, self._dirty = self._dirty, set()
+        runs = {run for inst in touched for run in self._by_instrument.get(inst, ())}
+        if runs:
+            self.evaluate(runs, utcnow())
 
     # -- ticks (the feed's thread: quick) --
     def on_tick(self, tick: Tick) -> None:
@@ -212,6 +219,7 @@ class RiskMonitor(Service):
                 for symbol, exchange in book.instruments():
                     by_instrument[_key(symbol, exchange)].add(book.run_id)
             self._books, self._by_instrument = books, dict(by_instrument)
+            self._evaluated_at = {run: at for run, at in self._evaluated_at.items() if run in books}
             self._signature = signature
             accounts = {a.account_id for b in books.values() for a in b.accounts}
             self._limits = account_limits(accounts)
@@ -371,6 +379,7 @@ class RiskMonitor(Service):
             book = self._books.get(run_id)
             if book is None:
                 continue
+            self._evaluated_at[run_id] = time.monotonic()
             try:
                 pnls = self._evaluate_run(book, now)
             except Exception:  # one run's bad data must never stop the monitor
