@@ -11,6 +11,7 @@ import pytest
 from app.broker.client import OpenAlgoClient
 from app.extensions import db
 from app.models.execution import StrategyRun
+from app.services.execution import sender
 from app.services.execution.engine import ExecutionEngine
 from tests.helpers import make_user
 from tests.support.execution import (
@@ -109,6 +110,29 @@ def test_send_response_delay_past_read_timeout_is_unknown_then_reconciled(setup,
     (row,) = intents(run_id)
     assert (row.state, [e.event for e in row.events]) == ("filled", ["claim", "outcome_unknown", "adopt", "fill"])
     assert len([o for o in setup["clients"][0].orderbook() if o.symbol == CE]) == 1
+    _assert_books_match(run_id, setup, (CE,))
+
+
+def test_answer_that_could_not_be_recorded_is_reconciled_not_left_sending(setup, monkeypatch):
+    # The order reaches the broker, but the transaction that records its answer fails (the
+    # database was unavailable for a moment): the intent must not stay SENDING for the term.
+    real, failures = sender.record_many, []
+
+    def failing_once(outcomes):
+        if not failures:
+            failures.append(len(outcomes))
+            raise RuntimeError("database unavailable")
+        return real(outcomes)
+
+    monkeypatch.setattr(sender, "record_many", failing_once)
+    run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")])
+    drive(setup["engine"], run_done(run_id), timeout=30)
+    (row,) = intents(run_id)
+    assert failures == [1]
+    assert (row.state, row.filled_quantity) == ("filled", 65)
+    assert [e.event for e in row.events] == ["claim", "outcome_unknown", "adopt", "fill"]
+    assert row.note.startswith("no answer was recorded")
+    assert [o.order_id for o in setup["clients"][0].orderbook() if o.symbol == CE] == [row.broker_order_id]
     _assert_books_match(run_id, setup, (CE,))
 
 

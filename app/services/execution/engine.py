@@ -51,6 +51,7 @@ POLICY_INTERVAL = 0.25
 POLICY_SWEEP_SECONDS = 2.0
 MIN_PASS_SECONDS = 0.005
 CHECK_RETRY_SECONDS = 10.0
+STUCK_CHECK_SECONDS = 1.0
 # Entered (or failed) accounts, and those closed since: a check after a quick close finds them flat.
 CHECKED_STATUSES = (RunAccountStatus.OPEN, RunAccountStatus.PARTIAL, RunAccountStatus.FAILED,
                     RunAccountStatus.UNWINDING, RunAccountStatus.CLOSING, RunAccountStatus.CLOSED)
@@ -98,6 +99,8 @@ class ExecutionEngine(Service):
         self._track_delay: dict[int, float] = {}
         self._answers: queue.SimpleQueue[sender.Outcome] = queue.SimpleQueue()
         self._recorder: threading.Thread | None = None
+        self._unanswered: set[int] = set()  # claimed here, answer not yet recorded (job running or queued)
+        self._next_stuck_check = 0.0
         self._stopping = False
         self._next_check: dict[int, float] = {}
         self._recovered = False
@@ -168,6 +171,7 @@ class ExecutionEngine(Service):
                     logger.exception("%s.step_all failed", module)
         sent = self._schedule_sends()
         tracked = self._schedule_tracks()
+        self._unstick()
         reconciling = self._schedule_reconciles()
         if time.monotonic() >= self._next_policies:
             # Policies and roll-ups react to finished intents; sending does not wait for them (the
@@ -235,10 +239,36 @@ class ExecutionEngine(Service):
         clients = {account_id: sender.client_or_refusal(accounts.get(account_id))
                    for account_id in {row.account_id for row in claimed}}
         db.session.commit()
+        with self._lock:
+            self._unanswered.update(row.id for row in claimed)
         for row in claimed:
             client, refused = clients[row.account_id]
             self._submit(f"send:{row.id}", self._send_job, row, client, refused)
         return len(claimed)
+
+    def _unstick(self) -> int:
+        """An intent this engine claimed whose answer was never recorded (the recorder's transaction
+        failed, a job died) would stay SENDING for the whole term: it becomes UNKNOWN, and
+        reconciliation finds its order in the book or decides it was not placed."""
+        if time.monotonic() < self._next_stuck_check:
+            return 0
+        self._next_stuck_check = time.monotonic() + STUCK_CHECK_SECONDS
+        ids = list(db.session.scalars(select(OrderIntent.id).where(
+            OrderIntent.state == IntentState.SENDING.value, OrderIntent.claimed_by == self.holder)))
+        with self._lock:
+            stuck = [i for i in ids if i not in self._unanswered]
+        count = 0
+        for intent in db.session.scalars(select(OrderIntent).where(OrderIntent.id.in_(stuck))) if stuck else []:
+            try:
+                apply(intent, IntentEvent.OUTCOME_UNKNOWN, detail="no answer was recorded for this send",
+                      note="no answer was recorded for this send; reconciling")
+                count += 1
+            except (StaleIntent, IllegalTransition):  # recorded meanwhile
+                db.session.rollback()
+        db.session.commit()
+        if count:
+            logger.warning("Engine: %d sent intents had no recorded answer; reconciling them", count)
+        return count
 
     def _schedule_tracks(self) -> int:
         now = time.monotonic()
@@ -417,10 +447,12 @@ class ExecutionEngine(Service):
             with self.app.app_context():
                 try:
                     states = sender.record_many(batch)
-                except Exception:  # never lose the thread; the intents stay SENDING for recovery
+                except Exception:  # never lose the thread; _unstick reconciles what stays SENDING
                     logger.exception("Engine recorder: %d answers not recorded", len(batch))
                 finally:
                     db.session.remove()
+                    with self._lock:
+                        self._unanswered.difference_update(o.intent_id for o in batch)
             for intent_id, state in states.items():
                 if state in AT_BROKER:
                     self._track_soon(intent_id)
