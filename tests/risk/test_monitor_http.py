@@ -100,3 +100,22 @@ def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
     spin(monitor, lambda: monitor.evaluations > evaluations + 5)
     assert len(risk_events(event_type="prices_unreliable")) == 1 and event.action == "held"
     assert risk_events(event_type="max_loss") == [] and db.session.scalars(select(ExitRequest)).all() == []
+
+
+def test_refresh_reloads_only_the_runs_whose_intents_moved(setup, sim):
+    user, ids, monitor = setup
+    quiet = entered(user, ids[:1], [LONG], rules(max_loss="100000"))
+    moving = entered(user, ids[1:2], [LONG], rules(max_loss="100000"))
+    spin(monitor, lambda: watching(monitor, quiet)() and watching(monitor, moving)())
+    before = dict(monitor._books)
+    # One account of `moving` closes its leg by hand (through the exit manager): only its book moves.
+    from app.services.execution.exits import request_exit
+
+    request_exit(user, db.session.get(StrategyRun, moving), purpose="manual", reason="test")
+    Driver().run_until(lambda: db.session.scalars(select(ExitRequest)).one().status == "done")
+    monitor.refresh()
+    assert monitor._books[quiet] is before[quiet]  # not read again
+    assert moving not in monitor._books  # flat now: not watched any more
+    monitor._next_full_reload = 0.0  # the periodic full reload reads every run again
+    monitor.refresh()
+    assert monitor._books[quiet] is not before[quiet] and monitor._books[quiet].run_id == quiet

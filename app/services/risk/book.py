@@ -16,9 +16,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from app.domain.instruments import Action
+from app.domain.order_lifecycle import TERMINAL
 from app.domain.risk_pnl import Fill, LegPosition, leg_pnl
 from app.domain.risk_rules import RunRiskSettings
 from app.extensions import db
@@ -114,19 +115,28 @@ def _fills(rows: list[OrderIntent]
     return entries, closes, unpriced
 
 
-def fills_signature() -> tuple[Any, ...]:
-    """Changes whenever a watched run's intents or statuses do (the monitor reloads then). Built from
-    sums and counts, not from the latest time: a fill whose transaction commits late carries an
-    earlier updated_at than one already seen, but it always changes the filled sum or a state count."""
-    intents = tuple(db.session.execute(
-        select(OrderIntent.state, func.count(OrderIntent.id), func.coalesce(func.sum(OrderIntent.filled_quantity), 0))
+def run_signatures() -> dict[int, tuple[Any, ...]]:
+    """{run id: what its book is made of} for every watched run: its status, its intents' count,
+    filled sum, finished and unpriced counts and last change, and how many of its accounts are
+    deciding. The monitor reloads exactly the runs whose signature moved. Sums and counts, not only
+    the latest time: a fill whose transaction commits late carries an earlier updated_at than one
+    already seen, but it always changes the filled sum; a price arriving for an unpriced fill
+    changes the unpriced count."""
+    finished = [s.value for s in TERMINAL]
+    intents = {row[0]: tuple(row[1:]) for row in db.session.execute(
+        select(OrderIntent.run_id, func.count(OrderIntent.id), func.coalesce(func.sum(OrderIntent.filled_quantity), 0),
+               func.sum(case((OrderIntent.state.in_(finished), 1), else_=0)),
+               func.sum(case((and_(OrderIntent.filled_quantity > 0, OrderIntent.average_price.is_(None)), 1),
+                             else_=0)),
+               func.max(OrderIntent.updated_at))
         .join(StrategyRun, StrategyRun.id == OrderIntent.run_id)
-        .where(StrategyRun.status.in_(WATCHED_RUNS)).group_by(OrderIntent.state).order_by(OrderIntent.state)))
-    runs = db.session.execute(select(func.count(StrategyRun.id), func.max(StrategyRun.id))
-                              .where(StrategyRun.status.in_(WATCHED_RUNS))).one()
-    accounts = db.session.execute(select(func.count(RunAccount.id)).join(StrategyRun).where(
-        StrategyRun.status.in_(WATCHED_RUNS), RunAccount.status.in_(DECIDING_ACCOUNTS))).scalar()
-    return (intents, *runs, accounts)
+        .where(StrategyRun.status.in_(WATCHED_RUNS)).group_by(OrderIntent.run_id))}
+    deciding = dict(db.session.execute(
+        select(RunAccount.run_id, func.count(RunAccount.id)).join(StrategyRun)
+        .where(StrategyRun.status.in_(WATCHED_RUNS), RunAccount.status.in_(DECIDING_ACCOUNTS))
+        .group_by(RunAccount.run_id)).all())
+    runs = db.session.execute(select(StrategyRun.id, StrategyRun.status).where(StrategyRun.status.in_(WATCHED_RUNS)))
+    return {run_id: (status, intents.get(run_id), deciding.get(run_id, 0)) for run_id, status in runs}
 
 
 def _books(runs: list[StrategyRun]) -> list[RunBook]:
@@ -170,10 +180,14 @@ def _books(runs: list[StrategyRun]) -> list[RunBook]:
     return books
 
 
-def load_books() -> list[RunBook]:
-    """Every watched run that holds something on some account."""
-    runs = list(db.session.scalars(select(StrategyRun).where(StrategyRun.status.in_(WATCHED_RUNS))
-                                   .order_by(StrategyRun.id)))
+def load_books(run_ids: set[int] | None = None) -> list[RunBook]:
+    """Every watched run (of `run_ids`, when given) that holds something on some account."""
+    query = select(StrategyRun).where(StrategyRun.status.in_(WATCHED_RUNS))
+    if run_ids is not None:
+        if not run_ids:
+            return []
+        query = query.where(StrategyRun.id.in_(run_ids))
+    runs = list(db.session.scalars(query.order_by(StrategyRun.id)))
     return [book for book in _books(runs) if book.holds]
 
 

@@ -58,7 +58,7 @@ from app.services.accounts import account_urls_allowed, client_for
 from app.services.market_source import choose_source
 from app.services.monitors import feed_manager, last_prices
 from app.services.risk import actions
-from app.services.risk.book import RunBook, account_limits, day_realized, fills_signature, load_books
+from app.services.risk.book import RunBook, account_limits, day_realized, load_books, run_signatures
 from app.services.risk.events import blocked_accounts
 from app.services.risk.live import live_view
 from app.services.risk.state import decode_state, encode_state
@@ -117,7 +117,7 @@ class RiskMonitor(Service):
         self._spans: dict[int, UnreliableSpan] = {}
         self._span_events: dict[int, int] = {}
         self._subscribed: dict[str, set[Instrument]] = {}
-        self._signature: Any = None
+        self._signatures: dict[int, tuple[Any, ...]] = {}  # run → run_signatures() when its book was loaded
         self._day: Any = None
         self._next_full_reload = 0.0
         self._next_refresh = 0.0
@@ -128,7 +128,7 @@ class RiskMonitor(Service):
 
     # -- the Service hooks --
     def on_start(self) -> None:
-        self._signature = None
+        self._signatures = {}
         self._next_refresh = 0.0
 
     def on_stop(self) -> None:
@@ -189,13 +189,20 @@ class RiskMonitor(Service):
     def refresh(self) -> None:
         """Re-read the books when the intents changed; keep the feed subscriptions to match."""
         self._write_states()
-        signature = fills_signature()
+        signatures = run_signatures()
         day = ist_today(utcnow())
         self._refire_failed_exits()
-        if signature != self._signature or day != self._day or time.monotonic() >= self._next_full_reload:
-            self._next_full_reload = time.monotonic() + FULL_RELOAD_SECONDS
+        full = day != self._day or time.monotonic() >= self._next_full_reload
+        changed = set(signatures) if full else {run for run, sig in signatures.items()
+                                                if self._signatures.get(run) != sig}
+        if changed or set(self._books) - set(signatures):
+            # Only the runs whose intents or statuses moved are read again (every FULL_RELOAD_SECONDS
+            # and at a new day, all of them): a trial's fills used to reload all 100 books.
+            if full:
+                self._next_full_reload = time.monotonic() + FULL_RELOAD_SECONDS
             self._day = day
-            books = {b.run_id: b for b in load_books()}
+            books = {run: book for run, book in self._books.items() if run in signatures and run not in changed}
+            books.update({b.run_id: b for b in load_books(changed)})
             for run_id in set(self._states) - set(books):  # no longer held: forget the run
                 self._save_state(run_id, force=True)
                 self._states.pop(run_id, None)
@@ -220,7 +227,7 @@ class RiskMonitor(Service):
                     by_instrument[_key(symbol, exchange)].add(book.run_id)
             self._books, self._by_instrument = books, dict(by_instrument)
             self._evaluated_at = {run: at for run, at in self._evaluated_at.items() if run in books}
-            self._signature = signature
+            self._signatures = signatures
             accounts = {a.account_id for b in books.values() for a in b.accounts}
             self._limits = account_limits(accounts)
             self._realized = day_realized(set(self._limits), day, set(books)) if self._limits else {}
