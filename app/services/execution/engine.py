@@ -276,10 +276,11 @@ class ExecutionEngine(Service):
         states = [s.value for s in AT_BROKER]
         ids = list(db.session.scalars(select(OrderIntent.id).where(OrderIntent.state.in_(states))))
         with self._lock:
-            if len(self._next_track) > len(ids) + 100:  # forget intents that left the broker's hands
-                live = set(ids)
-                self._next_track = {k: v for k, v in self._next_track.items() if k in live}
-                self._track_delay = {k: v for k, v in self._track_delay.items() if k in live}
+            # Forget intents that left the broker's hands: run_once sleeps until the next track is
+            # due, and a stale past-due entry would make the engine pass without pause.
+            live = set(ids)
+            self._next_track = {k: v for k, v in self._next_track.items() if k in live}
+            self._track_delay = {k: v for k, v in self._track_delay.items() if k in live}
             due = [i for i in ids if self._next_track.get(i, 0.0) <= now]
             for intent_id in due:
                 # Soon after the answer (track_soon), then less and less often, at least once a second.
