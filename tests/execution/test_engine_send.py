@@ -118,11 +118,11 @@ def test_answer_that_could_not_be_recorded_is_reconciled_not_left_sending(setup,
     # database was unavailable for a moment): the intent must not stay SENDING for the term.
     real, failures = sender.record_many, []
 
-    def failing_once(outcomes):
+    def failing_once(outcomes, *rest):
         if not failures:
             failures.append(len(outcomes))
             raise RuntimeError("database unavailable")
-        return real(outcomes)
+        return real(outcomes, *rest)
 
     monkeypatch.setattr(sender, "record_many", failing_once)
     run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")])
@@ -133,6 +133,27 @@ def test_answer_that_could_not_be_recorded_is_reconciled_not_left_sending(setup,
     assert [e.event for e in row.events] == ["claim", "outcome_unknown", "adopt", "fill"]
     assert row.note.startswith("no answer was recorded")
     assert [o.order_id for o in setup["clients"][0].orderbook() if o.symbol == CE] == [row.broker_order_id]
+    _assert_books_match(run_id, setup, (CE,))
+
+
+def test_answer_the_database_refused_once_is_recorded_again_not_reconciled(setup, monkeypatch):
+    # Recording each answer alone fails once (the batch too): the known answer is kept and
+    # recorded again, instead of being thrown away for a reconciliation by the order's shape.
+    real, failures = sender.record, []
+
+    def failing_once(outcome, *rest):
+        if not failures:
+            failures.append(outcome.intent_id)
+            raise RuntimeError("database unavailable")
+        return real(outcome, *rest)
+
+    monkeypatch.setattr(sender, "record", failing_once)
+    monkeypatch.setattr(sender, "_accepted_in_transaction", lambda *a: (_ for _ in ()).throw(RuntimeError("batch")))
+    run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")])
+    drive(setup["engine"], run_done(run_id), timeout=30)
+    (row,) = intents(run_id)
+    assert len(failures) == 1
+    assert (row.state, [e.event for e in row.events]) == ("filled", ["claim", "accepted", "fill"])
     _assert_books_match(run_id, setup, (CE,))
 
 
@@ -197,3 +218,23 @@ def test_two_engines_racing_send_each_intent_once(setup, engine_app):
         assert ids == sorted(r.broker_order_id for r in rows if r.account_id == account_id)
     _assert_books_match(run_id, setup)
     assert [a.status for a in db.session.get(StrategyRun, run_id).accounts] == ["open", "open"]
+
+
+def test_an_account_whose_client_cannot_be_made_does_not_hold_the_others(setup, monkeypatch):
+    # Account One's key cannot be decrypted: its order is not sent (not_placed, nothing at its
+    # broker); account Two, claimed in the same pass, is sent and filled.
+    real = sender.client_for
+    broken = setup["accounts"][0]
+
+    def client_for(account):
+        if account.id == broken:
+            raise ValueError("key cannot be decrypted")
+        return real(account)
+
+    monkeypatch.setattr(sender, "client_for", client_for)
+    run_id = make_run(setup["user"].id, setup["accounts"], [Leg(CE, "BUY")])
+    drive(setup["engine"], run_done(run_id))
+    rows = {r.account_id: r for r in intents(run_id)}
+    assert rows[broken].state == "not_placed" and rows[broken].rejection_reason.startswith("Not sent")
+    assert (rows[setup["accounts"][1]].state, rows[setup["accounts"][1]].filled_quantity) == ("filled", 65)
+    assert setup["clients"][0].orderbook() == []

@@ -29,6 +29,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import and_, case, func, or_, select, update
 
+from app.broker.errors import HostNotAllowed
 from app.domain.execution_policy import blocked, ready_phase
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
 from app.extensions import db
@@ -52,6 +53,8 @@ POLICY_SWEEP_SECONDS = 2.0
 MIN_PASS_SECONDS = 0.005
 CHECK_RETRY_SECONDS = 10.0
 STUCK_CHECK_SECONDS = 1.0
+RECORD_TRIES = 5  # an answer the database refused is recorded again this many times, …
+RECORD_RETRY_SECONDS = 0.5  # … this far apart
 # Entered (or failed) accounts, and those closed since: a check after a quick close finds them flat.
 CHECKED_STATUSES = (RunAccountStatus.OPEN, RunAccountStatus.PARTIAL, RunAccountStatus.FAILED,
                     RunAccountStatus.UNWINDING, RunAccountStatus.CLOSING, RunAccountStatus.CLOSED)
@@ -99,6 +102,7 @@ class ExecutionEngine(Service):
         self._track_delay: dict[int, float] = {}
         self._answers: queue.SimpleQueue[sender.Outcome] = queue.SimpleQueue()
         self._recorder: threading.Thread | None = None
+        self._record_tries: dict[int, int] = {}
         self._unanswered: set[int] = set()  # claimed here, answer not yet recorded (job running or queued)
         self._next_stuck_check = 0.0
         self._stopping = False
@@ -233,16 +237,17 @@ class ExecutionEngine(Service):
         """Claim the intents in one transaction and place each claimed one's order in a job."""
         if not intent_ids or not self.still_leading():
             return 0
-        claimed = claim_many(intent_ids, self.holder)
+        # The clients first (no side effect): nothing can fail between the claim and the jobs.
+        account_ids = set(db.session.scalars(select(OrderIntent.account_id).where(OrderIntent.id.in_(intent_ids))))
         accounts = {a.id: a for a in db.session.scalars(select(TradingAccount).where(
-            TradingAccount.id.in_({row.account_id for row in claimed})))} if claimed else {}
-        clients = {account_id: sender.client_or_refusal(accounts.get(account_id))
-                   for account_id in {row.account_id for row in claimed}}
+            TradingAccount.id.in_(account_ids)))}
+        clients = {account_id: sender.client_or_refusal(accounts.get(account_id)) for account_id in account_ids}
         db.session.commit()
+        claimed = claim_many(intent_ids, self.holder)
         with self._lock:
             self._unanswered.update(row.id for row in claimed)
         for row in claimed:
-            client, refused = clients[row.account_id]
+            client, refused = clients.get(row.account_id, (None, HostNotAllowed("the account no longer exists")))
             self._submit(f"send:{row.id}", self._send_job, row, client, refused)
         return len(claimed)
 
@@ -278,9 +283,10 @@ class ExecutionEngine(Service):
         with self._lock:
             # Forget intents that left the broker's hands: run_once sleeps until the next track is
             # due, and a stale past-due entry would make the engine pass without pause.
+            # (Only past-due ones: an intent recorded after the query above keeps its entry.)
             live = set(ids)
-            self._next_track = {k: v for k, v in self._next_track.items() if k in live}
-            self._track_delay = {k: v for k, v in self._track_delay.items() if k in live}
+            self._next_track = {k: v for k, v in self._next_track.items() if k in live or v > now}
+            self._track_delay = {k: v for k, v in self._track_delay.items() if k in self._next_track}
             due = [i for i in ids if self._next_track.get(i, 0.0) <= now]
             for intent_id in due:
                 # Soon after the answer (track_soon), then less and less often, at least once a second.
@@ -417,15 +423,22 @@ class ExecutionEngine(Service):
 
     def _send_job(self, order: Any, client: Any, refused: Exception | None) -> None:
         """Place one claimed intent's order (no database here) and hand the answer to the recorder."""
-        self._record(sender.place(order, client, refused, self.holder, self.still_leading, read_status=True))
+        try:
+            outcome = sender.place(order, client, refused, self.holder, self.still_leading, read_status=True)
+        except Exception as exc:  # the request may be out: reconcile, never resend blindly
+            logger.exception("Sending intent %s failed unexpectedly", order.id)
+            outcome = sender.Outcome(order.id, IntentEvent.OUTCOME_UNKNOWN, type(exc).__name__,
+                                     {"note": "unexpected error"})
+        self._record(outcome)
 
     # -- the recorder: answers applied in batches, one transaction each --
     def _record(self, outcome: sender.Outcome) -> None:
         with self._lock:
             self._answers.put(outcome)
             if self._recorder is None:
-                self._recorder = threading.Thread(target=self._record_loop, name="execution-recorder", daemon=True)
-                self._recorder.start()
+                recorder = threading.Thread(target=self._record_loop, name="execution-recorder", daemon=True)
+                recorder.start()
+                self._recorder = recorder
 
     def _record_loop(self) -> None:
         idle_since = time.monotonic()
@@ -445,15 +458,28 @@ class ExecutionEngine(Service):
                 except queue.Empty:
                     break
             states: dict[int, IntentState | None] = {}
+            unrecorded: list[sender.Outcome] = []
             with self.app.app_context():
                 try:
-                    states = sender.record_many(batch)
+                    states = sender.record_many(batch, unrecorded)
                 except Exception:  # never lose the thread; _unstick reconciles what stays SENDING
                     logger.exception("Engine recorder: %d answers not recorded", len(batch))
                 finally:
                     db.session.remove()
-                    with self._lock:
-                        self._unanswered.difference_update(o.intent_id for o in batch)
+            # A known answer (an order id, a rejection) is worth more than a reconciliation by
+            # shape: one the database refused is tried again a few times before _unstick may act.
+            retry = [o for o in unrecorded if self._record_tries.get(o.intent_id, 0) < RECORD_TRIES]
+            with self._lock:
+                for outcome in retry:
+                    self._record_tries[outcome.intent_id] = self._record_tries.get(outcome.intent_id, 0) + 1
+                given_up = {o.intent_id for o in batch} - {o.intent_id for o in retry}
+                self._unanswered.difference_update(given_up)
+                for intent_id in given_up:
+                    self._record_tries.pop(intent_id, None)
+            if retry:
+                time.sleep(RECORD_RETRY_SECONDS)
+                for outcome in retry:
+                    self._answers.put(outcome)
             for intent_id, state in states.items():
                 if state in AT_BROKER:
                     self._track_soon(intent_id)

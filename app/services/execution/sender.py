@@ -111,6 +111,9 @@ def client_or_refusal(account: TradingAccount | None) -> tuple[OpenAlgoClient | 
         return client_for(account), None
     except HostNotAllowed as exc:
         return None, exc
+    except Exception as exc:  # an undecryptable key, a failed read: nothing may go to this account now
+        logger.exception("No client for account %s", account.id)
+        return None, HostNotAllowed(f"the account's client could not be made ({type(exc).__name__})")
 
 
 def place(order: Any, client: OpenAlgoClient | None, refused: Exception | None, holder: str,
@@ -174,10 +177,12 @@ def record(outcome: Outcome, intent: OrderIntent | None = None) -> IntentState |
     return _apply(intent, outcome.event, outcome.detail, at=outcome.at, **outcome.facts)
 
 
-def record_many(outcomes: Sequence[Outcome]) -> dict[int, IntentState | None]:
+def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = None) -> dict[int, IntentState | None]:
     """Apply many outcomes in one transaction (one commit for a burst of acknowledgements). When
     any of them cannot be applied (an intent moved meanwhile, an unreadable status), the batch is
-    rolled back and each is recorded on its own with `record`, which handles those cases."""
+    rolled back and each is recorded on its own with `record`, which handles those cases; one that
+    still fails (the database refused) is appended to `unrecorded`, for the caller to try again."""
+    unrecorded = unrecorded if unrecorded is not None else []
     if not outcomes:
         return {}
     ids = [o.intent_id for o in outcomes]
@@ -200,7 +205,14 @@ def record_many(outcomes: Sequence[Outcome]) -> dict[int, IntentState | None]:
         db.session.rollback()
         db.session.expire_all()  # the objects may carry values of the rolled-back statements
         logger.info("Recording %d answers together failed (%s); recording each alone", len(outcomes), exc)
-    return {o.intent_id: record(o) for o in outcomes}
+    for outcome in outcomes:
+        try:
+            states[outcome.intent_id] = record(outcome)
+        except Exception:
+            db.session.rollback()
+            logger.exception("Intent %s: answer not recorded", outcome.intent_id)
+            unrecorded.append(outcome)
+    return states
 
 
 def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: datetime | None,

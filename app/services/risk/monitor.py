@@ -226,7 +226,9 @@ class RiskMonitor(Service):
                 for symbol, exchange in book.instruments():
                     by_instrument[_key(symbol, exchange)].add(book.run_id)
             self._books, self._by_instrument = books, dict(by_instrument)
-            self._evaluated_at = {run: at for run, at in self._evaluated_at.items() if run in books}
+            # A reloaded run is evaluated with its new book right after this refresh (the sweep).
+            self._evaluated_at = {run: at for run, at in self._evaluated_at.items()
+                                  if run in books and run not in changed}
             self._signatures = signatures
             accounts = {a.account_id for b in books.values() for a in b.accounts}
             self._limits = account_limits(accounts)
