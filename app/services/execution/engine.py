@@ -248,7 +248,9 @@ class ExecutionEngine(Service):
             self._unanswered.update(row.id for row in claimed)
         for row in claimed:
             client, refused = clients.get(row.account_id, (None, HostNotAllowed("the account no longer exists")))
-            self._submit(f"send:{row.id}", self._send_job, row, client, refused)
+            if not self._submit(f"send:{row.id}", self._send_job, row, client, refused):
+                with self._lock:  # no job will answer for it: _unstick reconciles it
+                    self._unanswered.discard(row.id)
         return len(claimed)
 
     def _unstick(self) -> int:
