@@ -27,6 +27,7 @@ ORDER_ROUTES = frozenset({"placeorder", "placesmartorder", "basketorder", "split
                           "optionsmultiorder"})
 REJECT_REASONS = ("margin", "rms_block")
 REJECT_MODES = ("http", "order")
+BAD_TICKS = {"zero": 0, "text": "N/A"}  # what a bad_ticks fault puts in a market_data frame's ltp
 SEGMENTS = {"NSE": "NSE Cash", "BSE": "BSE Cash", "NFO": "NSE F&O", "BFO": "BSE F&O"}
 
 
@@ -63,6 +64,7 @@ class FaultSpec:
     lost_response_rate: float = 0.0  # request processed, then the connection is cut
     response_delay_ms: float = 0.0  # request processed, response held back (client timeouts)
     ws_disconnect_every_s: float = 0.0  # WebSocket connections are dropped this often
+    bad_ticks: str | None = None  # market_data frames carry a bad ltp: "zero" (0) or "text" ("N/A")
     reject_rate: float = 0.0  # order-placing requests rejected with a broker (RMS) message
     reject_reason: str = "margin"  # "margin" or "rms_block" (see the module docstring)
     reject_message: str | None = None  # free text overriding reject_reason's message
@@ -91,6 +93,8 @@ class FaultSpec:
             raise ValueError(f"reject_reason must be one of: {', '.join(REJECT_REASONS)}")
         if spec.reject_mode not in REJECT_MODES:
             raise ValueError(f"reject_mode must be one of: {', '.join(REJECT_MODES)}")
+        if spec.bad_ticks is not None and spec.bad_ticks not in BAD_TICKS:
+            raise ValueError(f"bad_ticks must be one of: {', '.join(BAD_TICKS)}")
         if spec.reject_message is not None and not (isinstance(spec.reject_message, str) and spec.reject_message):
             raise ValueError("reject_message must be a non-empty string")
         return spec
@@ -175,6 +179,13 @@ class Faults:
                 d.after = LOST
             d.after_delay += spec.response_delay_ms / 1000.0
         return d
+
+    def bad_tick(self, apikey: str | None) -> str | None:
+        """The bad ltp kind ("zero" / "text") of the market frames sent to this account, or None."""
+        spec = self.accounts.get(apikey) if apikey else None
+        if spec is not None and spec.bad_ticks:
+            return spec.bad_ticks
+        return self.global_spec.bad_ticks
 
     def ws_disconnect_period(self, apikey: str | None) -> float:
         spec = self.accounts.get(apikey) if apikey else None

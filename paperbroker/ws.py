@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 from paperbroker.accounts import Account, Order
 from paperbroker.api import dumps
 from paperbroker.core import Broker
+from paperbroker.faults import BAD_TICKS
 from paperbroker.instruments import Instrument
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ def parse_mode(value: Any, default: int = 2) -> int | None:
             return int(value)
         return MODE_BY_NAME.get(value.upper())
     return None
+
+
+def with_bad_ltp(frame: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A copy of a market_data frame whose ltp is bad as a broker's glitch makes it (a bad_ticks fault)."""
+    return {**frame, "data": {**frame["data"], "ltp": BAD_TICKS[kind]}}
 
 
 @dataclass(eq=False)
@@ -107,6 +113,7 @@ class Hub:
         moved = set(names)
         cache: dict[tuple[str, str, int], dict[str, Any]] = {}
         for conn in self.conns:
+            bad = self.broker.faults.bad_tick(conn.acct.apikey if conn.acct else None)
             for (exchange, symbol), modes in conn.subs.items():
                 inst = self.broker.master.get(exchange, symbol)
                 if inst is None or inst.name not in moved:
@@ -116,7 +123,7 @@ class Hub:
                     frame = cache.get(key)
                     if frame is None:
                         frame = cache[key] = self.market_frame(inst, mode)
-                    conn.send(frame)
+                    conn.send(frame if bad is None else with_bad_ltp(frame, bad))
 
     def on_order(self, acct: Account, order: Order) -> None:
         frame = None
@@ -266,7 +273,9 @@ class Hub:
                    "message": "Subscription processing complete", "broker": "paper",
                    **({"request_id": msg["request_id"]} if "request_id" in msg else {}), "subscriptions": subs})
         for inst in fresh:  # an initial snapshot, so a subscriber need not wait for the next tick
-            conn.send(self.market_frame(inst, mode))
+            frame = self.market_frame(inst, mode)
+            bad = self.broker.faults.bad_tick(conn.acct.apikey if conn.acct else None)
+            conn.send(frame if bad is None else with_bad_ltp(frame, bad))
 
     def _unsubscribe(self, conn: Conn, msg: dict[str, Any]) -> None:
         ok: list[dict[str, Any]] = []

@@ -140,6 +140,39 @@ def test_ws_auth_fails_while_session_expired(broker: Any, admin: Any, apikey: st
         conn.close()
 
 
+def test_bad_ticks_put_a_zero_or_text_ltp_in_the_faulted_accounts_frames_only(broker: Any, admin: Any,
+                                                                             apikey: str) -> None:
+    other = admin.new_account()
+    faulted, clean = _authed_ws(broker, apikey), _authed_ws(broker, other)
+    try:
+        for conn in (faulted, clean):
+            conn.send(json.dumps({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}))
+            assert json.loads(conn.recv())["type"] == "subscribe"
+            assert json.loads(conn.recv())["type"] == "market_data"  # the snapshot, before any fault
+        set_fault(admin, apikey, bad_ticks="zero")
+        admin.set_spot(SBIN=801.5)
+        assert _next_ltp(faulted) == 0 and _next_ltp(clean) == 801.5
+        set_fault(admin, apikey, bad_ticks="text")
+        admin.set_spot(SBIN=802.5)
+        assert _next_ltp(faulted) == "N/A" and _next_ltp(clean) == 802.5
+        admin.call("DELETE", "/sim/faults")
+        admin.set_spot(SBIN=803.5)
+        assert _next_ltp(faulted) == 803.5
+    finally:
+        faulted.close()
+        clean.close()
+        admin.call("DELETE", f"/sim/accounts/{other}")
+    resp = httpx.post(f"{broker.url}/sim/faults", json={"bad_ticks": "nan"}, headers={"X-Admin-Token": "test-admin-token"})
+    assert resp.status_code == 400 and "bad_ticks must be one of: zero, text" in resp.json()["message"]
+
+
+def _next_ltp(conn: websocket.WebSocket) -> Any:
+    while True:
+        frame = json.loads(conn.recv())
+        if frame.get("type") == "market_data":
+            return frame["data"]["ltp"]
+
+
 def test_bad_fault_spec_is_rejected(broker: Any) -> None:
     resp = httpx.post(f"{broker.url}/sim/faults", json={"error_rate": 2},
                       headers={"X-Admin-Token": "test-admin-token"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -100,6 +101,34 @@ def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
     spin(monitor, lambda: monitor.evaluations > evaluations + 5)
     assert len(risk_events(event_type="prices_unreliable")) == 1 and event.action == "held"
     assert risk_events(event_type="max_loss") == [] and db.session.scalars(select(ExitRequest)).all() == []
+
+
+@pytest.mark.parametrize(("bad", "words"), [("zero", "zero or negative price"), ("text", "not a number")])
+def test_a_bad_tick_holds_the_rules_until_a_good_price_arrives(setup, sim, paper_app, bad, words):
+    from app.services.monitors import last_prices
+
+    user, ids, monitor = setup
+    run_id = entered(user, ids[:1], [LONG], rules(max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
+    sim.set_faults(bad_ticks=bad)  # every market frame of the broker carries a bad ltp
+    try:
+        sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})  # −₹1,100: past max loss, but not seen
+        [event] = spin(monitor, lambda: risk_events(event_type="prices_unreliable"))
+        assert event.action == "held" and words in event.detail and "NSE:SBIN" in event.detail
+        evaluations = monitor.evaluations
+        spin(monitor, lambda: monitor.evaluations > evaluations + 5)
+        assert risk_events(event_type="max_loss") == [] and db.session.scalars(select(ExitRequest)).all() == []
+        assert last_prices(paper_app).peek("SBIN", "NSE").ltp > 690  # the cache kept the last good price
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 689})  # a good tick: the breach is acted on, once
+    [breach] = spin(monitor, lambda: risk_events(event_type="max_loss"))
+    assert breach.current_value <= Decimal("-1100") and breach.action == "close_all"
+    [span] = risk_events(event_type="prices_unreliable")
+    assert "reliable again after" in span.detail and span.current_value > 0
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+    assert len(risk_events(event_type="max_loss")) == 1
 
 
 def test_refresh_reloads_only_the_runs_whose_intents_moved(setup, sim):
