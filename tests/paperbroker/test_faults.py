@@ -162,7 +162,8 @@ def test_bad_ticks_put_a_zero_or_text_ltp_in_the_faulted_accounts_frames_only(br
         faulted.close()
         clean.close()
         admin.call("DELETE", f"/sim/accounts/{other}")
-    resp = httpx.post(f"{broker.url}/sim/faults", json={"bad_ticks": "nan"}, headers={"X-Admin-Token": "test-admin-token"})
+    resp = httpx.post(f"{broker.url}/sim/faults", json={"bad_ticks": "nan"},
+                      headers={"X-Admin-Token": "test-admin-token"})
     assert resp.status_code == 400 and "bad_ticks must be one of: zero, text" in resp.json()["message"]
 
 
