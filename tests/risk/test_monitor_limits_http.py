@@ -51,6 +51,26 @@ def test_combined_scope_sums_accounts_and_closes_them_together(setup, sim):
     assert (request.run_account_id, request.leg_number) == (None, None)
 
 
+def test_per_account_thresholds_scale_with_each_accounts_size(setup, sim):
+    user, ids, monitor = setup
+    # Base size is the leg's 1 share (make_run's lots × lot size): ₹10 at base is ₹100 for 10
+    # shares and ₹300 for 30.
+    run_id = entered(user, ids, [LONG], rules(max_loss="10"), sizes={ids[0]: 1, ids[1]: 3})
+    spin(monitor, watching(monitor, run_id))
+    entry = {a.account_id: Decimal(str(a.entry_fills[1][0][1])) for a in monitor._books[run_id].accounts}
+    low = max(entry.values())
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": float(low - 8)})  # −₹80+ and −₹240+: both hold
+    evaluations = monitor.evaluations
+    spin(monitor, lambda: monitor.evaluations > evaluations + 5)
+    assert risk_events(event_type="max_loss") == []  # unscaled, −₹240 ≤ −₹10 would have closed Two
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": float(min(entry.values()) - 11)})
+    events = spin(monitor, lambda: len(risk_events(event_type="max_loss")) == 2 and risk_events(event_type="max_loss"))
+    assert {e.account_id: e.threshold for e in events} == {ids[0]: Decimal("-100.00"), ids[1]: Decimal("-300.00")}
+    assert all(e.current_value <= e.threshold for e in events)
+    assert {db.session.get(ExitRequest, e.exit_request_id).run_account_id for e in events} == \
+        {a.id for a in db.session.get(StrategyRun, run_id).accounts}
+
+
 def test_account_daily_loss_limit_closes_its_runs_and_blocks_entries_for_the_day(setup, sim):
     user, ids, monitor = setup
     account = db.session.get(TradingAccount, ids[0])

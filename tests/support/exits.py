@@ -69,8 +69,9 @@ class LegSpec:
 
 
 def make_run(user_id: int, account_ids: Sequence[int], legs: Sequence[LegSpec], *, product: str = "MIS",
-             name: str = "Test run", key: str | None = None) -> int:
-    """A run with planned entry intents (BUY legs phase 0, SELL legs phase 1), as the planner writes."""
+             name: str = "Test run", key: str | None = None, sizes: dict[int, int] | None = None) -> int:
+    """A run with planned entry intents (BUY legs phase 0, SELL legs phase 1), as the planner writes.
+    `sizes`: {account id: how many times the legs' quantities that account trades} (default 1)."""
     run = StrategyRun(user_id=user_id, strategy_name=name, idempotency_key=key or f"test-{time.monotonic_ns()}",
                       status="entering", product=product, trading_day=datetime.now(UTC).date())
     db.session.add(run)
@@ -90,7 +91,8 @@ def make_run(user_id: int, account_ids: Sequence[int], legs: Sequence[LegSpec], 
                 intent_key=f"run:{run.id}/acct:{account_id}/leg:{n}/child:1/entry/1", user_id=user_id,
                 account_id=account_id, run_id=run.id, run_account_id=ra.id, leg_number=n, child=1, attempt=1,
                 purpose="entry", phase=0 if spec.action == "BUY" else 1, symbol=spec.symbol,
-                exchange=spec.exchange, product=product, action=spec.action, quantity=spec.quantity))
+                exchange=spec.exchange, product=product, action=spec.action,
+                quantity=spec.quantity * (sizes or {}).get(account_id, 1)))
     db.session.commit()
     return run.id
 

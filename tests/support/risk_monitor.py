@@ -23,8 +23,8 @@ def rules(**changes) -> dict:
     return {**base, **changes}
 
 
-def entered(user, ids, legs, settings) -> int:
-    run_id = make_run(user.id, ids, legs)
+def entered(user, ids, legs, settings, sizes=None) -> int:
+    run_id = make_run(user.id, ids, legs, sizes=sizes)
     filled_entries(Driver(), run_id)
     run = db.session.get(StrategyRun, run_id)
     run.risk_settings = settings
