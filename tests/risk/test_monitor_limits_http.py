@@ -12,8 +12,9 @@ from app.extensions import db
 from app.models import TradingAccount
 from app.models.execution import ExitRequest, StrategyRun
 from app.models.types import utcnow
+from app.services.execution.exits import request_exit
 from app.services.risk.events import entries_blocked
-from tests.support.exits import Driver
+from tests.support.exits import Driver, intents
 from tests.support.risk_monitor import LONG, SHORT, entered, risk_events, rules, spin, watching
 
 
@@ -92,6 +93,58 @@ def test_account_daily_loss_limit_closes_its_runs_and_blocks_entries_for_the_day
             if a.account_id == ids[0]}
     assert parts == mine  # the other account's part of the second run stays open
     Driver().run_until(lambda: all(db.session.get(ExitRequest, r.id).status == "done" for r in requests))
+
+
+def _close_by_hand(user, run_id, run_account=None) -> None:
+    request = request_exit(user, db.session.get(StrategyRun, run_id), run_account=run_account, purpose="manual",
+                           reason="test")
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+
+
+def test_a_day_lost_in_runs_already_closed_blocks_the_account_with_one_event(setup, sim):
+    user, ids, monitor = setup
+    db.session.get(TradingAccount, ids[0]).daily_loss_limit = Decimal("500")
+    db.session.commit()
+    # Entered at 800 and closed by hand at 740 before the monitor ever saw the run: −₹600 realized.
+    run_id = entered(user, ids[:1], [LONG], rules())
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})
+    _close_by_hand(user, run_id)
+    [event] = spin(monitor, lambda: risk_events(event_type="account_loss_limit"))
+    assert (event.account_id, event.run_id, event.action) == (ids[0], None, "none")
+    fills = {i.purpose: i for i in intents(run_id=run_id)}  # market orders: the ask in, the bid out
+    assert (event.threshold, event.current_value) == \
+        (Decimal("-500.00"), (fills["manual"].average_price - fills["entry"].average_price) * 10)
+    assert event.current_value <= Decimal("-600")
+    assert "no open position to close" in event.detail
+    assert entries_blocked(ids[0], ist_today(utcnow())) is not None
+    assert entries_blocked(ids[1], ist_today(utcnow())) is None
+    monitor._next_full_reload = 0.0  # a full reload sees the same day: no second event
+    spin(monitor, lambda: monitor._next_full_reload > 0)
+    assert len(risk_events(event_type="account_loss_limit")) == 1
+
+
+def test_a_closed_part_of_an_open_run_counts_in_the_days_pnl(setup, sim):
+    user, ids, monitor = setup
+    db.session.get(TradingAccount, ids[0]).daily_loss_limit = Decimal("500")
+    db.session.commit()
+    shared = entered(user, ids, [LONG], rules())  # both accounts at 800
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 760})
+    mine = next(a for a in db.session.get(StrategyRun, shared).accounts if a.account_id == ids[0])
+    _close_by_hand(user, shared, run_account=mine.id)  # One realizes −₹400; Two still holds
+    alone = entered(user, ids[:1], [LONG], rules())  # One again, at 760
+    spin(monitor, lambda: watching(monitor, shared)() and watching(monitor, alone)())
+    evaluations = monitor.evaluations
+    spin(monitor, lambda: monitor.evaluations > evaluations + 5)
+    assert risk_events(event_type="account_loss_limit") == []  # −₹400 so far
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 749})  # −₹110 on the new run: −₹510 today
+    [event] = spin(monitor, lambda: risk_events(event_type="account_loss_limit"))
+    assert (event.run_id, event.account_id) == (alone, ids[0]) and event.current_value <= Decimal("-510")
+    [request] = [r for r in db.session.scalars(select(ExitRequest)) if r.purpose == "risk"]
+    assert request.run_id == alone
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+    # Two's part of the shared run (no limit) is left open: only One's hand exit ever touched that run.
+    assert [r.run_account_id for r in db.session.scalars(select(ExitRequest).where(ExitRequest.run_id == shared))] \
+        == [mine.id]
 
 
 def test_a_run_with_a_supertrend_exit_gets_its_legs_history_and_is_watched(setup, sim):

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.broker.errors import BrokerError, OrderRejected
+from app.domain.expiries import ist_today
 from app.domain.order_lifecycle import (
     AT_BROKER,
     BrokerReport,
@@ -73,7 +74,7 @@ def make_run(user_id: int, account_ids: Sequence[int], legs: Sequence[LegSpec], 
     """A run with planned entry intents (BUY legs phase 0, SELL legs phase 1), as the planner writes.
     `sizes`: {account id: how many times the legs' quantities that account trades} (default 1)."""
     run = StrategyRun(user_id=user_id, strategy_name=name, idempotency_key=key or f"test-{time.monotonic_ns()}",
-                      status="entering", product=product, trading_day=datetime.now(UTC).date())
+                      status="entering", product=product, trading_day=ist_today(datetime.now(UTC)))
     db.session.add(run)
     db.session.flush()
     for n, spec in enumerate(legs, start=1):

@@ -21,6 +21,7 @@ from app.domain.risk_settings import RiskEventAction, RiskEventType
 from app.exceptions import AlgoMirrorError
 from app.extensions import db
 from app.models import User
+from app.models.accounts import TradingAccount
 from app.models.execution import ExitRequest, StrategyRun
 from app.services.execution.exits import request_exit
 from app.services.risk.book import RunBook
@@ -140,15 +141,27 @@ def alert(book: RunBook, scoped: ScopedDecision) -> None:
 
 
 def close_account_runs(account_id: int, day: date, decision: Decision, books: list[RunBook]) -> list[int]:
-    """A daily limit breach: block the account's entries for the day, close its part of every run."""
-    block_account_entries(account_id, day, decision.reason[:1000], commit=True)
+    """A daily limit breach: block the account's entries for the day, close its part of every run.
+    With nothing left to close (the day's runs closed at a loss already), the block's one risk event
+    says so."""
+    blocked = block_account_entries(account_id, day, decision.reason[:1000], commit=True)
     made: list[int] = []
+    closing = False
     for book in books:
         part = next((a for a in book.accounts if a.account_id == account_id and a.deciding), None)
         if part is None or not any(part.held(leg.number) for leg in book.legs):
             continue
+        closing = True
         made += request_closes(book, decision, [Close(part.run_account_id, None, account_id)],
                                RiskEventAction.CLOSE_ALL)[0]
+    if blocked and not closing:
+        user_id = db.session.scalar(select(TradingAccount.user_id).where(TradingAccount.id == account_id))
+        if user_id is not None and decision.event_type is not None:
+            record_risk_event(user_id=user_id, event_type=decision.event_type, action=RiskEventAction.NONE,
+                              account_id=account_id, threshold=decision.threshold,
+                              current_value=decision.current_value,
+                              detail=f"{decision.reason}; no open position to close", commit=True)
+        logger.warning("account %s: %s (nothing open to close)", account_id, decision.reason)
     return made
 
 

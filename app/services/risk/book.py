@@ -3,8 +3,8 @@
 `load_books` reads every run that holds something (open, entering with fills, or closing), with
 per account and leg the entry fills and the closing fills of the current run only (LESSONS.md
 "Data": all-time P&L kept triggers firing), the run's rule snapshot and the monitor's saved state.
-`day_realized` adds the realized P&L of the day's runs that are already flat, for the account
-daily limits. Everything returned is plain frozen data: evaluation never touches the ORM.
+`day_realized` adds, for the account daily limits, what the day's flat runs and the closed parts
+of open runs have realized. Everything returned is plain frozen data: evaluation never touches the ORM.
 """
 
 from __future__ import annotations
@@ -191,22 +191,47 @@ def load_books(run_ids: set[int] | None = None) -> list[RunBook]:
     return [book for book in _books(runs) if book.holds]
 
 
-def day_realized(account_ids: set[int], day: date, exclude_runs: set[int]) -> dict[int, Decimal]:
-    """Realized P&L per account of the day's other runs (flat ones), at their fill prices."""
+def day_accounts(day: date) -> set[int]:
+    """The accounts in any run of `day` (IST trading day), flat ones too: the daily limits' scope."""
+    return set(db.session.scalars(select(RunAccount.account_id).distinct().join(StrategyRun).where(
+        StrategyRun.trading_day == day, RunAccount.status != RunAccountStatus.SKIPPED)))
+
+
+def day_realized(account_ids: set[int], day: date, open_books: dict[int, RunBook]) -> dict[int, Decimal]:
+    """Realized P&L per account on `day` of everything the monitor does not price live: the day's
+    runs that are no longer watched (read here) and, in the watched `open_books`, the parts that no
+    longer decide (closing, closed, unwinding, failed), each counted for what it has closed."""
     if not account_ids:
         return {}
     runs = list(db.session.scalars(select(StrategyRun).where(
-        StrategyRun.trading_day == day, StrategyRun.id.not_in(exclude_runs or {0}),
+        StrategyRun.trading_day == day, StrategyRun.id.not_in(set(open_books) or {0}),
         StrategyRun.id.in_(select(RunAccount.run_id).where(RunAccount.account_id.in_(account_ids))))))
     total: dict[int, Decimal] = defaultdict(Decimal)
-    for book in _books(runs):
+    for book in [*_books(runs), *open_books.values()]:
+        watched = book.run_id in open_books
         for account in book.accounts:
-            if account.account_id not in account_ids:
-                continue
-            for position in account.positions(book.legs, {}):
-                if position.open_quantity == 0:
-                    total[account.account_id] += leg_pnl(position).total
+            if account.account_id in account_ids and not (watched and account.deciding):
+                total[account.account_id] += realized(account, book.legs)
     return dict(total)
+
+
+def realized(part: AccountBook, legs: tuple[LegInfo, ...]) -> Decimal:
+    """What an account's part of a run has realized: the closed units of each leg at their fill
+    prices (a leg still open is valued at its entry average, which leaves its realized part alone)."""
+    total = Decimal(0)
+    for leg in legs:
+        entries = part.entry_fills.get(leg.number, ())
+        if not entries:
+            continue
+        exits = part.exit_fills.get(leg.number, ())
+        mark = None
+        if part.held(leg.number):
+            quantity = sum(q for q, _ in entries)
+            mark = sum((q * p for q, p in entries), Decimal(0)) / quantity if quantity else None
+            if not mark or mark <= 0:
+                continue  # unpriced fills: nothing known to have been realized
+        total += leg_pnl(LegPosition(leg.number, leg.action, entries, exits, mark)).realized
+    return total
 
 
 def account_limits(account_ids: set[int]) -> dict[int, tuple[Decimal | None, Decimal | None]]:

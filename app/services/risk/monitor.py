@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -58,7 +58,7 @@ from app.services.accounts import account_urls_allowed, client_for
 from app.services.market_source import choose_source
 from app.services.monitors import feed_manager, last_prices
 from app.services.risk import actions
-from app.services.risk.book import RunBook, account_limits, day_realized, load_books, run_signatures
+from app.services.risk.book import RunBook, account_limits, day_accounts, day_realized, load_books, run_signatures
 from app.services.risk.events import blocked_accounts
 from app.services.risk.live import live_view
 from app.services.risk.state import decode_state, encode_state
@@ -195,7 +195,7 @@ class RiskMonitor(Service):
         full = day != self._day or time.monotonic() >= self._next_full_reload
         changed = set(signatures) if full else {run for run, sig in signatures.items()
                                                 if self._signatures.get(run) != sig}
-        if changed or set(self._books) - set(signatures):
+        if full or changed or set(self._books) - set(signatures):
             # Only the runs whose intents or statuses moved are read again (every FULL_RELOAD_SECONDS
             # and at a new day, all of them): a trial's fills used to reload all 100 books.
             if full:
@@ -230,10 +230,11 @@ class RiskMonitor(Service):
             self._evaluated_at = {run: at for run, at in self._evaluated_at.items()
                                   if run in books and run not in changed}
             self._signatures = signatures
-            accounts = {a.account_id for b in books.values() for a in b.accounts}
+            accounts = {a.account_id for b in books.values() for a in b.accounts} | day_accounts(day)
             self._limits = account_limits(accounts)
-            self._realized = day_realized(set(self._limits), day, set(books)) if self._limits else {}
+            self._realized = day_realized(set(self._limits), day, books) if self._limits else {}
         self._blocked = set(blocked_accounts(self._limits, day)) if self._limits else set()
+        self._flat_account_limits(day)
         db.session.commit()
         self._subscribe()
         self._load_histories()
@@ -490,8 +491,10 @@ class RiskMonitor(Service):
         day = ist_today(now)
         touched = {a.account_id for r in run_ids if (b := self._books.get(r)) for a in b.accounts}
         for account_id in sorted(touched & set(self._limits) - self._blocked - unreliable):
-            # Today's P&L of the account: every open run it is in (all must have been priced now).
-            runs = [b for b in self._books.values() if any(a.account_id == account_id for a in b.accounts)]
+            # Today's P&L of the account: every open run it decides in (all must have been priced now),
+            # plus what its flat runs and closed parts realized.
+            runs = [b for b in self._books.values()
+                    if any(a.account_id == account_id and a.deciding for a in b.accounts)]
             if any(b.run_id not in run_ids for b in runs):
                 extra = {}
                 try:
@@ -508,6 +511,17 @@ class RiskMonitor(Service):
                 self._blocked.add(account_id)
                 actions.close_account_runs(account_id, day, verdict.decision, runs)
 
+    def _flat_account_limits(self, day: date) -> None:
+        """An account with no deciding part in any watched run is never touched by a tick: its day's
+        realized P&L alone (runs closed at a loss) can breach its limit, and blocks its entries."""
+        live = {a.account_id for b in self._books.values() for a in b.accounts if a.deciding}
+        for account_id in sorted(set(self._limits) - live - self._blocked):
+            loss, profit = self._limits[account_id]
+            verdict = evaluate_account_limits(account_id, self._realized.get(account_id, Decimal(0)), loss, profit, day)
+            if verdict.closes_all_runs:
+                self._blocked.add(account_id)
+                actions.close_account_runs(account_id, day, verdict.decision, [])
+
     def _account_pnls(self, books: list[RunBook], account_id: int, now: datetime) -> dict[int, Decimal]:
         out = {}
         for book in books:
@@ -515,7 +529,7 @@ class RiskMonitor(Service):
             if any(not c.usable for c in checks.values()):
                 raise _Unpriced
             prices = {k: c.price for k, c in checks.items() if c.price is not None}
-            part = next(a for a in book.accounts if a.account_id == account_id)
+            part = next(a for a in book.accounts if a.account_id == account_id and a.deciding)
             out[book.run_id] = sum((pnl_of(leg) for leg in part.positions(book.legs, prices)), Decimal(0))
         return out
 
