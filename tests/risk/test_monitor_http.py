@@ -4,6 +4,7 @@ one risk event naming the exit intents; alert-only sends nothing; unreliable pri
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -93,8 +94,10 @@ def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
     run_id = entered(user, ids[:1], [LONG], rules(max_loss="100"))
     spin(monitor, watching(monitor, run_id))
     monitor.max_age = timedelta(seconds=2)
-    # The broker's clock an hour back: every tick's trade time is an hour old.
+    # The broker's clock an hour back: every tick's trade time is an hour old, the market is not live
+    # (so no quote of the broker's may stand in for the feed either).
     sim.post("/sim/clock", {"time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "frozen": True})
+    spin(monitor, lambda: not monitor._market_live(datetime.now(UTC)))
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 600})  # far past max loss, but unreliable
     [event] = spin(monitor, lambda: risk_events(event_type="prices_unreliable"))
     evaluations = monitor.evaluations
@@ -129,6 +132,33 @@ def test_a_bad_tick_holds_the_rules_until_a_good_price_arrives(setup, sim, paper
     [request] = db.session.scalars(select(ExitRequest)).all()
     Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
     assert len(risk_events(event_type="max_loss")) == 1
+
+
+def test_a_quiet_hedge_is_read_by_quote_and_does_not_hold_the_max_loss(setup, sim):
+    user, ids, monitor = setup
+    sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": False})  # trades carry now
+    run_id = entered(user, ids[:1], [LONG, SHORT], rules(max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
+    monitor.max_age, monitor.quotes.every = timedelta(seconds=2), 0.5
+    # SBIN keeps trading; RELIANCE (the other leg) never trades again: without a quote it would be
+    # stale after 2 s and hold every rule of the run.
+    quiet_since = time.monotonic()
+    price = 800.0
+
+    def traded_a_while():
+        nonlocal price
+        price = 800.05 if price == 800.0 else 800.0
+        sim.post("/sim/prices", {"symbol": "SBIN", "price": price})
+        return time.monotonic() - quiet_since > 4 and monitor.quotes.reads >= 2
+    spin(monitor, traded_a_while)
+    assert risk_events(event_type="prices_unreliable") == []
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})  # −₹1,100 on SBIN
+    [event] = spin(monitor, lambda: risk_events(event_type="max_loss"))
+    assert event.action == "close_all" and risk_events(event_type="prices_unreliable") == []
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+    assert sorted((i.leg_number, i.action) for i in intents(run_id=run_id) if i.purpose == "risk") == \
+        [(1, "SELL"), (2, "BUY")]
 
 
 def test_refresh_reloads_only_the_runs_whose_intents_moved(setup, sim):

@@ -3,7 +3,9 @@
 It watches every run that holds something (app/services/risk/book.py), subscribes the legs on the
 shared feed connections (one WebSocket per OpenAlgo host, the same last-price cache as the
 dashboard), and on each tick re-evaluates only the runs the tick touches: the price guard, then
-the pure rules (app/domain/risk_rules.py), then the account daily limits. A new breach closes
+the pure rules (app/domain/risk_rules.py), then the account daily limits (daily_limits.py). A leg
+that has not traded for RISK_QUOTE_REFRESH_SECONDS is read by quote while the market trades
+(quotes.py), so a quiet hedge does not hold its run's rules. A new breach closes
 through the exit manager (app/services/risk/actions.py) once; alert-only breaches write one
 event per breach; unreliable prices hold every rule and write one event per span. Once a second
 (RISK_REFRESH_SECONDS) it re-reads the books when fills changed and re-evaluates every run, so a
@@ -19,7 +21,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +48,6 @@ from app.domain.risk_rules import (
     LegToClose,
     RunRiskState,
     ScopedDecision,
-    evaluate_account_limits,
     evaluate_run,
 )
 from app.domain.risk_settings import RiskAction
@@ -58,9 +59,10 @@ from app.services.accounts import account_urls_allowed, client_for
 from app.services.market_source import choose_source
 from app.services.monitors import feed_manager, last_prices
 from app.services.risk import actions
-from app.services.risk.book import RunBook, account_limits, day_accounts, day_realized, load_books, run_signatures
-from app.services.risk.events import blocked_accounts
+from app.services.risk.book import RunBook, load_books, run_signatures
+from app.services.risk.daily_limits import DailyLimits
 from app.services.risk.live import live_view
+from app.services.risk.quotes import QuoteReader, judge_price
 from app.services.risk.state import decode_state, encode_state
 from app.services.risk.supertrend_exit import SupertrendWatch
 from app.services.runner import Service, register_service
@@ -109,6 +111,8 @@ class RiskMonitor(Service):
         self._lock = threading.Lock()
         self._dirty: set[Instrument] = set()
         self._bad_ticks: dict[Instrument, tuple[Any, datetime]] = {}  # the last refused tick, until a good one
+        self._live_at: datetime | None = None  # arrival of the last tick with a recent trade time
+        self.quotes = QuoteReader(float(cfg.get("RISK_QUOTE_REFRESH_SECONDS", 5.0)), self._quoted)
         self._books: dict[int, RunBook] = {}
         self._evaluated_at: dict[int, float] = {}  # run → when it was last evaluated (monotonic)
         self._by_instrument: dict[Instrument, set[int]] = {}
@@ -121,9 +125,7 @@ class RiskMonitor(Service):
         self._day: Any = None
         self._next_full_reload = 0.0
         self._next_refresh = 0.0
-        self._realized: dict[int, Decimal] = {}
-        self._limits: dict[int, tuple[Decimal | None, Decimal | None]] = {}
-        self._blocked: set[int] = set()
+        self.daily = DailyLimits()
         self.evaluations = 0
 
     # -- the Service hooks --
@@ -141,6 +143,7 @@ class RiskMonitor(Service):
             self._save_state(run_id, force=True)
         self._subscribed.clear()
         self._loader.shutdown(wait=False, cancel_futures=True)
+        self.quotes.close()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="risk-history")
         self._history_jobs.clear()
 
@@ -182,7 +185,15 @@ class RiskMonitor(Service):
                 self._bad_ticks[key] = (tick.data.get("ltp"), tick.received_at)
             else:
                 self._bad_ticks.pop(key, None)
+                if tick.tick_time is not None and tick.received_at - tick.tick_time <= self.max_age:
+                    self._live_at = tick.received_at  # the market is trading
             self._dirty.add(key)
+        self._wake.set()
+
+    def _quoted(self, instruments: set[Instrument]) -> None:
+        """Quotes of quiet instruments arrived (the quote worker's thread): their runs are evaluated."""
+        with self._lock:
+            self._dirty |= instruments
         self._wake.set()
 
     # -- books and subscriptions --
@@ -230,14 +241,12 @@ class RiskMonitor(Service):
             self._evaluated_at = {run: at for run, at in self._evaluated_at.items()
                                   if run in books and run not in changed}
             self._signatures = signatures
-            accounts = {a.account_id for b in books.values() for a in b.accounts} | day_accounts(day)
-            self._limits = account_limits(accounts)
-            self._realized = day_realized(set(self._limits), day, books) if self._limits else {}
-        self._blocked = set(blocked_accounts(self._limits, day)) if self._limits else set()
-        self._flat_account_limits(day)
+            self.daily.reload(books, day)
+        self.daily.read_blocks(self._books, day)
         db.session.commit()
         self._subscribe()
         self._load_histories()
+        self._ask_quotes()
 
     def _refire_failed_exits(self) -> None:
         """A risk exit request that failed (rejected rounds, an unreadable position book) leaves the
@@ -311,6 +320,33 @@ class RiskMonitor(Service):
             manager.unsubscribe(host, [{"symbol": s, "exchange": e} for s, e in self._subscribed.pop(host)], OWNER)
         db.session.commit()
 
+    def _ask_quotes(self) -> None:
+        """A held instrument whose price was not confirmed for RISK_QUOTE_REFRESH_SECONDS is quiet,
+        not gone, while the market trades: read its quote (one /multiquotes per market-data account)."""
+        self.quotes.keep_only(self._by_instrument)
+        now = utcnow()
+        if self.quotes.every <= 0 or not self._market_live(now):
+            return
+        quiet: dict[int, set[Instrument]] = defaultdict(set)
+        for book in self._books.values():
+            source = self._sources.get(book.user_id)
+            if source is None:
+                continue
+            for symbol, exchange in book.instruments():
+                age = self._check(symbol, exchange, now).age
+                if age is None or age.total_seconds() >= self.quotes.every:
+                    quiet[source.id].add(_key(symbol, exchange))
+        sources = {s.id: s for s in self._sources.values()}
+        for source_id, instruments in quiet.items():
+            try:
+                self.quotes.ask(source_id, client_for(sources[source_id]), instruments)
+            except BrokerError as exc:
+                logger.warning("quotes of quiet legs not asked from account %s: %s", source_id, exc)
+
+    def _market_live(self, now: datetime) -> bool:
+        live = self._live_at
+        return live is not None and now - live <= self.max_age
+
     def _load_histories(self) -> None:
         """The day's 1-minute history of each new Supertrend watch, read on the loader thread (a broker
         call per leg must never hold up the ticks); what arrived is taken here, on the monitor's thread."""
@@ -366,10 +402,8 @@ class RiskMonitor(Service):
             bad = self._bad_ticks.get(key)
         if bad is not None:
             return check_price(bad[0], bad[1], now, self.max_age)
-        cached = last_prices(self.app).peek(symbol, exchange)
-        if cached is None:
-            return check_price(None, None, now, self.max_age)
-        return check_price(cached.ltp, cached.tick_time, now, self.max_age)
+        return judge_price(last_prices(self.app).peek(symbol, exchange), self.quotes.get(key), now, self.max_age,
+                           market_live=self._market_live(now))
 
     def _awaiting_first_prices(self, reliability: Any) -> bool:
         """Every problem is a missing price of an instrument subscribed less than the grace ago."""
@@ -401,7 +435,7 @@ class RiskMonitor(Service):
             else:
                 for account_id, pnl in pnls.items():
                     account_pnl[account_id] += pnl
-        self._account_limits(run_ids, account_pnl, unreliable, now)
+        self.daily.check(self._books, run_ids, account_pnl, unreliable, now, self._check)
 
     def _evaluate_run(self, book: RunBook, now: datetime) -> dict[int, Decimal] | None:
         self.evaluations += 1
@@ -484,55 +518,6 @@ class RiskMonitor(Service):
             db.session.rollback()
             logger.exception("run %s: %s step failed", book.run_id, what)
 
-    def _account_limits(self, run_ids: set[int], account_pnl: dict[int, Decimal], unreliable: set[int],
-                        now: datetime) -> None:
-        if not self._limits:
-            return
-        day = ist_today(now)
-        touched = {a.account_id for r in run_ids if (b := self._books.get(r)) for a in b.accounts}
-        for account_id in sorted(touched & set(self._limits) - self._blocked - unreliable):
-            # Today's P&L of the account: every open run it decides in (all must have been priced now),
-            # plus what its flat runs and closed parts realized.
-            runs = [b for b in self._books.values()
-                    if any(a.account_id == account_id and a.deciding for a in b.accounts)]
-            if any(b.run_id not in run_ids for b in runs):
-                extra = {}
-                try:
-                    extra = self._account_pnls([b for b in runs if b.run_id not in run_ids], account_id, now)
-                except _Unpriced:
-                    continue
-                total = account_pnl.get(account_id, Decimal(0)) + sum(extra.values(), Decimal(0))
-            else:
-                total = account_pnl.get(account_id, Decimal(0))
-            total += self._realized.get(account_id, Decimal(0))
-            loss, profit = self._limits[account_id]
-            verdict = evaluate_account_limits(account_id, total, loss, profit, day)
-            if verdict.closes_all_runs:
-                self._blocked.add(account_id)
-                actions.close_account_runs(account_id, day, verdict.decision, runs)
-
-    def _flat_account_limits(self, day: date) -> None:
-        """An account with no deciding part in any watched run is never touched by a tick: its day's
-        realized P&L alone (runs closed at a loss) can breach its limit, and blocks its entries."""
-        live = {a.account_id for b in self._books.values() for a in b.accounts if a.deciding}
-        for account_id in sorted(set(self._limits) - live - self._blocked):
-            loss, profit = self._limits[account_id]
-            verdict = evaluate_account_limits(account_id, self._realized.get(account_id, Decimal(0)), loss, profit, day)
-            if verdict.closes_all_runs:
-                self._blocked.add(account_id)
-                actions.close_account_runs(account_id, day, verdict.decision, [])
-
-    def _account_pnls(self, books: list[RunBook], account_id: int, now: datetime) -> dict[int, Decimal]:
-        out = {}
-        for book in books:
-            checks = {(s, e): self._check(s, e, now) for s, e in book.instruments()}
-            if any(not c.usable for c in checks.values()):
-                raise _Unpriced
-            prices = {k: c.price for k, c in checks.items() if c.price is not None}
-            part = next(a for a in book.accounts if a.account_id == account_id and a.deciding)
-            out[book.run_id] = sum((pnl_of(leg) for leg in part.positions(book.legs, prices)), Decimal(0))
-        return out
-
     def _write_states(self) -> None:
         """Every run's state and live view that changed, in one transaction (once a second)."""
         for run_id in sorted(set(self._states) | set(self._live)):
@@ -566,10 +551,6 @@ def supertrend_scope(decision: Decision, positions: list[AccountPosition]) -> Sc
     losing = () if close_all else tuple(LegToClose(p.account_id, leg.leg_number) for p in positions
                                         for leg in p.legs if leg.open_quantity and leg_pnl(leg).total < 0)
     return ScopedDecision(decision, None, accounts, close_all, losing, None, True)
-
-
-class _Unpriced(Exception):
-    """An account's other run has no usable price now: its daily limit waits for the next tick."""
 
 
 def pnl_of(leg: LegPosition) -> Decimal:

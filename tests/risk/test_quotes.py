@@ -1,0 +1,51 @@
+"""The price the rules use for one instrument: the feed's, or a later quote while the market trades."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+from app.domain.price_guard import PriceProblem
+from app.services.market_data import CachedPrice
+from app.services.risk.quotes import QuotedPrice, judge_price
+
+NOW = datetime(2026, 1, 5, 5, 0, tzinfo=UTC)
+AGE = timedelta(seconds=15)
+
+
+def _fed(price: str, traded_ago: float) -> CachedPrice:
+    return CachedPrice(D(price), NOW - timedelta(seconds=traded_ago), NOW - timedelta(seconds=1), "host")
+
+
+def _quote(price: str, ago: float) -> QuotedPrice:
+    return QuotedPrice(D(price), NOW - timedelta(seconds=ago))
+
+
+def test_a_quote_later_than_the_last_trade_stands_in_while_the_market_trades():
+    check = judge_price(_fed("2.05", 40), _quote("2.10", 1), NOW, AGE, market_live=True)
+    assert (check.price, check.problem, check.age) == (D("2.10"), None, timedelta(seconds=1))
+
+
+def test_the_last_trade_alone_is_stale_after_the_age_limit():
+    check = judge_price(_fed("2.05", 40), None, NOW, AGE, market_live=True)
+    assert (check.price, check.problem) == (None, PriceProblem.STALE)
+
+
+def test_no_quote_is_used_when_the_market_is_not_live():
+    check = judge_price(_fed("2.05", 40), _quote("2.10", 1), NOW, AGE, market_live=False)
+    assert check.problem is PriceProblem.STALE
+
+
+def test_a_trade_later_than_the_quote_wins():
+    check = judge_price(_fed("2.20", 0.5), _quote("2.10", 1), NOW, AGE, market_live=True)
+    assert (check.price, check.age) == (D("2.20"), timedelta(seconds=0.5))
+
+
+def test_a_quote_alone_prices_an_instrument_the_feed_never_priced():
+    assert judge_price(None, _quote("2.10", 3), NOW, AGE, market_live=True).price == D("2.10")
+    assert judge_price(None, None, NOW, AGE, market_live=True).problem is PriceProblem.MISSING
+
+
+def test_a_quote_is_as_fresh_as_its_arrival():
+    assert judge_price(_fed("2.05", 40), _quote("2.10", 16), NOW, AGE, market_live=True).problem is \
+        PriceProblem.STALE
