@@ -23,9 +23,9 @@ Decisions (DOMAIN.md is silent on them):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,34 @@ SESSION_CLOSE = MARKET_CLOSE
 TIMEFRAME_MINUTES: dict[SupertrendTimeframe, int] = {
     SupertrendTimeframe.M1: 1, SupertrendTimeframe.M3: 3, SupertrendTimeframe.M5: 5, SupertrendTimeframe.M10: 10,
     SupertrendTimeframe.M15: 15, SupertrendTimeframe.M30: 30, SupertrendTimeframe.H1: 60}
+SESSION_MINUTES = 375  # 09:15–15:30
+WARMUP_PERIODS = 3  # closed candles behind the first decision of the day, in Supertrend periods
+MAX_WARMUP_SESSIONS = 5
+
+
+def warmup_sessions(period: int, timeframe: SupertrendTimeframe) -> int:
+    """How many trading sessions before today a run's series starts, so that at the open its
+    Supertrend already has WARMUP_PERIODS × period closed candles behind it, as on a TradingView
+    chart, instead of being undefined for the first period candles (at least 1, at most 5).
+    A session has ceil(375 / minutes) candles (the last one is cut at the close)."""
+    if period < 1:
+        raise ValueError(f"period must be >= 1, got {period}")
+    per_session = -(-SESSION_MINUTES // TIMEFRAME_MINUTES[SupertrendTimeframe(timeframe)])
+    return min(MAX_WARMUP_SESSIONS, max(1, -(-WARMUP_PERIODS * period // per_session)))
+
+
+def sessions_back(today: date, sessions: int, is_trading_day: Callable[[date], bool]) -> date:
+    """The first day of the `sessions` trading days before `today` (holidays and weekends skipped;
+    looks back at most 30 days per session, and gives the earliest day looked at when the calendar
+    has no trading day there)."""
+    day, found = today, 0
+    for _ in range(30 * max(1, sessions)):
+        if found == sessions:
+            break
+        day -= timedelta(days=1)
+        if is_trading_day(day):
+            found += 1
+    return day
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ timeframe aligned to 09:15 IST, closed candles only, and the breakout / breakdow
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import numpy as np
@@ -22,8 +22,10 @@ from app.domain.premium_series import (
     closed,
     entry_candle_index,
     net_premium_minutes,
+    sessions_back,
     supertrend_exit_decision,
     supertrend_flip,
+    warmup_sessions,
 )
 from app.domain.strategy_settings import SupertrendExit
 from app.domain.strategy_settings import SupertrendTimeframe as TF
@@ -189,3 +191,35 @@ def test_naive_times_and_mismatched_legs_are_refused():
         net_premium_minutes(STRADDLE, [{}])
     with pytest.raises(ValueError, match="one close series per leg"):
         PremiumCandles(STRADDLE, TF.M5, [{}])
+
+
+@pytest.mark.parametrize(("period", "timeframe", "sessions"), [
+    (7, TF.M5, 1),  # 21 candles of 75 a session
+    (2, TF.M1, 1),
+    (7, TF.M30, 2),  # 21 of 13 (12 × 30 min + the cut 15 min)
+    (7, TF.H1, 3),  # 21 of 7
+    (10, TF.H1, 5),  # 30 of 7 → 5
+    (50, TF.H1, 5),  # capped
+    (125, TF.M3, 3),  # 375 of 125
+    (126, TF.M3, 4),
+])
+def test_warmup_sessions_give_three_periods_of_closed_candles_before_the_open(period, timeframe, sessions):
+    assert warmup_sessions(period, timeframe) == sessions
+
+
+def test_warmup_sessions_refuse_a_period_below_one():
+    with pytest.raises(ValueError, match="period must be >= 1"):
+        warmup_sessions(0, TF.M5)
+
+
+def test_sessions_back_skip_weekends_and_holidays():
+    holidays = {date(2026, 1, 26)}  # a Monday
+
+    def trading(day: date) -> bool:
+        return day.weekday() < 5 and day not in holidays
+
+    assert sessions_back(date(2026, 1, 27), 1, trading) == date(2026, 1, 23)  # Tue → the Friday before
+    assert sessions_back(date(2026, 1, 27), 3, trading) == date(2026, 1, 21)
+    assert sessions_back(date(2026, 1, 5), 1, trading) == date(2026, 1, 2)
+    assert sessions_back(date(2026, 1, 5), 0, trading) == date(2026, 1, 5)
+    assert sessions_back(date(2026, 1, 5), 1, lambda day: False) == date(2026, 1, 5) - timedelta(days=30)

@@ -4,7 +4,7 @@ live prices as the current minute, a decision on the candle close after the tren
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -58,6 +58,22 @@ def test_history_then_live_prices_fire_a_breakout_once_on_the_candle_close(broke
     assert "turned bullish" in decision.reason and decision.current_value > decision.threshold
     chart = watch.chart()
     assert chart is not None and chart["candles"][-1]["direction"] == 1 and chart["timeframe"] == "1m"
+    client.close()
+
+
+def test_the_warm_up_session_before_today_is_read_and_only_flips_after_entry_count(broker, apikey):
+    client = OpenAlgoClient(broker.url, apikey)
+    watch = SupertrendWatch(_book(), SETTINGS, entered_at=CLOCK)
+    assert watch.load(client, CLOCK, first_day=date(2026, 1, 2)) is None
+    history = watch.candles.candles(CLOCK)
+    days = sorted({c.start.astimezone(IST).date() for c in history})
+    assert days == [date(2026, 1, 2), date(2026, 1, 5)]  # Friday's whole session, then Monday's
+    assert len(history) == 375 + 45 and history[0].start == datetime(2026, 1, 2, 9, 15, tzinfo=IST)
+    # The trend is defined from the first candles of today on (period 3): with only today's 45
+    # candles the first two would be undefined.
+    assert watch.evaluate(CLOCK) is None  # no flip since the entry's candle
+    _, _, direction = watch.last
+    assert 0 not in direction[375:].tolist()
     client.close()
 
 

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from flask import Flask, current_app
@@ -31,6 +32,7 @@ from sqlalchemy import select, update
 from app.broker.errors import BrokerError
 from app.broker.feed import Tick
 from app.domain.expiries import ist_today
+from app.domain.premium_series import sessions_back, warmup_sessions
 from app.domain.price_guard import (
     PriceCheck,
     PriceProblem,
@@ -56,6 +58,7 @@ from app.models.accounts import TradingAccount
 from app.models.execution import ExitRequest, Purpose, StrategyRun
 from app.models.types import utcnow
 from app.services.accounts import account_urls_allowed, client_for
+from app.services.calendar import get_calendar
 from app.services.market_source import choose_source
 from app.services.monitors import feed_manager, last_prices
 from app.services.risk import actions
@@ -348,8 +351,9 @@ class RiskMonitor(Service):
         return live is not None and now - live <= self.max_age
 
     def _load_histories(self) -> None:
-        """The day's 1-minute history of each new Supertrend watch, read on the loader thread (a broker
-        call per leg must never hold up the ticks); what arrived is taken here, on the monitor's thread."""
+        """The 1-minute history of each new Supertrend watch (today and its warm-up sessions), read on
+        the loader thread (a broker call per leg must never hold up the ticks); what arrived is taken
+        here, on the monitor's thread."""
         now = utcnow()
         for run_id, future in list(self._history_jobs.items()):
             if not future.done():
@@ -365,16 +369,21 @@ class RiskMonitor(Service):
             if problem is not None and self._watch_problems.get(run_id) != problem:
                 self._watch_problems[run_id] = problem
                 actions.supertrend_held(book, problem)
+        calendar = None
         for run_id, watch in self._watches.items():
             if not watch.due() or run_id in self._history_jobs:
                 continue
+            calendar = calendar or get_calendar()
+            trading_day = partial(calendar.is_trading_day, exchange="NSE")  # F&O sessions follow NSE's
             source = self._sources.get(self._books[run_id].user_id)
             try:
                 client = client_for(source) if source is not None else None
             except BrokerError as exc:
                 client = None
                 logger.warning("run %s: no client for the Supertrend history: %s", run_id, exc)
-            self._history_jobs[run_id] = self._loader.submit(watch.fetch, client, now)
+            sessions = warmup_sessions(watch.settings.period, watch.settings.timeframe)
+            first_day = sessions_back(ist_today(now), sessions, trading_day)
+            self._history_jobs[run_id] = self._loader.submit(watch.fetch, client, now, first_day)
         db.session.commit()
 
     def _supertrend(self, book: RunBook, positions: list[AccountPosition], prices: dict[Instrument, Decimal],

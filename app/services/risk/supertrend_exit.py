@@ -1,7 +1,9 @@
 """The Supertrend exit of one run: its net-premium candles and the decision on each candle close.
 
 The risk monitor keeps one `SupertrendWatch` per run whose rules have a Supertrend exit. It loads
-the day's 1-minute history of every leg once (from the user's market-data account), then takes the
+the 1-minute history of every leg once (from the user's market-data account), from a few sessions
+before today (`premium_series.warmup_sessions`: the indicator is warmed up at the open, as on a
+TradingView chart; only flips from the entry's candle on count), then takes the
 legs' live prices as the current minute's closes; on each candle close of the run's timeframe it
 runs the kernel over the closed candles and asks whether the trend flipped the exit's way since the
 entry's candle (app/domain/premium_series.py). A leg without history holds the exit (the monitor
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -52,21 +54,24 @@ class SupertrendWatch:
         """Its history should be (re)read now."""
         return not self.loaded and time.monotonic() >= self.next_load
 
-    def fetch(self, client: OpenAlgoClient | None, now: datetime) -> list[list[HistoryCandle]] | str:
-        """Read the day's 1-minute history of every leg (broker calls only; any thread): the candles per
+    def fetch(self, client: OpenAlgoClient | None, now: datetime, first_day: date | None = None
+              ) -> list[list[HistoryCandle]] | str:
+        """Read the 1-minute history of every leg from `first_day` (default: today; the monitor passes
+        the warm-up sessions' first day) to today (broker calls only; any thread): the candles per
         leg, or the problem in words."""
         self.next_load = time.monotonic() + HISTORY_RETRY_SECONDS
-        day = now.astimezone(IST).date().isoformat()
+        today = now.astimezone(IST).date()
+        start = (first_day or today).isoformat()
         if client is None:
             return "no market-data account to read the legs' history from"
         legs = []
         for symbol, exchange in self.legs:
             try:
-                rows = client.history(symbol, exchange, "1m", day, day)
+                rows = client.history(symbol, exchange, "1m", start, today.isoformat())
             except BrokerError as exc:
                 return f"no 1-minute history for {symbol}: {exc}"
             if not rows:
-                return f"no 1-minute history for {symbol} today"
+                return f"no 1-minute history for {symbol} since {start}"
             legs.append(rows)
         return legs
 
@@ -84,11 +89,11 @@ class SupertrendWatch:
         logger.info("run %s: Supertrend history loaded for %d legs", self.run_id, len(self.legs))
         return None
 
-    def load(self, client: OpenAlgoClient | None, now: datetime) -> str | None:
+    def load(self, client: OpenAlgoClient | None, now: datetime, first_day: date | None = None) -> str | None:
         """Fetch and apply in one go (when due); the problem in words, or None."""
         if not self.due():
             return None
-        return self.apply_history(self.fetch(client, now), now)
+        return self.apply_history(self.fetch(client, now, first_day), now)
 
     def chart(self, limit: int = 150) -> dict[str, object] | None:
         """The last closed candles with their Supertrend line and direction, for the run page."""
