@@ -376,6 +376,8 @@ class ExecutionEngine(Service):
             StrategyRun.status != RunStatus.ENTERING, ~unfinished.exists())))
         db.session.commit()
         now, count = time.monotonic(), 0
+        wanted = set(ids)  # the checked (or gone) accounts' retry times are forgotten
+        self._next_check = {k: at for k, at in self._next_check.items() if k in wanted}
         for run_account_id in ids:
             if self._next_check.get(run_account_id, 0.0) <= now:
                 self._next_check[run_account_id] = now + CHECK_RETRY_SECONDS

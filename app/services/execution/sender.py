@@ -216,10 +216,10 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
 
 
 def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: datetime | None,
-                             first_status: parsing.Order | None) -> IntentState:
+                             first_status: parsing.Order | None, *, check_owner: bool = True) -> IntentState:
     """ACCEPTED (+ the first status) inside the caller's transaction; raises on anything unusual
     (an order id linked to another intent, a moved intent, an unreadable status)."""
-    if order_owner(intent.account_id, broker_order_id, except_intent=intent.id) is not None:
+    if check_owner and order_owner(intent.account_id, broker_order_id, except_intent=intent.id) is not None:
         raise ValueError(f"broker order {broker_order_id} is already linked to another intent")
     state = apply(intent, IntentEvent.ACCEPTED, detail=f"order id {broker_order_id}", at=at, commit=False,
                   broker_order_id=broker_order_id)
@@ -230,35 +230,33 @@ def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: date
 
 def record_accepted(intent: OrderIntent, broker_order_id: str, *, at: datetime | None = None,
                     first_status: parsing.Order | None = None) -> IntentState | None:
-    """Apply a SENDING intent's acknowledgement: ACCEPTED with the broker's order id (at `at`, when
-    the answer came), unless that id is already linked to another intent of the account, in which
-    case the intent becomes UNKNOWN, flagged with a note naming the clash (reconciliation then finds
-    its own order). `first_status`, the order's status read right after, is applied in the same
-    transaction."""
+    """Apply a SENDING intent's acknowledgement in a transaction of its own: ACCEPTED with the
+    broker's order id (at `at`, when the answer came), unless that id is already linked to another
+    intent of the account, in which case the intent becomes UNKNOWN, flagged with a note naming the
+    clash (reconciliation then finds its own order). `first_status`, the order's status read right
+    after, is applied in the same transaction; one that cannot be applied never keeps the
+    acknowledgement from being recorded alone."""
     owner = order_owner(intent.account_id, broker_order_id, except_intent=intent.id)
     if owner is not None:
         note = f"broker order {broker_order_id} is already linked to intent {owner}; not applied twice, reconciling"
         logger.warning("Intent %s: %s", intent.id, note)
         return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, note, note=note[:500], flagged=True)
-    if first_status is None:
-        return _apply(intent, IntentEvent.ACCEPTED, f"order id {broker_order_id}", at=at,
-                      broker_order_id=broker_order_id)
     try:
-        apply(intent, IntentEvent.ACCEPTED, detail=f"order id {broker_order_id}", at=at, commit=False,
-              broker_order_id=broker_order_id)
-        state = apply_report(intent, first_status, commit=False)
+        state = _accepted_in_transaction(intent, broker_order_id, at, first_status, check_owner=False)
         db.session.commit()
+        return state
     except StaleIntent:
         logger.warning("Intent %s moved while its acknowledgement arrived", intent.id)
         db.session.rollback()
         return None
-    except Exception:  # an unreadable status must never keep the acknowledgement from being recorded
-        logger.exception("Intent %s: first status not applied; recording the acknowledgement alone", intent.id)
+    except Exception:
         db.session.rollback()
+        if first_status is None:
+            raise
+        logger.exception("Intent %s: first status not applied; recording the acknowledgement alone", intent.id)
         db.session.expire(intent)
         return _apply(intent, IntentEvent.ACCEPTED, f"order id {broker_order_id}", at=at,
                       broker_order_id=broker_order_id)
-    return state
 
 
 def _apply(intent: OrderIntent, event: IntentEvent, detail: str, *, at: datetime | None = None,

@@ -3,7 +3,8 @@
 Readers get frozen snapshots, never ORM rows. The cache is per process and keyed by a
 version stored in app_settings: every update writes a new version in the same transaction,
 so every worker (and host) reloads on its next read after a change, at the cost of one
-primary-key read per lookup.
+primary-key read per lookup; within one web request the version is read once (an Execute looks
+up several legs' contracts: every lookup used to read it again).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from sqlalchemy import select
 
 from app.domain.margin import MarginRate, TradeType
@@ -28,6 +29,7 @@ from app.services import audit
 
 VERSION_KEY = "trading_tables_version"
 _CACHE_EXTENSION = "margin_tables_cache"
+_REQUEST_MEMO = "algomirror.margin_tables"  # the request's snapshot, in its WSGI environ
 
 
 class UnknownRow(LookupError):
@@ -98,7 +100,16 @@ def _load() -> Tables:
 
 
 def tables() -> Tables:
-    """The current tables (cached until any update, in any process)."""
+    """The current tables (cached until any update, in any process; read once per web request)."""
+    if has_request_context():
+        found = request.environ.get(_REQUEST_MEMO)
+        if found is None:
+            found = request.environ[_REQUEST_MEMO] = _tables()
+        return found
+    return _tables()
+
+
+def _tables() -> Tables:
     version = _current_version()
     cache = _cache()
     with cache.lock:
@@ -139,6 +150,8 @@ def invalidate() -> None:
     cache = _cache()
     with cache.lock:
         cache.version, cache.tables = None, None
+    if has_request_context():
+        request.environ.pop(_REQUEST_MEMO, None)
 
 
 # --- audited updates (admin only: the views are in the guarded margin_admin blueprint) -----------
