@@ -138,7 +138,7 @@ class FrameWatch:
         with self.lock:
             self._watch, self._since_ms, self.first = instruments, since_ms, None
 
-    def __call__(self, tick: Any) -> None:
+    def __call__(self, tick: Any, host: str = "") -> None:
         with self.lock:
             self.ticks += 1
             if (tick.instrument.symbol, tick.instrument.exchange) not in self._watch:

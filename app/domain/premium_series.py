@@ -58,10 +58,10 @@ def warmup_sessions(period: int, timeframe: SupertrendTimeframe) -> int:
 
 def sessions_back(today: date, sessions: int, is_trading_day: Callable[[date], bool]) -> date:
     """The first day of the `sessions` trading days before `today` (holidays and weekends skipped;
-    looks back at most 30 days per session, and gives the earliest day looked at when the calendar
-    has no trading day there)."""
+    looks back at most 7 days per session, and gives the earliest day looked at when the calendar
+    has fewer trading days there: a calendar without sessions must not ask for months of minutes)."""
     day, found = today, 0
-    for _ in range(30 * max(1, sessions)):
+    for _ in range(7 * max(1, sessions)):
         if found == sessions:
             break
         day -= timedelta(days=1)

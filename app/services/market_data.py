@@ -171,7 +171,7 @@ class FeedManager:
                  backoff: Sequence[float] = DEFAULT_BACKOFF, **feed_options: Any) -> None:
         self.cache = cache if cache is not None else LastPriceCache()
         self._on_tick = on_tick
-        self._listeners: tuple[Callable[[Tick], None], ...] = ()
+        self._listeners: tuple[Callable[[Tick, str], None], ...] = ()
         self._feed_options = {"backoff": backoff, **feed_options}
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
@@ -274,15 +274,15 @@ class FeedManager:
         for host in hosts:
             host.feed.close(timeout)
 
-    def add_listener(self, listener: Callable[[Tick], None]) -> None:
-        """Also call ``listener(tick)`` for every tick that arrives, after the cache took or refused it
+    def add_listener(self, listener: Callable[[Tick, str], None]) -> None:
+        """Also call ``listener(tick, host_key)`` for every tick that arrives, after the cache took or refused it
         (a refused one, e.g. a zero price, is news to a risk monitor too). Idempotent. It runs on the
         feed's thread: it must be quick (e.g. mark work and wake a thread)."""
         with self._lock:
             if listener not in self._listeners:
                 self._listeners = (*self._listeners, listener)
 
-    def remove_listener(self, listener: Callable[[Tick], None]) -> None:
+    def remove_listener(self, listener: Callable[[Tick, str], None]) -> None:
         with self._lock:
             self._listeners = tuple(x for x in self._listeners if x != listener)
 
@@ -297,7 +297,7 @@ class FeedManager:
                 self._on_tick(tick)
             for listener in self._listeners:
                 try:
-                    listener(tick)
+                    listener(tick, host_key)
                 except Exception:  # one listener's bug must not stop the feed
                     logger.exception("feed %s: a tick listener failed", host_key)
 

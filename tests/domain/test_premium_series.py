@@ -222,4 +222,5 @@ def test_sessions_back_skip_weekends_and_holidays():
     assert sessions_back(date(2026, 1, 27), 3, trading) == date(2026, 1, 21)
     assert sessions_back(date(2026, 1, 5), 1, trading) == date(2026, 1, 2)
     assert sessions_back(date(2026, 1, 5), 0, trading) == date(2026, 1, 5)
-    assert sessions_back(date(2026, 1, 5), 1, lambda day: False) == date(2026, 1, 5) - timedelta(days=30)
+    assert sessions_back(date(2026, 1, 5), 1, lambda day: False) == date(2026, 1, 5) - timedelta(days=7)
+    assert sessions_back(date(2026, 1, 5), 5, lambda day: False) == date(2026, 1, 5) - timedelta(days=35)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
+from app.domain.expiries import ist_today
 from app.extensions import db
 from app.models.execution import ExitRequest, StrategyRun
 from app.strategy.run_view import risk_json
@@ -97,7 +99,7 @@ def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
     # The broker's clock an hour back: every tick's trade time is an hour old, the market is not live
     # (so no quote of the broker's may stand in for the feed either).
     sim.post("/sim/clock", {"time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "frozen": True})
-    spin(monitor, lambda: not monitor._market_live(datetime.now(UTC)))
+    spin(monitor, lambda: not any(monitor._host_live(host, datetime.now(UTC)) for host in list(monitor._live_at)))
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 600})  # far past max loss, but unreliable
     [event] = spin(monitor, lambda: risk_events(event_type="prices_unreliable"))
     evaluations = monitor.evaluations
@@ -134,8 +136,21 @@ def test_a_bad_tick_holds_the_rules_until_a_good_price_arrives(setup, sim, paper
     assert len(risk_events(event_type="max_loss")) == 1
 
 
+def _nse_today(user, *, open_all_day: bool) -> None:
+    """Today's NSE session in the trading calendar: open all day (a special session) or a holiday."""
+    from app.services import calendar
+
+    day = ist_today(datetime.now(UTC))
+    if open_all_day:
+        calendar.add_special_session(user, day, ["NSE"], dtime(0, 0), dtime(23, 59, 59), "test: open all day")
+    else:
+        calendar.add_holidays(user, day, ["NSE"], "test: closed")
+    calendar.invalidate_cache()
+
+
 def test_a_quiet_hedge_is_read_by_quote_and_does_not_hold_the_max_loss(setup, sim):
     user, ids, monitor = setup
+    _nse_today(user, open_all_day=True)
     sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": False})  # trades carry now
     run_id = entered(user, ids[:1], [LONG, SHORT], rules(max_loss="100"))
     spin(monitor, watching(monitor, run_id))
@@ -159,6 +174,22 @@ def test_a_quiet_hedge_is_read_by_quote_and_does_not_hold_the_max_loss(setup, si
     Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
     assert sorted((i.leg_number, i.action) for i in intents(run_id=run_id) if i.purpose == "risk") == \
         [(1, "SELL"), (2, "BUY")]
+
+
+def test_no_quote_stands_in_for_a_quiet_leg_while_its_exchange_is_closed(setup, sim):
+    user, ids, monitor = setup
+    _nse_today(user, open_all_day=False)  # a holiday: the last prices are the close's, not news
+    sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": False})
+    run_id = entered(user, ids[:1], [LONG, SHORT], rules(max_loss="100"))
+    spin(monitor, watching(monitor, run_id))
+    monitor.max_age, monitor.quotes.every = timedelta(seconds=2), 0.5
+
+    def sbin_trades():
+        sim.post("/sim/prices", {"symbol": "SBIN", "price": 800.05})
+        sim.post("/sim/prices", {"symbol": "SBIN", "price": 800.0})
+        return risk_events(event_type="prices_unreliable")
+    [event] = spin(monitor, sbin_trades)
+    assert "NSE:RELIANCE: stale" in event.detail and monitor.quotes.reads == 0
 
 
 def test_refresh_reloads_only_the_runs_whose_intents_moved(setup, sim):

@@ -1,4 +1,5 @@
-"""The price the rules use for one instrument: the feed's, or a later quote while the market trades."""
+"""The price the rules use for one instrument: the feed's, or a quote asked for after its last trade
+while the quote's host trades (the monitor decides `market_live`: per host, in the exchange's session)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _fed(price: str, traded_ago: float) -> CachedPrice:
 
 
 def _quote(price: str, ago: float) -> QuotedPrice:
-    return QuotedPrice(D(price), NOW - timedelta(seconds=ago))
+    return QuotedPrice(D(price), NOW - timedelta(seconds=ago), "host")
 
 
 def test_a_quote_later_than_the_last_trade_stands_in_while_the_market_trades():
@@ -46,6 +47,6 @@ def test_a_quote_alone_prices_an_instrument_the_feed_never_priced():
     assert judge_price(None, None, NOW, AGE, market_live=True).problem is PriceProblem.MISSING
 
 
-def test_a_quote_is_as_fresh_as_its_arrival():
+def test_a_quote_is_as_fresh_as_its_asking():
     assert judge_price(_fed("2.05", 40), _quote("2.10", 16), NOW, AGE, market_live=True).problem is \
         PriceProblem.STALE

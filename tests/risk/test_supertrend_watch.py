@@ -77,6 +77,19 @@ def test_the_warm_up_session_before_today_is_read_and_only_flips_after_entry_cou
     client.close()
 
 
+def test_a_leg_with_only_earlier_sessions_holds_once_todays_session_has_begun(broker, apikey):
+    # The broker's history ends at its clock (Monday 10:00 IST): for Tuesday it has nothing yet.
+    client = OpenAlgoClient(broker.url, apikey)
+    tuesday = CLOCK + timedelta(days=1)
+    watch = SupertrendWatch(_book(), SETTINGS, entered_at=tuesday)
+    problem = watch.load(client, tuesday, first_day=date(2026, 1, 5))
+    assert problem == "no 1-minute history for SBIN today" and not watch.loaded
+    before_open = datetime(2026, 1, 6, 9, 10, tzinfo=IST)  # monitors start before the open
+    early = SupertrendWatch(_book(), SETTINGS, entered_at=before_open)
+    assert early.load(client, before_open, first_day=date(2026, 1, 5)) is None and early.loaded
+    client.close()
+
+
 def test_a_candle_that_has_not_closed_is_not_used(broker, apikey):
     client = OpenAlgoClient(broker.url, apikey)
     watch = SupertrendWatch(_book(), SETTINGS, entered_at=CLOCK)

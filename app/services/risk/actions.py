@@ -144,24 +144,26 @@ def close_account_runs(account_id: int, day: date, decision: Decision, books: li
     """A daily limit breach: block the account's entries for the day, close its part of every run.
     With nothing left to close (the day's runs closed at a loss already), the block's one risk event
     says so."""
-    blocked = block_account_entries(account_id, day, decision.reason[:1000], commit=True)
+    parts = [(book, part) for book in books
+             if (part := next((a for a in book.accounts if a.account_id == account_id and a.deciding), None))
+             and any(part.held(leg.number) for leg in book.legs)]
+    blocked = block_account_entries(account_id, day, decision.reason[:1000])
+    if not parts:
+        if blocked:  # the block and its one event in one transaction
+            user_id = db.session.scalar(select(TradingAccount.user_id).where(TradingAccount.id == account_id))
+            if user_id is not None and decision.event_type is not None:
+                record_risk_event(user_id=user_id, event_type=decision.event_type, action=RiskEventAction.NONE,
+                                  account_id=account_id, threshold=decision.threshold,
+                                  current_value=decision.current_value,
+                                  detail=f"{decision.reason}; no open position to close")
+            logger.warning("account %s: %s (nothing open to close)", account_id, decision.reason)
+        db.session.commit()
+        return []
+    db.session.commit()  # blocked first: new entries stay refused even if a close cannot be asked for
     made: list[int] = []
-    closing = False
-    for book in books:
-        part = next((a for a in book.accounts if a.account_id == account_id and a.deciding), None)
-        if part is None or not any(part.held(leg.number) for leg in book.legs):
-            continue
-        closing = True
+    for book, part in parts:
         made += request_closes(book, decision, [Close(part.run_account_id, None, account_id)],
                                RiskEventAction.CLOSE_ALL)[0]
-    if blocked and not closing:
-        user_id = db.session.scalar(select(TradingAccount.user_id).where(TradingAccount.id == account_id))
-        if user_id is not None and decision.event_type is not None:
-            record_risk_event(user_id=user_id, event_type=decision.event_type, action=RiskEventAction.NONE,
-                              account_id=account_id, threshold=decision.threshold,
-                              current_value=decision.current_value,
-                              detail=f"{decision.reason}; no open position to close", commit=True)
-        logger.warning("account %s: %s (nothing open to close)", account_id, decision.reason)
     return made
 
 

@@ -197,22 +197,34 @@ def day_accounts(day: date) -> set[int]:
         StrategyRun.trading_day == day, RunAccount.status != RunAccountStatus.SKIPPED)))
 
 
-def day_realized(account_ids: set[int], day: date, open_books: dict[int, RunBook]) -> dict[int, Decimal]:
+@dataclass(frozen=True)
+class DayRealized:
+    totals: dict[int, Decimal]  # account → realized P&L of the day outside its deciding parts
+    unpriced: frozenset[int]  # accounts with a fill of unknown price there: their limits hold
+
+
+def day_realized(account_ids: set[int], day: date, open_books: dict[int, RunBook]) -> DayRealized:
     """Realized P&L per account on `day` of everything the monitor does not price live: the day's
-    runs that are no longer watched (read here) and, in the watched `open_books`, the parts that no
-    longer decide (closing, closed, unwinding, failed), each counted for what it has closed."""
+    runs that are no longer watched (read here) and, in the watched `open_books` of that day, the
+    parts that no longer decide (closing, closed, unwinding, failed), each counted for what it has
+    closed. A part with a fill of unknown price makes its account's total unknown (`unpriced`):
+    counting that fill at ₹0 would book its whole premium as a loss or a profit."""
     if not account_ids:
-        return {}
+        return DayRealized({}, frozenset())
     runs = list(db.session.scalars(select(StrategyRun).where(
         StrategyRun.trading_day == day, StrategyRun.id.not_in(set(open_books) or {0}),
         StrategyRun.id.in_(select(RunAccount.run_id).where(RunAccount.account_id.in_(account_ids))))))
     total: dict[int, Decimal] = defaultdict(Decimal)
-    for book in [*_books(runs), *open_books.values()]:
+    unpriced: set[int] = set()
+    watched_today = [b for b in open_books.values() if b.trading_day == day]
+    for book in [*_books(runs), *watched_today]:
         watched = book.run_id in open_books
         for account in book.accounts:
             if account.account_id in account_ids and not (watched and account.deciding):
+                if account.unpriced:
+                    unpriced.add(account.account_id)
                 total[account.account_id] += realized(account, book.legs)
-    return dict(total)
+    return DayRealized(dict(total), frozenset(unpriced))
 
 
 def realized(part: AccountBook, legs: tuple[LegInfo, ...]) -> Decimal:

@@ -82,6 +82,9 @@ LIVE_VIEW_SECONDS = 0.5  # half the write interval: the view written is at most 
 Instrument = tuple[str, str]  # (symbol, exchange), upper case
 
 
+CALENDAR_EXCHANGE = {"NFO": "NSE", "CDS": "NSE", "BFO": "BSE"}  # whose sessions a segment follows
+
+
 def _key(symbol: str, exchange: str) -> Instrument:
     return symbol.upper(), exchange.upper()
 
@@ -114,7 +117,8 @@ class RiskMonitor(Service):
         self._lock = threading.Lock()
         self._dirty: set[Instrument] = set()
         self._bad_ticks: dict[Instrument, tuple[Any, datetime]] = {}  # the last refused tick, until a good one
-        self._live_at: datetime | None = None  # arrival of the last tick with a recent trade time
+        self._live_at: dict[str, datetime] = {}  # host → arrival of its last tick with a recent trade time
+        self._sessions: dict[str, tuple[float, bool]] = {}  # calendar exchange → (checked at, open)
         self.quotes = QuoteReader(float(cfg.get("RISK_QUOTE_REFRESH_SECONDS", 5.0)), self._quoted)
         self._books: dict[int, RunBook] = {}
         self._evaluated_at: dict[int, float] = {}  # run → when it was last evaluated (monotonic)
@@ -179,7 +183,7 @@ class RiskMonitor(Service):
             self.evaluate(runs, utcnow())
 
     # -- ticks (the feed's thread: quick) --
-    def on_tick(self, tick: Tick) -> None:
+    def on_tick(self, tick: Tick, host: str = "") -> None:
         key = _key(tick.instrument.symbol, tick.instrument.exchange)
         if key not in self._by_instrument:
             return
@@ -189,7 +193,7 @@ class RiskMonitor(Service):
             else:
                 self._bad_ticks.pop(key, None)
                 if tick.tick_time is not None and tick.received_at - tick.tick_time <= self.max_age:
-                    self._live_at = tick.received_at  # the market is trading
+                    self._live_at[host] = tick.received_at  # this host's market is trading
             self._dirty.add(key)
         self._wake.set()
 
@@ -325,30 +329,49 @@ class RiskMonitor(Service):
 
     def _ask_quotes(self) -> None:
         """A held instrument whose price was not confirmed for RISK_QUOTE_REFRESH_SECONDS is quiet,
-        not gone, while the market trades: read its quote (one /multiquotes per market-data account)."""
+        not gone, while its market trades: read its quote (one /multiquotes per market-data account,
+        only while that account's feed delivers fresh ticks and the leg's exchange is in session)."""
         self.quotes.keep_only(self._by_instrument)
         now = utcnow()
-        if self.quotes.every <= 0 or not self._market_live(now):
+        if self.quotes.every <= 0:
             return
         quiet: dict[int, set[Instrument]] = defaultdict(set)
         for book in self._books.values():
             source = self._sources.get(book.user_id)
-            if source is None:
+            if source is None or not self._host_live(source.host_url, now):
                 continue
             for symbol, exchange in book.instruments():
                 age = self._check(symbol, exchange, now).age
-                if age is None or age.total_seconds() >= self.quotes.every:
+                if (age is None or age.total_seconds() >= self.quotes.every) and self._in_session(exchange, now):
                     quiet[source.id].add(_key(symbol, exchange))
         sources = {s.id: s for s in self._sources.values()}
         for source_id, instruments in quiet.items():
+            if not self.quotes.due(source_id, instruments):
+                continue  # asked for a moment ago, or a read is in flight: no client needed
+            source = sources[source_id]
             try:
-                self.quotes.ask(source_id, client_for(sources[source_id]), instruments)
-            except BrokerError as exc:
+                self.quotes.ask(source_id, source.host_url, client_for(source), instruments)
+            except Exception as exc:  # one account's trouble must not keep the others' quotes
                 logger.warning("quotes of quiet legs not asked from account %s: %s", source_id, exc)
 
-    def _market_live(self, now: datetime) -> bool:
-        live = self._live_at
+    def _host_live(self, host: str, now: datetime) -> bool:
+        live = self._live_at.get(host)
         return live is not None and now - live <= self.max_age
+
+    def _in_session(self, exchange: str, now: datetime) -> bool:
+        """The leg's exchange is open now (the trading calendar; NFO and CDS follow NSE, BFO BSE),
+        asked at most once a second per exchange."""
+        name = CALENDAR_EXCHANGE.get(exchange.upper(), exchange.upper())
+        known = self._sessions.get(name)
+        if known is not None and time.monotonic() - known[0] < 1.0:
+            return known[1]
+        try:
+            is_open = get_calendar().is_market_open(now, name)
+        except Exception:  # no calendar answer: no quote (the rules hold on the stale price)
+            logger.exception("trading calendar not read for %s", name)
+            is_open = False
+        self._sessions[name] = (time.monotonic(), is_open)
+        return is_open
 
     def _load_histories(self) -> None:
         """The 1-minute history of each new Supertrend watch (today and its warm-up sessions), read on
@@ -411,8 +434,9 @@ class RiskMonitor(Service):
             bad = self._bad_ticks.get(key)
         if bad is not None:
             return check_price(bad[0], bad[1], now, self.max_age)
-        return judge_price(last_prices(self.app).peek(symbol, exchange), self.quotes.get(key), now, self.max_age,
-                           market_live=self._market_live(now))
+        quoted = self.quotes.get(key)
+        live = quoted is not None and self._host_live(quoted.host, now) and self._in_session(exchange, now)
+        return judge_price(last_prices(self.app).peek(symbol, exchange), quoted, now, self.max_age, market_live=live)
 
     def _awaiting_first_prices(self, reliability: Any) -> bool:
         """Every problem is a missing price of an instrument subscribed less than the grace ago."""

@@ -6,11 +6,13 @@ would never fire (the guard of LESSONS.md "Data" is against stale prices, not qu
 the market is live (some tick carrying a recent trade time arrived within the price age limit), the
 monitor asks the broker for the quotes of the legs whose price has not been confirmed for
 RISK_QUOTE_REFRESH_SECONDS, one /multiquotes per market-data account on a worker thread. A quote is
-as fresh as its arrival; the monitor uses whichever of the feed's price and the quote is the later.
+true as of the moment it was asked for; the monitor uses whichever of the feed's price (by its
+trade time) and the quote is the later.
 
-When no fresh tick arrives from anywhere (the feed or the broker's data stopped), quotes are neither
-asked for nor used: a REST answer carries no time, and a frozen broker would answer its frozen
-prices, hiding exactly the staleness the guard is for.
+Liveness is per market-data host, and only inside the leg's exchange session (the trading
+calendar): when no fresh tick arrives from that host (its feed or its broker's data stopped), or
+the exchange is closed, quotes are neither asked for nor used. A REST answer carries no time, and a
+frozen broker would answer its frozen prices, hiding exactly the staleness the guard is for.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ Instrument = tuple[str, str]  # (symbol, exchange), upper case
 @dataclass(frozen=True)
 class QuotedPrice:
     price: Decimal
-    received_at: datetime  # aware UTC: when the answer arrived
+    asked_at: datetime  # aware UTC: when it was asked for (the answer is true at least as of then)
+    host: str  # the market-data host that answered (whose feed must be live for the quote to count)
 
 
 class QuoteReader:
@@ -67,25 +70,33 @@ class QuoteReader:
             for key in [k for k in self._asked if k not in wanted]:
                 del self._asked[key]
 
-    def ask(self, source_id: int, client: OpenAlgoClient, instruments: set[Instrument]) -> bool:
-        """Read these instruments' quotes through `client` on the worker thread, unless a read of this
-        account is in flight or they were asked for within `every` seconds. True when a read started."""
+    def due(self, source_id: int, instruments: set[Instrument]) -> set[Instrument]:
+        """Which of these instruments a read through this account would ask for now: none while a
+        read of the account is in flight, none asked for within `every` seconds."""
         now = time.monotonic()
         with self._lock:
             job = self._jobs.get(source_id)
             if job is not None and not job.done():
-                return False
-            due = {i for i in instruments if now - self._asked.get(i, float("-inf")) >= self.every}
-            if not due:
-                return False
+                return set()
+            return {i for i in instruments if now - self._asked.get(i, float("-inf")) >= self.every}
+
+    def ask(self, source_id: int, host: str, client: OpenAlgoClient, instruments: set[Instrument]) -> bool:
+        """Read these instruments' quotes through `client` (the account's, on `host`) on the worker
+        thread, unless `due` leaves none. True when a read started."""
+        due = self.due(source_id, instruments)
+        if not due:
+            return False
+        now = time.monotonic()
+        with self._lock:
             for instrument in due:
                 self._asked[instrument] = now
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="risk-quotes")
-            self._jobs[source_id] = self._pool.submit(self._read, client, sorted(due))
+            self._jobs[source_id] = self._pool.submit(self._read, client, host, sorted(due))
         return True
 
-    def _read(self, client: OpenAlgoClient, instruments: list[Instrument]) -> None:
+    def _read(self, client: OpenAlgoClient, host: str, instruments: list[Instrument]) -> None:
+        asked = utcnow()
         try:
             quotes = client.multiquotes(instruments)
         except BrokerError as exc:
@@ -94,7 +105,6 @@ class QuoteReader:
         except Exception:  # the worker must never die silently
             logger.exception("quotes of %d quiet instruments not read", len(instruments))
             return
-        arrived = utcnow()
         fresh: set[Instrument] = set()
         with self._lock:
             self.reads += 1
@@ -102,7 +112,7 @@ class QuoteReader:
                 key = (symbol.upper(), exchange.upper())
                 price = quote.ltp
                 if key in instruments and isinstance(price, Decimal) and price.is_finite() and price > 0:
-                    self._quotes[key] = QuotedPrice(price, arrived)
+                    self._quotes[key] = QuotedPrice(price, asked, host)
                     fresh.add(key)
         if fresh:
             self._on_quoted(fresh)
@@ -119,10 +129,10 @@ class QuoteReader:
 
 def judge_price(cached: CachedPrice | None, quoted: QuotedPrice | None, now: datetime, max_age: timedelta, *,
                 market_live: bool) -> PriceCheck:
-    """One instrument's price for the rules: the feed's last accepted price, or a quote that is later
-    than it (as of its arrival; only while the market is live)."""
-    if quoted is not None and market_live and (cached is None or quoted.received_at > cached.tick_time):
-        return check_price(quoted.price, quoted.received_at, now, max_age)
+    """One instrument's price for the rules: the feed's last accepted price, or a quote asked for
+    after its trade (true as of the asking; only while the quote's host trades: `market_live`)."""
+    if quoted is not None and market_live and (cached is None or quoted.asked_at > cached.tick_time):
+        return check_price(quoted.price, quoted.asked_at, now, max_age)
     if cached is None:
         return check_price(None, None, now, max_age)
     return check_price(cached.ltp, cached.tick_time, now, max_age)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -23,7 +23,15 @@ import numpy as np
 from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError
 from app.broker.parsing import HistoryCandle
-from app.domain.premium_series import IST, Candle, PremiumCandles, PremiumLeg, entry_candle_index, supertrend_flip
+from app.domain.premium_series import (
+    IST,
+    SESSION_OPEN,
+    Candle,
+    PremiumCandles,
+    PremiumLeg,
+    entry_candle_index,
+    supertrend_flip,
+)
 from app.domain.risk_rules import Decision
 from app.domain.risk_settings import RiskEventType
 from app.indicators.supertrend import supertrend
@@ -64,6 +72,9 @@ class SupertrendWatch:
         start = (first_day or today).isoformat()
         if client is None:
             return "no market-data account to read the legs' history from"
+        # Once a minute of today's session has closed, each leg must have it: yesterday's close carried
+        # over a gap in the broker's history would make a jump (and a false flip) at the entry.
+        session_started = now >= datetime.combine(today, SESSION_OPEN, IST) + timedelta(minutes=1)
         legs = []
         for symbol, exchange in self.legs:
             try:
@@ -72,6 +83,8 @@ class SupertrendWatch:
                 return f"no 1-minute history for {symbol}: {exc}"
             if not rows:
                 return f"no 1-minute history for {symbol} since {start}"
+            if session_started and not any(row.start.astimezone(IST).date() == today for row in rows):
+                return f"no 1-minute history for {symbol} today"
             legs.append(rows)
         return legs
 
