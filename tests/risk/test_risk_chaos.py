@@ -112,7 +112,13 @@ def test_breach_under_faults_and_a_killed_leader_exits_exactly_once(chaos, sim):
     wait_until(flat, timeout=120, interval=0.2, message="the run was not closed")
     _expire()
     assert db.session.scalars(select(ExitRequest.id).where(ExitRequest.run_id == run_id)).all() == [request.id]
-    [event] = db.session.scalars(select(RiskEvent).where(RiskEvent.run_id == run_id)).all()
+    # One decision, one event. (A busy machine may also log a prices_unreliable span while a new
+    # leader's feed connects: that is the guard holding, not a second decision.)
+    events = db.session.scalars(select(RiskEvent).where(RiskEvent.run_id == run_id)).all()
+    decisions = [e for e in events if e.event_type != "prices_unreliable"]
+    assert len(decisions) == 1, [(e.event_type, e.action, e.detail, e.at) for e in events]
+    assert all(e.action == "held" for e in events if e.event_type == "prices_unreliable")
+    [event] = decisions
     closes = [i for i in intents(run_id) if i.purpose == "risk"]
     filled = [i for i in closes if i.filled_quantity]
     assert (event.event_type, event.action, event.account_id, event.outcome) == ("max_loss", "close_all", None,
