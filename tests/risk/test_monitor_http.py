@@ -154,9 +154,9 @@ def test_a_quiet_hedge_is_read_by_quote_and_does_not_hold_the_max_loss(setup, si
     sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": False})  # trades carry now
     run_id = entered(user, ids[:1], [LONG, SHORT], rules(max_loss="100"))
     spin(monitor, watching(monitor, run_id))
-    monitor.max_age, monitor.quotes.every = timedelta(seconds=2), 0.5
+    monitor.max_age, monitor.quotes.every = timedelta(seconds=4), 0.5
     # SBIN keeps trading; RELIANCE (the other leg) never trades again: without a quote it would be
-    # stale after 2 s and hold every rule of the run.
+    # stale after 4 s and hold every rule of the run (a quote is asked for after 0.5 s).
     quiet_since = time.monotonic()
     price = 800.0
 
@@ -164,7 +164,7 @@ def test_a_quiet_hedge_is_read_by_quote_and_does_not_hold_the_max_loss(setup, si
         nonlocal price
         price = 800.05 if price == 800.0 else 800.0
         sim.post("/sim/prices", {"symbol": "SBIN", "price": price})
-        return time.monotonic() - quiet_since > 4 and monitor.quotes.reads >= 2
+        return time.monotonic() - quiet_since > 6 and monitor.quotes.reads >= 2
     spin(monitor, traded_a_while)
     assert risk_events(event_type="prices_unreliable") == []
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})  # −₹1,100 on SBIN
