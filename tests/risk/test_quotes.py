@@ -3,6 +3,7 @@ while the quote's host trades (the monitor decides `market_live`: per host, in t
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -50,3 +51,21 @@ def test_a_quote_alone_prices_an_instrument_the_feed_never_priced():
 def test_a_quote_is_as_fresh_as_its_asking():
     assert judge_price(_fed("2.05", 40), _quote("2.10", 16), NOW, AGE, market_live=True).problem is \
         PriceProblem.STALE
+
+
+def test_a_quote_counts_only_while_its_own_host_trades_and_its_exchange_is_in_session(app):
+    """The monitor's side: liveness is per market-data host (a frozen broker beside a live one does
+    not borrow its liveness), and a closed exchange uses no quote."""
+    from app.services.risk.monitor import RiskMonitor
+    from app.services.risk.quotes import QuotedPrice
+
+    monitor = RiskMonitor(app)
+    now = datetime.now(UTC)
+    monitor._live_at = {"http://live": now - timedelta(seconds=1), "http://frozen": now - timedelta(minutes=5)}
+    monitor._sessions = {"NSE": (time.monotonic(), True), "BSE": (time.monotonic(), False)}  # (asked at, open)
+    monitor.quotes._quotes = {("A", "NFO"): QuotedPrice(D("2.10"), now - timedelta(seconds=1), "http://live"),
+                              ("B", "NFO"): QuotedPrice(D("3.10"), now - timedelta(seconds=1), "http://frozen"),
+                              ("C", "BFO"): QuotedPrice(D("4.10"), now - timedelta(seconds=1), "http://live")}
+    assert monitor._check("A", "NFO", now).price == D("2.10")
+    assert monitor._check("B", "NFO", now).problem is PriceProblem.MISSING  # the feed never priced it
+    assert monitor._check("C", "BFO", now).problem is PriceProblem.MISSING  # BSE closed
