@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, select
 
 from app.domain.instruments import Action
 from app.domain.order_lifecycle import TERMINAL
-from app.domain.risk_pnl import Fill, LegPosition, leg_pnl
+from app.domain.risk_pnl import Fill, LegPosition, average_fill_price, leg_pnl
 from app.domain.risk_rules import RunRiskSettings
 from app.extensions import db
 from app.models.accounts import TradingAccount
@@ -238,9 +238,8 @@ def realized(part: AccountBook, legs: tuple[LegInfo, ...]) -> Decimal:
         exits = part.exit_fills.get(leg.number, ())
         mark = None
         if part.held(leg.number):
-            quantity = sum(q for q, _ in entries)
-            mark = sum((q * p for q, p in entries), Decimal(0)) / quantity if quantity else None
-            if not mark or mark <= 0:
+            mark = average_fill_price(entries)
+            if mark is None or mark <= 0:
                 continue  # unpriced fills: nothing known to have been realized
         total += leg_pnl(LegPosition(leg.number, leg.action, entries, exits, mark)).realized
     return total
