@@ -17,6 +17,7 @@ from app.domain.expiries import ist_today
 from app.domain.premium_series import IST
 from app.extensions import db
 from app.models.execution import ExitRequest, StrategyRun
+from app.services.calendar import get_calendar
 from app.services.monitors import last_prices
 from app.services.risk.monitor import RiskMonitor
 from tests.support.exits import Driver, intents
@@ -38,8 +39,15 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch, paper_app):
-    # 11:00 IST of today's IST date: candles are made of session minutes only, whenever the suite runs.
-    session = datetime.combine(ist_today(datetime.now(UTC)), time(11, 0), IST).astimezone(UTC)
+    # 11:00 IST of the last trading day whose 11:00 has passed (candles are made of session minutes
+    # only, and a moment ahead of the wall clock would make every tick look stale), whenever the suite runs.
+    now = datetime.now(UTC)
+    day = ist_today(now)
+    with paper_app.app_context():
+        calendar = get_calendar()
+    while datetime.combine(day, time(11, 0), IST) > now or not calendar.is_trading_day(day, "NSE"):
+        day -= timedelta(days=1)
+    session = datetime.combine(day, time(11, 0), IST).astimezone(UTC)
     moved = Clock(session + timedelta(seconds=30))
     monkeypatch.setattr("app.services.risk.monitor.utcnow", moved)
     # The price cache judges a tick's age by the wall clock; the broker's ticks carry the test's hour.
