@@ -25,7 +25,8 @@ Usage: uv run python bench/execution.py [--rounds 5] [--accounts 50] [--strict] 
                                         [--postgres postgresql://postgres@127.0.0.1/algomirror_bench]
 Environment knobs for diagnosis: BENCH_TIMELINE=1 prints, per phase (BUY 0, SELL 1), when the
 intents were created, claimed (sent_at), acknowledged and filled relative to the click;
-BENCH_WORKERS (engine threads, default 64) and BENCH_POOL (database pool size, default 15).
+BENCH_WORKERS (engine threads, default: the app's EXECUTION_MAX_WORKERS) and BENCH_POOL (database
+pool size, default 15).
 Bounded: about 15 s per round. Loopback only. Uses a temporary SQLite database.
 """
 
@@ -139,7 +140,8 @@ def main() -> int:
                                      "SQLALCHEMY_DATABASE_URI": os.environ["TEST_DATABASE_URL"],
                                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": int(
                                          os.environ.get("BENCH_POOL", "15")), "max_overflow": 20},
-                                     "EXECUTION_MAX_WORKERS": int(os.environ.get("BENCH_WORKERS", "64"))})
+                                     **({"EXECUTION_MAX_WORKERS": int(os.environ["BENCH_WORKERS"])}
+                                        if os.environ.get("BENCH_WORKERS") else {})})
         with app.app_context():
             upgrade()
             user = User(username="bench", email="bench@example.com", password_hash=hash_password(PASSWORD),

@@ -41,7 +41,7 @@ from app.services.execution.engine_state import require_engine_online
 from app.services.execution.errors import ExecutionRefused
 from app.services.execution.halt import require_not_halted
 from app.services.execution.lifecycle import StaleIntent, apply, claim_many
-from app.services.execution.wakeup import EngineWaker, wake_engine
+from app.services.execution.wakeup import EngineWaker, wake_engine, wake_in_process
 from app.services.runner import Service
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class ExecutionEngine(Service):
         self.poll = float(cfg.get("EXECUTION_STATUS_POLL_SECONDS", 0.1))
         self.reads = int(cfg.get("EXECUTION_RECONCILE_READS", 3))
         self.read_interval = float(cfg.get("EXECUTION_RECONCILE_INTERVAL_SECONDS", 1.0))
-        self.pool = ThreadPoolExecutor(max_workers=int(cfg.get("EXECUTION_MAX_WORKERS", 64)),
+        self.pool = ThreadPoolExecutor(max_workers=int(cfg.get("EXECUTION_MAX_WORKERS", 128)),
                                        thread_name_prefix="execution")
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
@@ -112,6 +112,7 @@ class ExecutionEngine(Service):
         self._next_sweep = 0.0
         self._policies_since: datetime | None = None
         self._stepped: dict[int, tuple[int, Any]] = {}  # run account → ends signature when last stepped
+        self._stepped_at: dict[int, float] = {}  # run account → when last stepped (or first seen entering)
         self._waker: EngineWaker | None = None
 
     # -- the Service hooks --
@@ -248,7 +249,7 @@ class ExecutionEngine(Service):
             self._unanswered.update(row.id for row in claimed)
         for row in claimed:
             client, refused = clients.get(row.account_id, (None, HostNotAllowed("the account no longer exists")))
-            if not self._submit(f"send:{row.id}", self._send_job, row, client, refused):
+            if not self._submit(f"send:{row.id}", self._send_job, row, client, refused, wake=False):
                 with self._lock:  # no job will answer for it: _unstick reconciles it
                     self._unanswered.discard(row.id)
         return len(claimed)
@@ -349,21 +350,35 @@ class ExecutionEngine(Service):
             OrderIntent.run_account_id.in_(ids), OrderIntent.price_type == "LIMIT",
             OrderIntent.state.in_(at_broker)))) if ids else set()
         db.session.commit()
+        now = time.monotonic()
         if sweep:
             active = set(ids)
             self._stepped = {k: v for k, v in self._stepped.items() if k in active}
+            self._stepped_at = {k: v for k, v in self._stepped_at.items() if k in active}
+        # Every entry filled (the common case): rolled up here, together, instead of a step each.
+        filled = [i for i in ids if i not in resting and totals.get(i) and ends.get(i, (0, None, 1))[0] == totals[i]
+                  and not ends[i][2] and not self._busy(f"policy:{i}")]
+        rolled = policy.roll_up_filled(filled)
         for run_account_id in ids:
+            if run_account_id in rolled:
+                continue
             count, last_change, unfilled = ends.get(run_account_id, (0, None, 0))
             signature = (count, last_change) if count else None
-            if not sweep and run_account_id not in resting:
+            # The sweep steps an account not stepped for POLICY_SWEEP_SECONDS (or since it was first
+            # seen entering), not one the changes above have just stepped.
+            last_stepped = self._stepped_at.setdefault(run_account_id, now)
+            swept = sweep and now - last_stepped >= POLICY_SWEEP_SECONDS
+            if not swept and run_account_id not in resting:
                 if signature is None or self._stepped.get(run_account_id) == signature:
                     continue
                 if not unfilled and count < totals.get(run_account_id, 0):
                     continue  # filled so far, more to come: nothing for a policy or the roll-up
             # In the pool, like every broker call: a step may cancel a LIMIT or read the position book,
             # and one slow account must never hold the pass (and so every other account) up.
-            if self._submit(f"policy:{run_account_id}", policy.step_account, run_account_id) and signature:
-                self._stepped[run_account_id] = signature
+            if self._submit(f"policy:{run_account_id}", policy.step_account, run_account_id):
+                self._stepped_at[run_account_id] = now
+                if signature:
+                    self._stepped[run_account_id] = signature
 
     def _schedule_position_checks(self) -> int:
         """Compare each entered account's position book with its intents (reconciliation.position_check)
@@ -389,8 +404,10 @@ class ExecutionEngine(Service):
         with self._lock:
             return key in self._inflight
 
-    def _submit(self, key: str, job: Callable[..., None], *args: Any, keep_loaded: bool = False) -> int:
-        """Run `job(*args)` in the pool unless a job with the same key is running.
+    def _submit(self, key: str, job: Callable[..., None], *args: Any, keep_loaded: bool = False,
+                wake: bool = True) -> int:
+        """Run `job(*args)` in the pool unless a job with the same key is running; the engine is
+        woken when it ends (`wake`; a send job's answer wakes it from the recorder instead).
 
         keep_loaded: the job's session keeps its objects loaded across commits (no reload of a row
         it has just written). Only for jobs that read nothing but their own intent and account
@@ -416,14 +433,14 @@ class ExecutionEngine(Service):
             finally:
                 with self._lock:
                     self._inflight.discard(key)
-                self._wake()
+                if wake:
+                    self._wake()
 
         self.pool.submit(run)
         return 1
 
     def _wake(self) -> None:
-        with self.app.app_context():
-            wake_engine("engine job done")
+        wake_in_process(self.app)
 
     def _send_job(self, order: Any, client: Any, refused: Exception | None) -> None:
         """Place one claimed intent's order (no database here) and hand the answer to the recorder."""

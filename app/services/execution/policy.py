@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.execution_policy import (
@@ -225,6 +226,26 @@ def _request_unwind(run_account: RunAccount) -> None:
                                    run_account_id=run_account.id, purpose=Purpose.UNWIND,
                                    reason="entry failed; failure policy unwind"))
         db.session.commit()
+
+
+def roll_up_filled(run_account_ids: Collection[int]) -> set[int]:
+    """Roll up, in one transaction, those of these entering run accounts whose every entry intent
+    filled and that carry no flag: OPEN, which is what step_account decides for them (nothing
+    failed, so no policy acts; no flag, so no unwind), without a step of its own per account; then
+    their runs. Returns the ids that moved."""
+    if not run_account_ids:
+        return set()
+    entries = (OrderIntent.run_account_id == RunAccount.id, OrderIntent.purpose == Purpose.ENTRY)
+    done = (RunAccount.id.in_(list(run_account_ids)), RunAccount.status.in_(ACTIVE), RunAccount.flagged.is_(False),
+            exists().where(*entries), ~exists().where(*entries, OrderIntent.state != IntentState.FILLED.value))
+    rows = db.session.execute(select(RunAccount.id, RunAccount.run_id).where(*done)).all()
+    if rows:
+        db.session.execute(update(RunAccount).where(RunAccount.id.in_([r.id for r in rows]), *done[1:3])
+                           .values(status=RunAccountStatus.OPEN).execution_options(synchronize_session=False))
+    db.session.commit()
+    for run_id in sorted({r.run_id for r in rows}):
+        _roll_up_run(run_id)
+    return {r.id for r in rows}
 
 
 def _roll_up_account(run_account: RunAccount, intents: list[OrderIntent]) -> None:
