@@ -253,6 +253,11 @@ class Config:
     # database: the pool must cover every order of one phase at once (50 accounts x 2 legs measured
     # 0.2 s slower at 64 threads, docs/benchmarks.md). Threads start only as jobs need them.
     EXECUTION_MAX_WORKERS = 128
+    # Each account's order updates over its WebSocket (subscribe_orders): an order's first status
+    # without a status read when a report is pushed within the wait; the stream closes after the idle time.
+    EXECUTION_ORDER_UPDATES = True
+    EXECUTION_ORDER_UPDATE_WAIT_SECONDS = 0.25
+    EXECUTION_ORDER_FEED_IDLE_SECONDS = 1800.0
 
     # Rate limits (Flask-Limiter strings), DOMAIN.md security defaults.
     RATELIMIT_ENABLED = True
@@ -334,6 +339,11 @@ class Config:
             EXECUTION_STATUS_POLL_SECONDS=_env_float("EXECUTION_STATUS_POLL_SECONDS",
                                                      cls.EXECUTION_STATUS_POLL_SECONDS),
             EXECUTION_MAX_WORKERS=_env_int("EXECUTION_MAX_WORKERS", cls.EXECUTION_MAX_WORKERS),
+            EXECUTION_ORDER_UPDATES=_env_bool("EXECUTION_ORDER_UPDATES", cls.EXECUTION_ORDER_UPDATES),
+            EXECUTION_ORDER_UPDATE_WAIT_SECONDS=_env_float("EXECUTION_ORDER_UPDATE_WAIT_SECONDS",
+                                                           cls.EXECUTION_ORDER_UPDATE_WAIT_SECONDS),
+            EXECUTION_ORDER_FEED_IDLE_SECONDS=_env_float("EXECUTION_ORDER_FEED_IDLE_SECONDS",
+                                                         cls.EXECUTION_ORDER_FEED_IDLE_SECONDS),
             RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", cls.RATELIMIT_ENABLED),
             RATELIMIT_GLOBAL=_env_str("RATELIMIT_GLOBAL", cls.RATELIMIT_GLOBAL),
             RATELIMIT_AUTH=_env_str("RATELIMIT_AUTH", cls.RATELIMIT_AUTH),
@@ -355,7 +365,8 @@ class Config:
                      "BROKER_READ_TIMEOUT", "CONNECTION_MONITOR_INTERVAL", "ACCOUNT_REFRESH_INTERVAL",
                      "SERVICE_LEASE_TTL_SECONDS", "SERVICE_LEASE_RENEW_SECONDS", "SERVICE_LEASE_RETRY_SECONDS",
                      "ENGINE_POLL_SECONDS", "EXECUTION_RECONCILE_READS", "EXECUTION_RECONCILE_INTERVAL_SECONDS",
-                     "EXECUTION_STATUS_POLL_SECONDS", "EXECUTION_MAX_WORKERS"):
+                     "EXECUTION_STATUS_POLL_SECONDS", "EXECUTION_MAX_WORKERS", "EXECUTION_ORDER_UPDATE_WAIT_SECONDS",
+                     "EXECUTION_ORDER_FEED_IDLE_SECONDS"):
             if settings[name] <= 0:
                 raise ConfigError(f"{name} must be greater than 0, got {settings[name]!r}")
         if settings["SERVICE_LEASE_RENEW_SECONDS"] >= settings["SERVICE_LEASE_TTL_SECONDS"]:

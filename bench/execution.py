@@ -122,6 +122,7 @@ def main() -> int:
     os.environ.update({"TEST_DATABASE_URL": database_url, "LOG_TO_FILE": "false"})
     print(f"database: {database_url.split('://')[0]}")
     stop = threading.Event()
+    engine_thread: threading.Thread | None = None
     try:
         from flask_migrate import upgrade
         from sqlalchemy import func, select
@@ -178,7 +179,8 @@ def main() -> int:
                     engine.run_once()
                 engine.on_stop()
 
-        threading.Thread(target=engine_loop, name="bench-engine", daemon=True).start()
+        engine_thread = threading.Thread(target=engine_loop, name="bench-engine", daemon=True)
+        engine_thread.start()
 
         def engine_round() -> dict[str, float]:
             with app.app_context():
@@ -220,6 +222,13 @@ def main() -> int:
                 filled = max(r.filled_at for r in rows)
                 orders = len(rows)
                 if os.environ.get("BENCH_TIMELINE"):
+                    from collections import Counter
+
+                    from app.models.execution import OrderIntentEvent
+                    details = db.session.scalars(select(OrderIntentEvent.detail).where(
+                        OrderIntentEvent.intent_id.in_([r.id for r in rows]), OrderIntentEvent.event == "fill")).all()
+                    sources = Counter(d.rpartition("(via ")[2].rstrip(")") or "?" for d in details)
+                    print(f"    first status of the fills: {dict(sources)}")
                     for phase in (0, 1):
                         part = [r for r in rows if r.phase == phase]
                         for name in ("created_at", "sent_at", "acknowledged_at", "filled_at"):
@@ -309,6 +318,8 @@ def main() -> int:
             time.sleep(1.1)
     finally:
         stop.set()
+        if engine_thread is not None:
+            engine_thread.join(30)  # its streams close before the broker goes away
         try:
             sim.call("DELETE", "/sim/faults")
         finally:

@@ -200,10 +200,23 @@ class OpenAlgoClient:
         self.account_label = account_label
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
         self._api = new_api(api_key=api_key, host=self.host_url, timeout=timeout, ws_url=ws_url)
-        self._limits = AccountLimits.build(self.settings.pacing(), account=pacing_identity(self.host_url, api_key))
+        self.ws_url = ws_url
+        self.identity = pacing_identity(self.host_url, api_key)  # names the account (host and key), not the key
+        self._limits = AccountLimits.build(self.settings.pacing(), account=self.identity)
 
     def close(self) -> None:
         self._api.close()
+
+    def order_feed(self, on_order: Callable[[parsing.Order], None]) -> Any:
+        """A WebSocket client (app.broker.feed.FeedClient, not started) that subscribes to this
+        account's order updates and hands each to `on_order` on its own thread; None when the account
+        has no WebSocket URL."""
+        if not self.ws_url:
+            return None
+        from app.broker.feed import FeedClient
+
+        return FeedClient(self.ws_url, self._api.api_key, lambda _tick: None, name=f"orders-{self.account_label}",
+                          on_order=on_order)
 
     # --- plumbing -----------------------------------------------------------------------------
 

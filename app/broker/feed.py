@@ -1,10 +1,12 @@
-"""WebSocket market-data client for one OpenAlgo host (OPENALGO_API.md §3).
+"""WebSocket market-data (and order-update) client for one OpenAlgo host (OPENALGO_API.md §3).
 
 One ``FeedClient`` owns one socket and one thread. The thread connects, authenticates, replays every
 wanted subscription, reads frames, sends an application ping when the line is quiet, and on any
 failure reconnects with exponential backoff. Callers change what is wanted from any thread; the
 difference between "wanted" and "sent on this socket" is what goes on the wire, so a resubscription
-after a reconnect and a change made during one can never disagree. The API key is never logged.
+after a reconnect and a change made during one can never disagree. With ``on_order`` the client also
+subscribes to the account's order updates (``subscribe_orders``) on every session; ``orders_live_since``
+says since when they flow on the current socket. The API key is never logged.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 
 import websocket
 
-from app.broker.feed_frames import Instrument, Mode, Tick, parse_market_data, redact_url
+from app.broker.feed_frames import Instrument, Mode, Tick, parse_market_data, parse_order_update, redact_url
+from app.broker.parsing import Order
 
 __all__ = ["DEFAULT_BACKOFF", "AuthRefused", "FeedClient", "FeedState", "FeedStatus", "Instrument", "Mode", "Tick"]
 
@@ -96,12 +99,14 @@ class FeedClient:
                  backoff: Sequence[float] = DEFAULT_BACKOFF, connect_timeout: float = 5.0,
                  auth_timeout: float = 10.0, ping_interval: float = 20.0, idle_timeout: float = 50.0,
                  stable_after: float = 30.0, poll_interval: float = 0.25,
-                 on_state: Callable[[FeedState], None] | None = None) -> None:
+                 on_state: Callable[[FeedState], None] | None = None,
+                 on_order: Callable[[Order], None] | None = None) -> None:
         if not backoff or any(d < 0 for d in backoff):
             raise ValueError("backoff needs at least one non-negative delay")
         self._url, self._key = ws_url, api_key
         self.name = name or redact_url(ws_url)
-        self._on_tick, self._on_state = on_tick, on_state
+        self._on_tick, self._on_state, self._on_order = on_tick, on_state, on_order
+        self._orders_live_since: float | None = None  # monotonic: subscribe_orders confirmed on this socket
         self._backoff = tuple(backoff)
         self._connect_timeout, self._auth_timeout = connect_timeout, auth_timeout
         self._ping_interval, self._idle_timeout = ping_interval, idle_timeout
@@ -151,6 +156,13 @@ class FeedClient:
         """A copy of the wanted instruments and their modes."""
         with self._lock:
             return dict(self._wanted)
+
+    @property
+    def orders_live_since(self) -> float | None:
+        """When (time.monotonic) the server confirmed order updates on the current socket; None while
+        they do not flow (not asked for, not yet confirmed, or the socket is down)."""
+        with self._lock:
+            return self._orders_live_since
 
     def set_credentials(self, ws_url: str, api_key: str) -> None:
         """Use another URL/key (failover): drop the current socket and reconnect now, backoff reset."""
@@ -251,6 +263,8 @@ class FeedClient:
             self._last_error = None
             self._state = FeedState.CONNECTED
             self._sync()
+        if self._on_order is not None:
+            self._send(ws, {"action": "subscribe_orders"})
         self._notify_state(FeedState.CONNECTED)
         logger.info("feed %s: connected, %d instruments subscribed", self.name, len(self._wire))
         self._read_loop(ws)
@@ -281,18 +295,41 @@ class FeedClient:
             frame = self._recv(ws)
             if frame is None:
                 continue
-            tick = parse_market_data(frame, _utcnow())
+            kind = frame.get("type")
+            tick = parse_market_data(frame, _utcnow()) if kind == "market_data" else None
             if tick is not None:
                 try:
                     self._on_tick(tick)
                 except Exception:
                     logger.exception("feed %s: tick handler failed", self.name)
+            elif kind == "order_update":
+                self._order_update(frame)
+            elif kind == "subscribe_orders":
+                if frame.get("status") == "success":
+                    with self._lock:
+                        self._orders_live_since = time.monotonic()
+                else:
+                    logger.warning("feed %s: order updates refused: %s", self.name, frame.get("message"))
             elif frame.get("type") == "subscribe" and frame.get("status") != "success":
                 bad = [f"{s.get('exchange')}:{s.get('symbol')}" for s in frame.get("subscriptions") or []
                        if isinstance(s, Mapping) and s.get("status") != "success"]
                 logger.warning("feed %s: subscription refused for %s", self.name, ", ".join(bad) or "?")
             elif frame.get("status") == "error":
                 logger.warning("feed %s: server error %s: %s", self.name, frame.get("code"), frame.get("message"))
+
+    def _order_update(self, frame: dict[str, Any]) -> None:
+        if self._on_order is None:
+            return
+        try:
+            order = parse_order_update(frame)
+        except (ValueError, ArithmeticError, TypeError):
+            logger.warning("feed %s: ignored an unreadable order update", self.name)
+            return
+        if order is not None:
+            try:
+                self._on_order(order)
+            except Exception:
+                logger.exception("feed %s: order handler failed", self.name)
 
     def _recv(self, ws: websocket.WebSocket) -> dict[str, Any] | None:
         """The next JSON object, or None on a poll timeout or a non-JSON frame; raises when closed."""
@@ -370,6 +407,7 @@ class FeedClient:
             ws, self._ws = self._ws, None
             self._wire = {}
             self._connected_since = None
+            self._orders_live_since = None
         if ws is not None:
             try:
                 ws.close(timeout=0.5)

@@ -15,6 +15,8 @@ from enum import IntEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.broker.parsing import Order, parse_order
+
 # Both spellings of a quote field appear in the wild (OPENALGO_API.md §4); fill in whichever is missing.
 ALIASES = (("average_price", "avg_trade_price"), ("last_quantity", "last_trade_quantity"))
 
@@ -100,6 +102,13 @@ def parse_market_data(frame: Mapping[str, Any], received_at: datetime) -> Tick |
     tick_time = parse_epoch(data.get("ltt")) or parse_epoch(data.get("timestamp"))
     return Tick(Instrument.of({"exchange": exchange, "symbol": symbol}), int(mode) if str(mode).isdigit() else 1,
                 parse_price(data.get("ltp", frame.get("ltp"))), tick_time, received_at, data)
+
+
+def parse_order_update(frame: Mapping[str, Any]) -> Order | None:
+    """An ``order_update`` frame (after ``subscribe_orders``) as the order-status Order, or None."""
+    if frame.get("type") != "order_update" or not frame.get("orderid"):
+        return None
+    return parse_order(dict(frame))
 
 
 def redact_url(url: str) -> str:

@@ -108,8 +108,9 @@ def test_partial_fills_three_parts_events_in_order_and_volume_weighted_price(one
     assert [(e.event, e.to_state) for e in row.events] == [
         ("claim", "sending"), ("accepted", "accepted"), ("partial_fill", "partially_filled"),
         ("partial_fill", "partially_filled"), ("fill", "filled")]
-    assert [e.detail for e in row.events[2:]] == ["open filled 65/195", "open filled 130/195",
-                                                  "complete filled 195/195"]
+    assert [e.detail for e in row.events[2:]] == ["open filled 65/195 (via status read)",
+                                                  "open filled 130/195 (via status read)",
+                                                  "complete filled 195/195 (via status read)"]
     trades = [t for t in one["client"].tradebook() if t.order_id == row.broker_order_id]
     assert [t.quantity for t in trades] == [65, 65, 65]
     weighted = sum(t.average_price * t.quantity for t in trades) / 195

@@ -41,6 +41,7 @@ from app.services.execution.engine_state import require_engine_online
 from app.services.execution.errors import ExecutionRefused
 from app.services.execution.halt import require_not_halted
 from app.services.execution.lifecycle import StaleIntent, apply, claim_many
+from app.services.execution.order_updates import OrderUpdates
 from app.services.execution.wakeup import EngineWaker, wake_engine, wake_in_process
 from app.services.runner import Service
 
@@ -114,6 +115,11 @@ class ExecutionEngine(Service):
         self._stepped: dict[int, tuple[int, Any]] = {}  # run account → ends signature when last stepped
         self._stepped_at: dict[int, float] = {}  # run account → when last stepped (or first seen entering)
         self._waker: EngineWaker | None = None
+        # Each account's order-update stream: the first status of an order without a status read.
+        self.updates = OrderUpdates(wait_seconds=float(cfg.get("EXECUTION_ORDER_UPDATE_WAIT_SECONDS", 0.25)),
+                                    idle_seconds=float(cfg.get("EXECUTION_ORDER_FEED_IDLE_SECONDS", 1800.0))) \
+            if cfg.get("EXECUTION_ORDER_UPDATES", True) else None
+        self._next_idle_close = 0.0
 
     # -- the Service hooks --
     def on_start(self) -> None:
@@ -129,6 +135,8 @@ class ExecutionEngine(Service):
             recorder.join()  # it records every answer the jobs above left, then ends
         if self._waker is not None:
             self._waker.close()
+        if self.updates is not None:
+            self.updates.close()
 
     def run_once(self) -> str | None:
         started = time.monotonic()
@@ -184,6 +192,9 @@ class ExecutionEngine(Service):
             self._next_policies = time.monotonic() + POLICY_INTERVAL
             self._step_policies()
             self._schedule_position_checks()
+        if self.updates is not None and time.monotonic() >= self._next_idle_close:
+            self._next_idle_close = time.monotonic() + 60.0
+            self.updates.close_idle()
         db.session.commit()
         return f"sent {sent}, tracking {tracked}, reconciling {reconciling}"
 
@@ -244,6 +255,10 @@ class ExecutionEngine(Service):
             TradingAccount.id.in_(account_ids)))}
         clients = {account_id: sender.client_or_refusal(accounts.get(account_id)) for account_id in account_ids}
         db.session.commit()
+        if self.updates is not None:
+            for account_id, (client, refused) in clients.items():
+                if client is not None and refused is None:
+                    self.updates.ensure(account_id, client)
         claimed = claim_many(intent_ids, self.holder)
         with self._lock:
             self._unanswered.update(row.id for row in claimed)
@@ -445,7 +460,8 @@ class ExecutionEngine(Service):
     def _send_job(self, order: Any, client: Any, refused: Exception | None) -> None:
         """Place one claimed intent's order (no database here) and hand the answer to the recorder."""
         try:
-            outcome = sender.place(order, client, refused, self.holder, self.still_leading, read_status=True)
+            outcome = sender.place(order, client, refused, self.holder, self.still_leading, read_status=True,
+                                   updates=self.updates)
         except Exception as exc:  # the request may be out: reconcile, never resend blindly
             logger.exception("Sending intent %s failed unexpectedly", order.id)
             outcome = sender.Outcome(order.id, IntentEvent.OUTCOME_UNKNOWN, type(exc).__name__,

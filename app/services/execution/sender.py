@@ -27,6 +27,7 @@ Two guards keep one broker order from being counted twice or sent by a deposed l
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,6 +55,7 @@ from app.models.execution import OrderIntent
 from app.models.types import utcnow
 from app.services.accounts import client_for
 from app.services.execution.lifecycle import SEND_COLUMNS, StaleIntent, apply, claim
+from app.services.execution.order_updates import OrderUpdates
 from app.services.execution.reconciliation import order_owner
 from app.services.execution.tracker import apply_report
 
@@ -76,7 +78,8 @@ class Outcome:
     detail: str
     facts: dict[str, Any] = field(default_factory=dict)
     at: datetime | None = None
-    first_status: parsing.Order | None = None  # ACCEPTED: the order's status read right after
+    first_status: parsing.Order | None = None  # ACCEPTED: the order's status right after
+    first_status_via: str = ""  # where it came from: "order update" (pushed) or "status read"
 
 
 def send(intent_id: int, holder: str, still_leading: Callable[[], bool] | None = None, *,
@@ -117,11 +120,14 @@ def client_or_refusal(account: TradingAccount | None) -> tuple[OpenAlgoClient | 
 
 
 def place(order: Any, client: OpenAlgoClient | None, refused: Exception | None, holder: str,
-          still_leading: Callable[[], bool] | None = None, *, read_status: bool = False) -> Outcome:
+          still_leading: Callable[[], bool] | None = None, *, read_status: bool = False,
+          updates: OrderUpdates | None = None) -> Outcome:
     """Place one claimed intent's order (`order`: a row of lifecycle.SEND_COLUMNS) and say what
     happened; no database access, no transaction open. `refused` (from client_or_refusal) sends
-    nothing."""
+    nothing. With `read_status`, the order's first status comes from the account's order-update
+    stream (`updates`) when it pushes one in time, else from a status read."""
     intent_id = order.id
+    placed_at = time.monotonic()
     try:
         if refused is not None or client is None:
             raise refused or HostNotAllowed("the account no longer exists")
@@ -154,14 +160,18 @@ def place(order: Any, client: OpenAlgoClient | None, refused: Exception | None, 
     # A MARKET order has mostly filled by the time its acknowledgement arrives: read its status
     # now and record both in one transaction (one write instead of two on the busiest path). A
     # crash before that commit leaves the intent SENDING, which recovery reconciles (invariant 8).
-    first_status = None
-    if read_status:
+    first_status, via = None, ""
+    if read_status and updates is not None:
+        first_status = updates.first_status(order.account_id, order_ids[0], placed_at=placed_at,
+                                            final_only=order.price_type == "MARKET")
+        via = "order update" if first_status is not None else ""
+    if read_status and first_status is None:
         try:
-            first_status = client.order_status(order_ids[0])
+            first_status, via = client.order_status(order_ids[0]), "status read"
         except Exception as exc:
             logger.info("First status of intent %s not read: %s", intent_id, exc)
     return Outcome(intent_id, IntentEvent.ACCEPTED, f"order id {order_ids[0]}", {"broker_order_id": order_ids[0]},
-                   at=acknowledged, first_status=first_status)
+                   at=acknowledged, first_status=first_status, first_status_via=via)
 
 
 def record(outcome: Outcome, intent: OrderIntent | None = None) -> IntentState | None:
@@ -173,7 +183,7 @@ def record(outcome: Outcome, intent: OrderIntent | None = None) -> IntentState |
         return None
     if outcome.event is IntentEvent.ACCEPTED:
         return record_accepted(intent, outcome.facts["broker_order_id"], at=outcome.at,
-                               first_status=outcome.first_status)
+                               first_status=outcome.first_status, via=outcome.first_status_via)
     return _apply(intent, outcome.event, outcome.detail, at=outcome.at, **outcome.facts)
 
 
@@ -195,7 +205,7 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
                 raise LookupError(f"intent {outcome.intent_id} is gone")
             if outcome.event is IntentEvent.ACCEPTED:
                 states[intent.id] = _accepted_in_transaction(intent, outcome.facts["broker_order_id"], outcome.at,
-                                                             outcome.first_status)
+                                                             outcome.first_status, via=outcome.first_status_via)
             else:
                 states[intent.id] = apply(intent, outcome.event, detail=outcome.detail, at=outcome.at, commit=False,
                                           **outcome.facts)
@@ -216,7 +226,8 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
 
 
 def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: datetime | None,
-                             first_status: parsing.Order | None, *, check_owner: bool = True) -> IntentState:
+                             first_status: parsing.Order | None, *, check_owner: bool = True,
+                             via: str = "") -> IntentState:
     """ACCEPTED (+ the first status) inside the caller's transaction; raises on anything unusual
     (an order id linked to another intent, a moved intent, an unreadable status)."""
     if check_owner and order_owner(intent.account_id, broker_order_id, except_intent=intent.id) is not None:
@@ -224,12 +235,12 @@ def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: date
     state = apply(intent, IntentEvent.ACCEPTED, detail=f"order id {broker_order_id}", at=at, commit=False,
                   broker_order_id=broker_order_id)
     if first_status is not None:
-        state = apply_report(intent, first_status, commit=False)
+        state = apply_report(intent, first_status, commit=False, via=via)
     return state
 
 
 def record_accepted(intent: OrderIntent, broker_order_id: str, *, at: datetime | None = None,
-                    first_status: parsing.Order | None = None) -> IntentState | None:
+                    first_status: parsing.Order | None = None, via: str = "") -> IntentState | None:
     """Apply a SENDING intent's acknowledgement in a transaction of its own: ACCEPTED with the
     broker's order id (at `at`, when the answer came), unless that id is already linked to another
     intent of the account, in which case the intent becomes UNKNOWN, flagged with a note naming the
@@ -242,7 +253,7 @@ def record_accepted(intent: OrderIntent, broker_order_id: str, *, at: datetime |
         logger.warning("Intent %s: %s", intent.id, note)
         return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, note, note=note[:500], flagged=True)
     try:
-        state = _accepted_in_transaction(intent, broker_order_id, at, first_status, check_owner=False)
+        state = _accepted_in_transaction(intent, broker_order_id, at, first_status, check_owner=False, via=via)
         db.session.commit()
         return state
     except StaleIntent:

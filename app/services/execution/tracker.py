@@ -22,13 +22,14 @@ from app.services.execution.lifecycle import StaleIntent, apply
 logger = logging.getLogger(__name__)
 
 
-def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = True) -> IntentState:
+def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = True, via: str = "") -> IntentState:
     """Apply what the broker reports about the intent's order; returns the intent's state after it.
 
     A report may need two events (e.g. an order that filled partly and then was cancelled is first
     recorded as PARTIAL_FILL, then CANCEL): events are applied until the report adds nothing.
     commit=False leaves the transaction to the caller (the sender commits the acknowledgement and
-    the first status in one).
+    the first status in one). `via` names the report's source in the event's detail ("order
+    update": pushed on the account's stream; "status read").
     """
     for _ in range(3):
         filled = order.filled_quantity
@@ -51,6 +52,8 @@ def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = Tr
         detail = f"{order.status} filled {filled}/{order.quantity}"
         if order.rejection_reason:
             detail += f": {order.rejection_reason}"
+        if via:
+            detail += f" (via {via})"
         apply(intent, event, detail=detail, commit=commit, **facts)
     return IntentState(intent.state)
 
@@ -76,7 +79,7 @@ def track(intent_id: int) -> IntentState | None:
         logger.info("Order status of intent %s not read: %s", intent_id, exc)
         return IntentState(intent.state)
     try:
-        return apply_report(intent, order)
+        return apply_report(intent, order, via="status read")
     except StaleIntent:
         db.session.rollback()
         return None

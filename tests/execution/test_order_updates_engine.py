@@ -1,0 +1,68 @@
+"""The engine takes an order's first status from the account's order-update stream (subscribe_orders
+over the paper broker's WebSocket) instead of a status read, and falls back to the read when no
+report comes: over real HTTP and WebSocket, no mocks of the broker."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import TradingAccount
+from app.models.execution import OrderIntentEvent
+from app.services.accounts import client_for
+from app.services.execution.engine import ExecutionEngine
+from tests import helpers
+from tests.support.execution import CE, PE, Leg, broker_net, drive, intents, make_run, recorded_net, run_done
+
+
+def _fill_details(run_id: int) -> list[str]:
+    ids = [i.id for i in intents(run_id)]
+    return list(db.session.scalars(select(OrderIntentEvent.detail).where(
+        OrderIntentEvent.intent_id.in_(ids), OrderIntentEvent.event == "fill").order_by(OrderIntentEvent.intent_id)))
+
+
+def _with_stream(one, broker, engine: ExecutionEngine) -> None:
+    account = db.session.get(TradingAccount, one["account"])
+    account.websocket_url = broker.ws_url
+    db.session.commit()
+    assert engine.updates is not None
+    engine.updates.ensure(account.id, client_for(account))
+    helpers.wait_until(lambda: engine.updates.live_since(account.id), message="order updates confirmed")
+
+
+def _entered_and_books_match(one, run_id: int) -> None:
+    assert [(r.action, r.state) for r in intents(run_id)] == [("BUY", "filled"), ("SELL", "filled")]
+    for symbol in (CE, PE):
+        assert broker_net(one["client"], symbol) == recorded_net(run_id, one["account"], symbol)
+
+
+def test_first_status_comes_from_the_order_update_stream(one, broker):
+    _with_stream(one, broker, one["engine"])
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
+    drive(one["engine"], run_done(run_id))
+    _entered_and_books_match(one, run_id)
+    details = _fill_details(run_id)
+    assert len(details) == 2 and all(d.endswith("(via order update)") for d in details), details
+
+
+def test_fills_are_recorded_from_the_stream_while_status_reads_fail(one, sim, broker):
+    _with_stream(one, broker, one["engine"])
+    sim.set_faults(one["key"], error_rate=1.0, routes=["orderstatus"])
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
+    drive(one["engine"], run_done(run_id))
+    sim.call("DELETE", "/sim/faults")
+    _entered_and_books_match(one, run_id)
+
+
+def test_without_a_stream_the_first_status_is_read(one):
+    # The account has no WebSocket URL: no stream, the status is read as before.
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
+    drive(one["engine"], run_done(run_id))
+    _entered_and_books_match(one, run_id)
+    details = _fill_details(run_id)
+    assert len(details) == 2 and all(d.endswith("(via status read)") for d in details), details
+
+
+def test_order_updates_switched_off_read_the_status(app_factory, one, broker):
+    app = app_factory(EXECUTION_ORDER_UPDATES=False)
+    assert ExecutionEngine(app, holder="off").updates is None
