@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from app.broker.client import OpenAlgoClient
-from app.domain.order_lifecycle import IntentState
+from app.domain.order_lifecycle import IntentEvent, IntentState
 from app.extensions import db
 from app.models.execution import OrderIntent
 from app.services.execution import reconciliation, sender
@@ -139,3 +139,28 @@ def test_send_still_leading_default_sends_once(setup):
     assert _state(sender.send(row.id, "leader", still_leading=lambda: True)) in ("accepted", "filled")
     (row,) = intents(run_id)
     assert [o.order_id for o in setup["client"].orderbook()] == [row.broker_order_id]
+
+
+def test_batch_of_acknowledgements_never_links_one_order_to_two_intents(setup):
+    # The recorder's batch (record_many) checks every order id in one query: an id already linked
+    # to another intent, or twice in the batch, is recorded alone and goes unknown, flagged.
+    run_id, (first, second) = _two_equal_children(setup)
+    first_id, second_id = first.id, second.id
+    assert claim(first, "h") and claim(second, "h")
+    order = _place(setup)
+    accepted = [sender.Outcome(i, IntentEvent.ACCEPTED, f"order id {order}", {"broker_order_id": order})
+                for i in (first_id, second_id)]
+    states = sender.record_many(accepted)
+    assert {i: _state(s) for i, s in states.items()} == {first_id: "accepted", second_id: "unknown"}
+    assert (_row(first_id).broker_order_id, _row(second_id).broker_order_id) == (order, None)
+    assert _row(second_id).flagged and f"already linked to intent {first_id}" in _row(second_id).note
+
+    # Already linked in the database: a later batch acknowledging the same id again changes nothing linked.
+    third = _place(setup)
+    apply(_row(second_id), "adopt", detail="adopted", broker_order_id=third)
+    run2 = make_run(setup["user"].id, [setup["account"]], [Leg(CE, "BUY")], key="run-2")
+    (other,) = intents(run2)
+    assert claim(other, "h")
+    states = sender.record_many([sender.Outcome(other.id, IntentEvent.ACCEPTED, "x", {"broker_order_id": third})])
+    assert _state(states[other.id]) == "unknown" and _row(other.id).broker_order_id is None
+    assert [r.broker_order_id for r in intents(run_id)] == [order, third]

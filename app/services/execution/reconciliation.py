@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -107,6 +108,21 @@ def order_owner(account_id: int, broker_order_id: str, *, except_intent: int) ->
     return db.session.scalar(select(OrderIntent.id).where(
         OrderIntent.account_id == account_id, OrderIntent.id != except_intent,
         OrderIntent.broker_order_id == str(broker_order_id)).order_by(OrderIntent.id).limit(1))
+
+
+def linked_orders(pairs: Collection[tuple[int, str]]) -> dict[tuple[int, str], set[int]]:
+    """For (account id, broker order id) pairs: the intents already linked to each (one query;
+    `order_owner` for many acknowledgements at once)."""
+    if not pairs:
+        return {}
+    accounts = {a for a, _ in pairs}
+    order_ids = {str(o) for _, o in pairs}
+    linked: dict[tuple[int, str], set[int]] = {}
+    for intent_id, account_id, order_id in db.session.execute(select(
+            OrderIntent.id, OrderIntent.account_id, OrderIntent.broker_order_id).where(
+            OrderIntent.account_id.in_(accounts), OrderIntent.broker_order_id.in_(order_ids))):
+        linked.setdefault((account_id, str(order_id)), set()).add(intent_id)
+    return linked
 
 
 def sending_siblings(intent: OrderIntent) -> list[int]:

@@ -56,7 +56,7 @@ from app.models.types import utcnow
 from app.services.accounts import client_for
 from app.services.execution.lifecycle import SEND_COLUMNS, StaleIntent, apply, claim
 from app.services.execution.order_updates import OrderUpdates
-from app.services.execution.reconciliation import order_owner
+from app.services.execution.reconciliation import linked_orders, order_owner
 from app.services.execution.tracker import apply_report
 
 logger = logging.getLogger(__name__)
@@ -199,11 +199,21 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
     states: dict[int, IntentState | None] = {}
     try:
         intents = {i.id: i for i in db.session.scalars(select(OrderIntent).where(OrderIntent.id.in_(ids)))}
+        # Every acknowledged order id of the batch checked in one query: linked to another intent
+        # already (or twice in this batch) is unusual, and recorded alone below (record_accepted).
+        acked = {o.intent_id: (intents[o.intent_id].account_id, str(o.facts["broker_order_id"]))
+                 for o in outcomes if o.event is IntentEvent.ACCEPTED and o.intent_id in intents}
+        linked = linked_orders(set(acked.values()))
+        taken: set[tuple[int, str]] = set()
         for outcome in outcomes:
             intent = intents.get(outcome.intent_id)
             if intent is None:
                 raise LookupError(f"intent {outcome.intent_id} is gone")
             if outcome.event is IntentEvent.ACCEPTED:
+                pair = acked[intent.id]
+                if linked.get(pair, set()) - {intent.id} or pair in taken:
+                    raise ValueError(f"broker order {pair[1]} is already linked to another intent")
+                taken.add(pair)
                 states[intent.id] = _accepted_in_transaction(intent, outcome.facts["broker_order_id"], outcome.at,
                                                              outcome.first_status, via=outcome.first_status_via)
             else:
@@ -226,12 +236,10 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
 
 
 def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: datetime | None,
-                             first_status: parsing.Order | None, *, check_owner: bool = True,
-                             via: str = "") -> IntentState:
+                             first_status: parsing.Order | None, *, via: str = "") -> IntentState:
     """ACCEPTED (+ the first status) inside the caller's transaction; raises on anything unusual
-    (an order id linked to another intent, a moved intent, an unreadable status)."""
-    if check_owner and order_owner(intent.account_id, broker_order_id, except_intent=intent.id) is not None:
-        raise ValueError(f"broker order {broker_order_id} is already linked to another intent")
+    (a moved intent, an unreadable status). The caller has checked that no other intent holds the
+    order id (record_many for its batch, record_accepted for one)."""
     state = apply(intent, IntentEvent.ACCEPTED, detail=f"order id {broker_order_id}", at=at, commit=False,
                   broker_order_id=broker_order_id)
     if first_status is not None:
@@ -253,7 +261,7 @@ def record_accepted(intent: OrderIntent, broker_order_id: str, *, at: datetime |
         logger.warning("Intent %s: %s", intent.id, note)
         return _apply(intent, IntentEvent.OUTCOME_UNKNOWN, note, note=note[:500], flagged=True)
     try:
-        state = _accepted_in_transaction(intent, broker_order_id, at, first_status, check_owner=False, via=via)
+        state = _accepted_in_transaction(intent, broker_order_id, at, first_status, via=via)
         db.session.commit()
         return state
     except StaleIntent:
