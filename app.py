@@ -4,8 +4,10 @@ import logging
 import os
 
 from app import create_app
+from app.gc_tuning import settle_heap
 
 application = create_app()
+settle_heap()  # once per process, after start-up (app/gc_tuning.py)
 
 if __name__ == "__main__":
     host = os.environ.get("HOST", "127.0.0.1")

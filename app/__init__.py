@@ -215,7 +215,10 @@ _ASSET_VERSIONS: dict[tuple[str, int, int], str] = {}
 def __getattr__(name: str) -> Any:
     # PEP 562: `gunicorn app:app` imports this package and asks for `app`.
     if name == "app":
+        from app.gc_tuning import settle_heap
+
         application = create_app()
         globals()["app"] = application
+        settle_heap()  # once per worker process, after start-up (app/gc_tuning.py)
         return application
     raise AttributeError(name)

@@ -28,10 +28,14 @@ logger = logging.getLogger(__name__)
 @with_appcontext
 def services_command(ttl: float | None, renew_interval: float | None, retry_interval: float | None) -> None:
     """Run the background services until SIGINT or SIGTERM."""
+    from app.broker.sdk import api_class
+    from app.gc_tuning import settle_heap
     from app.services.runner import registered_services, run_until
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stop = threading.Event()
+    api_class()  # every service talks to brokers: load the SDK now, so that it is settled with the rest
+    settle_heap()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("Signal %s received; stopping the services", signal.Signals(signum).name)

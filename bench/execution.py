@@ -171,6 +171,9 @@ def main() -> int:
         assert web.get(f"/api/strategies/{strategy_id}/preview").get_json()["status"] == "ok"  # warms the caches
 
         engine = ExecutionEngine(app)
+        if not os.environ.get("BENCH_NO_SETTLE"):
+            from app.gc_tuning import settle_heap
+            settle_heap()  # as the services process does once it is up (app/gc_tuning.py)
 
         def engine_loop() -> None:
             with app.app_context():

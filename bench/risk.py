@@ -315,6 +315,9 @@ def main() -> int:
 
         engine = ExecutionEngine(app)
         monitor = RiskMonitor(app)
+        if not os.environ.get("BENCH_NO_SETTLE"):
+            from app.gc_tuning import settle_heap
+            settle_heap()  # as the services process does once it is up (app/gc_tuning.py)
         engine_loop, monitor_loop = Loop(app, engine, stop), Loop(app, monitor, stop)
         engine_loop.start("bench-engine")
         refresh_cpu = [0.0]
