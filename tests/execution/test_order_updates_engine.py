@@ -30,37 +30,39 @@ def _with_stream(one, broker, engine: ExecutionEngine) -> None:
     helpers.wait_until(lambda: engine.updates.live_since(account.id), message="order updates confirmed")
 
 
-def _entered_and_books_match(one, run_id: int) -> None:
+def _enter_hedged_pair(one) -> list[str]:
+    """A BUY and a SELL entered on the account by the engine; both filled, the books agree.
+    Returns the fill events' details (each names where its status came from)."""
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
+    drive(one["engine"], run_done(run_id))
     assert [(r.action, r.state) for r in intents(run_id)] == [("BUY", "filled"), ("SELL", "filled")]
     for symbol in (CE, PE):
         assert broker_net(one["client"], symbol) == recorded_net(run_id, one["account"], symbol)
+    details = _fill_details(run_id)
+    assert len(details) == 2, details
+    return details
 
 
 def test_first_status_comes_from_the_order_update_stream(one, broker):
     _with_stream(one, broker, one["engine"])
-    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
-    drive(one["engine"], run_done(run_id))
-    _entered_and_books_match(one, run_id)
-    details = _fill_details(run_id)
-    assert len(details) == 2 and all(d.endswith("(via order update)") for d in details), details
+    details = _enter_hedged_pair(one)
+    assert all(d.endswith("(via order update)") for d in details), details
 
 
 def test_fills_are_recorded_from_the_stream_while_status_reads_fail(one, sim, broker):
     _with_stream(one, broker, one["engine"])
     sim.set_faults(one["key"], error_rate=1.0, routes=["orderstatus"])
-    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
-    drive(one["engine"], run_done(run_id))
-    sim.call("DELETE", "/sim/faults")
-    _entered_and_books_match(one, run_id)
+    try:
+        details = _enter_hedged_pair(one)
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    assert all(d.endswith("(via order update)") for d in details), details
 
 
 def test_without_a_stream_the_first_status_is_read(one):
     # The account has no WebSocket URL: no stream, the status is read as before.
-    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
-    drive(one["engine"], run_done(run_id))
-    _entered_and_books_match(one, run_id)
-    details = _fill_details(run_id)
-    assert len(details) == 2 and all(d.endswith("(via status read)") for d in details), details
+    details = _enter_hedged_pair(one)
+    assert all(d.endswith("(via status read)") for d in details), details
 
 
 def test_order_updates_switched_off_read_the_status(app_factory, one, broker):
