@@ -296,7 +296,8 @@ def step(request: ExitRequest) -> bool:
     if rounds >= MAX_CLOSE_ROUNDS:
         return _fail(request, run, accounts, legs, held)
     closes, unclosable = _closes(accounts, legs)
-    created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id)
+    # The close intents and the request's report in one transaction (every path below commits).
+    created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id, commit=False)
     report = _report(request)
     now = utcnow()
     if created:  # only a pass that wrote close intents is a round (a book not read is no round)
