@@ -135,7 +135,8 @@ def retry_account(run_id: int, run_account_id: int):
     if not ActionForm().validate_on_submit():
         flash(EXPIRED, "error")
         return _back_to(run.id)
-    request_retry = _retry_entry_point()
+    from app.services.execution.policy import request_retry
+
     try:
         created = request_retry(current_user, row.id)
     except LookupError:
@@ -150,20 +151,6 @@ def retry_account(run_id: int, run_account_id: int):
         return _back_to(run.id)
     flash(f"Retry of the failed legs on {row.account_name} requested.", "success")
     return _back_to(run.id)
-
-
-def _retry_entry_point():
-    """request_retry from the engine engineer's engine.py or policy.py (whichever has it)."""
-    import importlib
-
-    for name in ("app.services.execution.engine", "app.services.execution.policy"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, "request_retry"):
-            return module.request_retry
-    abort(503, description="Retry is not available yet: the engine's retry entry point is missing.")
 
 
 @bp.route("/kill-switch", methods=["GET", "POST"])

@@ -10,8 +10,8 @@ from app.domain.order_lifecycle import IntentState
 from app.extensions import db
 from app.models.execution import ExitRequest, RunAccount, StrategyRun
 from app.services.execution import sender, tracker
-from app.services.execution.engine import request_retry
 from app.services.execution.held import held_by_leg
+from app.services.execution.policy import request_retry
 from tests.helpers import make_user, wait_until
 from tests.support.execution import (
     CE,

@@ -37,12 +37,9 @@ from app.models import TradingAccount
 from app.models.execution import OrderIntent, Purpose, RunAccount, RunAccountStatus, RunStatus, StrategyRun
 from app.models.types import utcnow
 from app.services.execution import policy, reconciliation, sender, tracker
-from app.services.execution.engine_state import require_engine_online
-from app.services.execution.errors import ExecutionRefused
-from app.services.execution.halt import require_not_halted
 from app.services.execution.lifecycle import StaleIntent, apply, claim_many
 from app.services.execution.order_updates import OrderUpdates
-from app.services.execution.wakeup import EngineWaker, wake_engine, wake_in_process
+from app.services.execution.wakeup import EngineWaker, wake_in_process
 from app.services.runner import Service
 
 logger = logging.getLogger(__name__)
@@ -229,7 +226,7 @@ class ExecutionEngine(Service):
             phase = ready_phase(views)
             if phase is None:
                 continue
-            superseded = policy_superseded(intents)
+            superseded = policy.superseded_ids(intents)
             for intent in intents:
                 if intent.state == IntentState.PLANNED.value and intent.phase == phase and intent.id not in superseded:
                     ready.append(intent.id)
@@ -562,49 +559,3 @@ def _position_check_job(run_account_id: int) -> None:
     row = db.session.get(RunAccount, run_account_id)
     if row is not None and row.position_check is None:
         reconciliation.position_check(row)
-
-
-def policy_superseded(intents: list[Any]) -> set[int]:
-    return {i.replaces_intent_id for i in intents if i.replaces_intent_id is not None}
-
-
-def request_retry(user: Any, run_account_id: int) -> list[int]:
-    """Re-plan the failed entry legs of one of the user's run accounts as new attempts; wake the engine.
-
-    Raises:
-        LookupError: no such run account for this user (answer 404).
-    Returns:
-        The ids of the new intents.
-    """
-    row = db.session.scalar(select(RunAccount).join(StrategyRun).where(
-        RunAccount.id == run_account_id, StrategyRun.user_id == user.id))
-    if row is None:
-        raise LookupError("run account not found")
-    # A retry is a new entry: the same gates as Execute, and never on a run being (or already) closed.
-    require_engine_online()
-    require_not_halted()
-    if row.run.status in (RunStatus.CLOSING, RunStatus.CLOSED) or policy.closing_requested(row):
-        raise ExecutionRefused("This run is being closed (or was): its failed legs are not sent again.")
-    if row.status not in (RunAccountStatus.PARTIAL, RunAccountStatus.FAILED):
-        return []
-    intents = policy.entry_intents(row.id)
-    superseded = policy_superseded(intents)
-    created = []
-    for intent in intents:
-        if intent.id in superseded:
-            continue
-        state = IntentState(intent.state)
-        if state in (IntentState.REJECTED, IntentState.NOT_PLACED) or (
-                state is IntentState.CANCELLED and intent.filled_quantity < intent.quantity):
-            new = policy.new_attempt(intent, quantity=intent.quantity - intent.filled_quantity,
-                                     note=f"retry requested by {user.username}")
-            if new is not None:
-                created.append(new.id)
-    if created:
-        row = db.session.get(RunAccount, run_account_id)
-        assert row is not None
-        row.status = RunAccountStatus.ENTERING
-        row.run.status = RunStatus.ENTERING
-        db.session.commit()
-        wake_engine("entry retry")
-    return created

@@ -1,4 +1,5 @@
-"""Entry policies of a run account, applied by the engine on every pass (idempotent).
+"""Entry policies of a run account, applied by the engine on every pass (idempotent), and the
+user's retry of an account's failed legs (request_retry).
 
 - LIMIT timeout: an accepted LIMIT entry older than run.limit_timeout_seconds is cancelled; with
   limit_fallback "market" the unfilled rest goes again as a MARKET intent (attempt + 1).
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -41,8 +43,12 @@ from app.models.execution import (
 from app.models.types import utcnow
 from app.services import audit
 from app.services.execution import tracker
+from app.services.execution.engine_state import require_engine_online
+from app.services.execution.errors import ExecutionRefused
+from app.services.execution.halt import require_not_halted
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.planner import entry_intent_key
+from app.services.execution.wakeup import wake_engine
 
 logger = logging.getLogger(__name__)
 
@@ -290,3 +296,50 @@ def _roll_up_run(run_id: int) -> None:
                  user=db.session.get(User, run.user_id), success=bool(entered),
                  details={"run_id": run.id, "accounts": {a.account_name: a.status for a in accounts}}, commit=False)
     db.session.commit()
+
+
+def superseded_ids(intents: Sequence[Any]) -> set[int]:
+    """The intents that a later attempt replaces (their `replaces_intent_id`)."""
+    return {i.replaces_intent_id for i in intents if i.replaces_intent_id is not None}
+
+
+def request_retry(user: Any, run_account_id: int) -> list[int]:
+    """Re-plan the failed entry legs of one of the user's run accounts as new attempts; wake the engine.
+
+    Raises:
+        LookupError: no such run account for this user (answer 404).
+    Returns:
+        The ids of the new intents.
+    """
+    row = db.session.scalar(select(RunAccount).join(StrategyRun).where(
+        RunAccount.id == run_account_id, StrategyRun.user_id == user.id))
+    if row is None:
+        raise LookupError("run account not found")
+    # A retry is a new entry: the same gates as Execute, and never on a run being (or already) closed.
+    require_engine_online()
+    require_not_halted()
+    if row.run.status in (RunStatus.CLOSING, RunStatus.CLOSED) or closing_requested(row):
+        raise ExecutionRefused("This run is being closed (or was): its failed legs are not sent again.")
+    if row.status not in (RunAccountStatus.PARTIAL, RunAccountStatus.FAILED):
+        return []
+    intents = entry_intents(row.id)
+    superseded = superseded_ids(intents)
+    created = []
+    for intent in intents:
+        if intent.id in superseded:
+            continue
+        state = IntentState(intent.state)
+        if state in (IntentState.REJECTED, IntentState.NOT_PLACED) or (
+                state is IntentState.CANCELLED and intent.filled_quantity < intent.quantity):
+            new = new_attempt(intent, quantity=intent.quantity - intent.filled_quantity,
+                              note=f"retry requested by {user.username}")
+            if new is not None:
+                created.append(new.id)
+    if created:
+        row = db.session.get(RunAccount, run_account_id)
+        assert row is not None
+        row.status = RunAccountStatus.ENTERING
+        row.run.status = RunStatus.ENTERING
+        db.session.commit()
+        wake_engine("entry retry")
+    return created
