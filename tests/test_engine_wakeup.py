@@ -281,3 +281,33 @@ def test_waker_with_redis_down_polls_and_still_wakes_in_process(on_sqlite, app_f
             "Order engine wake-up (redis) unavailable; polling every 0.05 s until it is back"]
     finally:
         waker.close()
+
+
+def _own_job_wakes_listening_leader(app) -> None:
+    """An engine job that ends wakes the same process's leader while it waits on LISTEN / pub-sub
+    (it blocks in select() there, not on the in-process event)."""
+    from app.services.execution.engine import ExecutionEngine
+
+    engine = ExecutionEngine(app, holder="wake-test")
+    waker = EngineWaker.for_app(app)
+    try:
+        assert waker.listening
+        thread, result = _wait_in_thread(waker, LONG_TIMEOUT)
+        time.sleep(0.5)  # let the waiter block in its select (an earlier wake would only pass sooner)
+        engine._wake()
+        thread.join(LONG_TIMEOUT + 5)
+        assert result["woke"] is True
+        assert result["elapsed"] < QUICK
+    finally:
+        waker.close()
+        engine.on_stop()
+
+
+def test_engine_job_done_wakes_its_own_leader_listening_on_postgresql(on_postgres, app_factory):
+    _own_job_wakes_listening_leader(app_factory())
+
+
+@pytest.mark.redis
+def test_engine_job_done_wakes_its_own_leader_listening_on_redis(on_sqlite, app_factory, redis_url):
+    _own_job_wakes_listening_leader(app_factory(REDIS_URL=redis_url,
+                                                ENGINE_CHANNEL_PREFIX=f"algomirror-test-{uuid.uuid4().hex}"))

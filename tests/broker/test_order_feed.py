@@ -110,10 +110,11 @@ class Account:
         return self.stream
 
 
-def _order(status: str, filled: int = 0, order_id: str = "A1") -> parsing.Order:
+def _order(status: str, filled: int = 0, order_id: str = "A1", average: str | None = None) -> parsing.Order:
+    price = Decimal(average) if average is not None else (Decimal("801.25") if filled else Decimal(0))
     return parsing.Order(order_id=order_id, symbol="SBIN", exchange="NSE", action="BUY", quantity=10,
                          price=Decimal(0), trigger_price=Decimal(0), price_type="MARKET", product="MIS",
-                         status=status, timestamp="", filled_quantity=filled, average_price=Decimal(0))
+                         status=status, timestamp="", filled_quantity=filled, average_price=price)
 
 
 def test_store_returns_a_final_report_pushed_before_the_wait_and_keeps_it_over_a_later_open_one():
@@ -174,9 +175,41 @@ def test_store_restarts_a_stream_whose_credentials_changed_and_closes_idle_ones(
     assert updates.first_status(7, "A1", placed_at=5.0, final_only=True).status == "complete"
     second = Stream(live_since=3.0)
     updates.ensure(7, Account(second, identity="key-2"))
-    assert first.closed and second.started
-    # The old key's reports are gone: another key may be another broker account with the same ids.
+    assert second.started
+    helpers.wait_until(lambda: first.closed, message="the old stream closed")
+    # The old key's reports are gone (another key may be another broker account with the same
+    # ids), and a frame the old stream still delivers is dropped.
+    assert updates.first_status(7, "A1", placed_at=5.0, final_only=False) is None
+    first_account.on_order(_order("complete", 10))
     assert updates.first_status(7, "A1", placed_at=5.0, final_only=False) is None
     now[0] += 61.0
-    assert updates.close_idle() == 1 and second.closed
+    assert updates.close_idle() == 1
+    helpers.wait_until(lambda: second.closed, message="the idle stream closed")
     assert updates.live_since(7) is None
+
+
+def test_store_ignores_a_report_older_than_the_request_and_an_unpriced_complete():
+    updates = OrderUpdates(wait_seconds=0.05)
+    account = Account(Stream(live_since=1.0))
+    updates.ensure(7, account)
+    account.on_order(_order("complete", 10))  # stored now, before the request below went out
+    assert updates.first_status(7, "A1", placed_at=time.monotonic() + 1.0, final_only=True) is None
+    # "complete" without a price, or without its whole quantity, is no final report: the status is read.
+    account.on_order(_order("complete", 10, order_id="B2", average="0"))
+    account.on_order(_order("complete", 4, order_id="C3"))
+    assert updates.first_status(7, "B2", placed_at=2.0, final_only=True) is None
+    assert updates.first_status(7, "C3", placed_at=2.0, final_only=True) is None
+    account.on_order(_order("rejected", order_id="D4"))
+    assert updates.first_status(7, "D4", placed_at=2.0, final_only=True).status == "rejected"
+
+
+def test_store_forget_closes_the_stream_and_drops_its_reports():
+    updates = OrderUpdates(wait_seconds=0.05)
+    stream = Stream(live_since=1.0)
+    account = Account(stream)
+    updates.ensure(7, account)
+    account.on_order(_order("complete", 10))
+    updates.forget(7)
+    helpers.wait_until(lambda: stream.closed, message="the stream closed")
+    assert updates.live_since(7) is None
+    assert updates.first_status(7, "A1", placed_at=2.0, final_only=False) is None

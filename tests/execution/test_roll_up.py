@@ -52,3 +52,17 @@ def test_flagged_filled_account_with_unwind_policy_is_unwound_not_rolled_up_open
     # The policy step decided (unwind policy, flagged account), not the bulk roll-up.
     unwind = db.session.scalars(select(ExitRequest).where(ExitRequest.run_account_id == ra.id)).all()
     assert [u.purpose for u in unwind] == ["unwind"]
+
+
+def test_a_run_left_entering_after_its_accounts_rolled_up_is_rolled_up_by_the_sweep(one):
+    # As if the run's roll-up failed after its accounts' commit: every account open, the run entering.
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY")])
+    for ra in db.session.get(StrategyRun, run_id).accounts:
+        ra.status = "open"
+    db.session.commit()
+    assert db.session.get(StrategyRun, run_id).status == "entering"
+    drive(one["engine"], run_done(run_id))  # the first pass of an engine is a sweep
+    run = db.session.get(StrategyRun, run_id)
+    assert run.status == "open" and run.entered_at is not None
+    assert _entered_audits(run_id) == 1
+    assert policy.roll_up_entered_runs() == 0  # nothing left to look at

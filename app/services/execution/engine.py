@@ -39,7 +39,7 @@ from app.models.types import utcnow
 from app.services.execution import policy, reconciliation, sender, tracker
 from app.services.execution.lifecycle import StaleIntent, apply, claim_many
 from app.services.execution.order_updates import OrderUpdates
-from app.services.execution.wakeup import EngineWaker, wake_in_process
+from app.services.execution.wakeup import EngineWaker, wake_engine
 from app.services.runner import Service
 
 logger = logging.getLogger(__name__)
@@ -256,6 +256,8 @@ class ExecutionEngine(Service):
             for account_id, (client, refused) in clients.items():
                 if client is not None and refused is None:
                     self.updates.ensure(account_id, client)
+                else:  # deleted, or its host no longer allowed: no socket stays open to it
+                    self.updates.forget(account_id)
         claimed = claim_many(intent_ids, self.holder)
         with self._lock:
             self._unanswered.update(row.id for row in claimed)
@@ -371,6 +373,8 @@ class ExecutionEngine(Service):
         filled = [i for i in ids if i not in resting and totals.get(i) and ends.get(i, (0, None, 1))[0] == totals[i]
                   and not ends[i][2] and not self._busy(f"policy:{i}")]
         rolled = policy.roll_up_filled(filled)
+        if sweep:
+            policy.roll_up_entered_runs()
         for run_account_id in ids:
             if run_account_id in rolled:
                 continue
@@ -379,7 +383,8 @@ class ExecutionEngine(Service):
             # The sweep steps an account not stepped for POLICY_SWEEP_SECONDS (or since it was first
             # seen entering), not one the changes above have just stepped.
             last_stepped = self._stepped_at.setdefault(run_account_id, now)
-            swept = sweep and now - last_stepped >= POLICY_SWEEP_SECONDS
+            # (POLICY_INTERVAL less: a step a little after one sweep is not skipped by the next.)
+            swept = sweep and now - last_stepped >= POLICY_SWEEP_SECONDS - POLICY_INTERVAL
             if not swept and run_account_id not in resting:
                 if signature is None or self._stepped.get(run_account_id) == signature:
                     continue
@@ -452,7 +457,10 @@ class ExecutionEngine(Service):
         return 1
 
     def _wake(self) -> None:
-        wake_in_process(self.app)
+        # Through the transport (NOTIFY / PUBLISH): a leader waiting on LISTEN or pub/sub blocks in
+        # select() there, not on the in-process event. Send jobs do not wake (the recorder does).
+        with self.app.app_context():
+            wake_engine("engine job done")
 
     def _send_job(self, order: Any, client: Any, refused: Exception | None) -> None:
         """Place one claimed intent's order (no database here) and hand the answer to the recorder."""

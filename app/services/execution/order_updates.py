@@ -30,11 +30,33 @@ FINAL_STATUSES = frozenset({"complete", "rejected", "cancelled"})
 PRUNE_EVERY = 256  # reports stored between two prunes of the old ones
 
 
-@dataclass
+@dataclass(eq=False)
 class _Stream:
     feed: Any  # app.broker.feed.FeedClient
     credentials: tuple[str | None, str]  # (WebSocket URL, the client's identity): a change restarts it
     used: float  # monotonic time of the last ensure()
+
+
+def _final(order: parsing.Order) -> bool:
+    """A report that ends the order: rejected, cancelled, or complete with its whole quantity filled
+    at a price (a "complete" frame without them is not trusted: the status read decides)."""
+    if order.status == "complete":
+        return order.filled_quantity == order.quantity and order.average_price is not None \
+            and order.average_price > 0
+    return order.status in FINAL_STATUSES
+
+
+def _close_all(streams: list[_Stream]) -> None:
+    """Close streams off the caller's thread (the engine's pass): a feed stuck connecting takes
+    seconds to stop."""
+    if not streams:
+        return
+
+    def close() -> None:
+        for stream in streams:
+            stream.feed.close(timeout=5.0)
+
+    threading.Thread(target=close, name="order-updates-close", daemon=True).start()
 
 
 class OrderUpdates:
@@ -65,13 +87,21 @@ class OrderUpdates:
             old = self._streams.pop(account_id, None)
             if old is not None:  # another URL or key may be another broker account: forget its reports
                 self._reports = {k: v for k, v in self._reports.items() if k[0] != account_id}
-            feed = client.order_feed(lambda order: self._on_order(account_id, order))
-            if feed is not None:
-                self._streams[account_id] = _Stream(feed, credentials, now)
-        if old is not None:
-            old.feed.close(timeout=1.0)
-        if feed is not None:
-            feed.start()
+            stream = _Stream(None, credentials, now)
+            # Frames of a replaced stream that are still on their way are dropped (_on_order).
+            stream.feed = client.order_feed(lambda order: self._on_order(account_id, stream, order))
+            if stream.feed is not None:
+                self._streams[account_id] = stream
+        _close_all([old] if old is not None else [])
+        if stream.feed is not None:
+            stream.feed.start()
+
+    def forget(self, account_id: int) -> None:
+        """Close the account's stream and drop its reports (deleted, refused, or its key changed)."""
+        with self._lock:
+            old = self._streams.pop(account_id, None)
+            self._reports = {k: v for k, v in self._reports.items() if k[0] != account_id}
+        _close_all([old] if old is not None else [])
 
     def live_since(self, account_id: int) -> float | None:
         """Since when (monotonic) the account's order updates flow on its current socket, or None."""
@@ -93,7 +123,8 @@ class OrderUpdates:
                     return None
                 with self._lock:
                     entry = self._reports.get(key)
-                    if entry is not None and (not final_only or entry[0].status in FINAL_STATUSES):
+                    # A report stored before the request went out is about another order of that id.
+                    if entry is not None and entry[1] >= placed_at and (not final_only or _final(entry[0])):
                         return entry[0]
                     event = self._waiters.setdefault(key, threading.Event())
                     event.clear()
@@ -111,23 +142,25 @@ class OrderUpdates:
         with self._lock:
             idle = [a for a, s in self._streams.items() if s.used < cutoff]
             streams = [self._streams.pop(a) for a in idle]
-        for stream in streams:
-            stream.feed.close(timeout=1.0)
+        _close_all(streams)
         return len(streams)
 
     def close(self) -> None:
+        """Close every stream and wait for them (the engine is stopping)."""
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
         for stream in streams:
             stream.feed.close(timeout=1.0)
 
-    def _on_order(self, account_id: int, order: parsing.Order) -> None:
-        """A pushed report (the stream's own thread)."""
+    def _on_order(self, account_id: int, stream: _Stream, order: parsing.Order) -> None:
+        """A pushed report (the stream's own thread); dropped when the stream was replaced."""
         key = (account_id, order.order_id)
         now = self._clock()
         with self._lock:
+            if self._streams.get(account_id) is not stream:
+                return
             old = self._reports.get(key)
-            if old is None or old[0].status not in FINAL_STATUSES:
+            if old is None or not _final(old[0]):
                 self._reports[key] = (order, now)
             self._stored += 1
             if self._stored % PRUNE_EVERY == 0:

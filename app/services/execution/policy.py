@@ -249,9 +249,29 @@ def roll_up_filled(run_account_ids: Collection[int]) -> set[int]:
         db.session.execute(update(RunAccount).where(RunAccount.id.in_([r.id for r in rows]), *done[1:3])
                            .values(status=RunAccountStatus.OPEN).execution_options(synchronize_session=False))
     db.session.commit()
-    for run_id in sorted({r.run_id for r in rows}):
-        _roll_up_run(run_id)
+    _roll_up_runs(sorted({r.run_id for r in rows}))
     return {r.id for r in rows}
+
+
+def roll_up_entered_runs() -> int:
+    """The safety net of the run roll-ups: every run still entering whose accounts all left
+    entering (a roll-up that failed after its accounts' commit) is rolled up now. Returns how
+    many runs were looked at."""
+    active = select(RunAccount.id).where(RunAccount.run_id == StrategyRun.id, RunAccount.status.in_(ACTIVE))
+    ids = list(db.session.scalars(select(StrategyRun.id).where(
+        StrategyRun.status == RunStatus.ENTERING, StrategyRun.accounts.any(), ~active.exists())))
+    db.session.commit()
+    _roll_up_runs(ids)
+    return len(ids)
+
+
+def _roll_up_runs(run_ids: Sequence[int]) -> None:
+    for run_id in run_ids:
+        try:
+            _roll_up_run(run_id)
+        except Exception:  # one run's failure never keeps the others entering (the sweep retries it)
+            db.session.rollback()
+            logger.exception("Run %s: roll-up failed; tried again by the next sweep", run_id)
 
 
 def _roll_up_account(run_account: RunAccount, intents: list[OrderIntent]) -> None:

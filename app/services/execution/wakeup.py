@@ -108,12 +108,6 @@ def wake_engine(reason: str = "work") -> None:
         logger.info("Waking the order engine works again")
 
 
-def wake_in_process(app: Flask) -> None:
-    """Wake this process's engine only (its own jobs finishing): no NOTIFY or PUBLISH, which would
-    cost a connection and a round trip per job and reach other processes for nothing."""
-    _state(app).event.set()
-
-
 def _notify_postgres(payload: str) -> None:
     from sqlalchemy import text
 
