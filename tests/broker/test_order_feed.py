@@ -199,6 +199,11 @@ def test_store_ignores_a_report_older_than_the_request_and_an_unpriced_complete(
     account.on_order(_order("complete", 4, order_id="C3"))
     assert updates.first_status(7, "B2", placed_at=2.0, final_only=True) is None
     assert updates.first_status(7, "C3", placed_at=2.0, final_only=True) is None
+    # A MARKET order filling in parts takes the part at once (the tracker follows the rest).
+    account.on_order(_order("open", 4, order_id="E5"))
+    started = time.monotonic()
+    assert updates.first_status(7, "E5", placed_at=2.0, final_only=True).filled_quantity == 4
+    assert time.monotonic() - started < 0.04
     account.on_order(_order("rejected", order_id="D4"))
     assert updates.first_status(7, "D4", placed_at=2.0, final_only=True).status == "rejected"
 

@@ -68,3 +68,15 @@ def test_without_a_stream_the_first_status_is_read(one):
 def test_order_updates_switched_off_read_the_status(app_factory, one, broker):
     app = app_factory(EXECUTION_ORDER_UPDATES=False)
     assert ExecutionEngine(app, holder="off").updates is None
+
+
+def test_a_market_order_filling_in_parts_takes_the_first_part_from_the_stream(one, sim, broker):
+    _with_stream(one, broker, one["engine"])
+    sim.partial_fills(one["key"], {"min_quantity": 1, "parts": 3, "interval_ms": 1500})
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY", lots=3)])
+    drive(one["engine"], run_done(run_id))
+    (row,) = intents(run_id)
+    assert (row.state, row.filled_quantity) == ("filled", 195)
+    parts = [e.detail for e in row.events if e.event in ("partial_fill", "fill")]
+    assert parts[0] == "open filled 65/195 (via order update)", parts
+    assert broker_net(one["client"], CE) == 195 == recorded_net(run_id, one["account"], CE)

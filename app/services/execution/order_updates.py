@@ -37,6 +37,12 @@ class _Stream:
     used: float  # monotonic time of the last ensure()
 
 
+def _settles_wait(order: parsing.Order) -> bool:
+    """A report a MARKET order's first status may be: a final one, or one showing a part filled (an
+    order filling in parts; the tracker reads the rest, as after a status read that shows a part)."""
+    return _final(order) or (order.status not in FINAL_STATUSES and (order.filled_quantity or 0) > 0)
+
+
 def _final(order: parsing.Order) -> bool:
     """A report that ends the order: rejected, cancelled, or complete with its whole quantity filled
     at a price (a "complete" frame without them is not trusted: the status read decides)."""
@@ -111,8 +117,8 @@ class OrderUpdates:
 
     def first_status(self, account_id: int, order_id: str, *, placed_at: float,
                      final_only: bool) -> parsing.Order | None:
-        """The order's pushed report: a final one (`final_only`, a MARKET order, which fills at once)
-        or any, waiting up to `wait_seconds`; None when the stream was not live since before
+        """The order's pushed report: a final one or one showing a fill (`final_only`, a MARKET order,
+        which fills at once) or any, waiting up to `wait_seconds`; None when the stream was not live since before
         `placed_at` (monotonic, taken before the request) or nothing suitable came in time."""
         key = (account_id, order_id)
         deadline = self._clock() + self.wait_seconds
@@ -124,7 +130,7 @@ class OrderUpdates:
                 with self._lock:
                     entry = self._reports.get(key)
                     # A report stored before the request went out is about another order of that id.
-                    if entry is not None and entry[1] >= placed_at and (not final_only or _final(entry[0])):
+                    if entry is not None and entry[1] >= placed_at and (not final_only or _settles_wait(entry[0])):
                         return entry[0]
                     event = self._waiters.setdefault(key, threading.Event())
                     event.clear()
