@@ -22,24 +22,44 @@ from app.domain.instruments import Action
 Fill = tuple[int, Decimal]  # (filled quantity, price) of one child order
 
 
-def _check_fills(fills: Iterable[Fill]) -> tuple[Fill, ...]:
-    checked: list[Fill] = []
-    for quantity, price in fills:
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-            raise ValueError(f"a fill quantity must be an int >= 0, got {quantity!r}")
-        if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
-            raise ValueError(f"a fill price must be a finite Decimal >= 0, got {price!r}")
-        checked.append((quantity, price))
-    return tuple(checked)
+class Fills(tuple[Fill, ...]):
+    """Checked fills (quantity an int >= 0, price a finite Decimal >= 0) with their sums, computed
+    once: a run's fills change only when the monitor reloads its book, while its P&L is evaluated
+    on every tick (the sums were most of an evaluation's cost). A tuple, so it compares equal to
+    the plain tuple of the same fills.
+
+    Raises:
+        ValueError: a negative or non-int quantity, or a price that is not a finite Decimal >= 0.
+    """
+
+    quantity: int  # Σ quantity
+    value: Decimal  # Σ quantity × price (₹ paid or received, before charges)
+    average: Decimal | None  # Σ qty × price / Σ qty (context precision, not rounded), None when nothing filled
+
+    def __new__(cls, fills: Iterable[Fill] = ()) -> Fills:
+        if isinstance(fills, Fills):
+            return fills
+        checked: list[Fill] = []
+        for quantity, price in fills:
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+                raise ValueError(f"a fill quantity must be an int >= 0, got {quantity!r}")
+            if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
+                raise ValueError(f"a fill price must be a finite Decimal >= 0, got {price!r}")
+            checked.append((quantity, price))
+        self = super().__new__(cls, checked)
+        self.quantity = sum(quantity for quantity, _ in checked)
+        self.value = sum((price * quantity for quantity, price in checked), Decimal(0))
+        self.average = self.value / self.quantity if self.quantity else None
+        return self
 
 
 def filled_quantity(fills: Iterable[Fill]) -> int:
-    return sum(quantity for quantity, _ in fills)
+    return Fills(fills).quantity
 
 
 def filled_value(fills: Iterable[Fill]) -> Decimal:
     """Σ quantity × price (₹ paid or received, before charges)."""
-    return sum((price * quantity for quantity, price in fills), Decimal(0))
+    return Fills(fills).value
 
 
 def average_fill_price(fills: Iterable[Fill]) -> Decimal | None:
@@ -51,11 +71,7 @@ def average_fill_price(fills: Iterable[Fill]) -> Decimal | None:
     Raises:
         ValueError: a negative or non-int quantity, or a price that is not a finite Decimal >= 0.
     """
-    checked = _check_fills(fills)
-    quantity = filled_quantity(checked)
-    if quantity == 0:
-        return None
-    return filled_value(checked) / quantity
+    return Fills(fills).average
 
 
 @dataclass(frozen=True)
@@ -75,14 +91,14 @@ class LegPosition:
 
     leg_number: int
     action: Action
-    entry_fills: Sequence[Fill]
-    exit_fills: Sequence[Fill] = field(default=())
+    entry_fills: Fills | Sequence[Fill]
+    exit_fills: Fills | Sequence[Fill] = field(default=())
     ltp: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", Action(self.action))
-        object.__setattr__(self, "entry_fills", _check_fills(self.entry_fills))
-        object.__setattr__(self, "exit_fills", _check_fills(self.exit_fills))
+        object.__setattr__(self, "entry_fills", Fills(self.entry_fills))
+        object.__setattr__(self, "exit_fills", Fills(self.exit_fills))
         if self.ltp is not None and (not isinstance(self.ltp, Decimal) or not self.ltp.is_finite()
                                      or self.ltp <= 0):
             raise ValueError(f"leg {self.leg_number}: an LTP must be a finite Decimal > 0, got {self.ltp!r}")
@@ -91,11 +107,11 @@ class LegPosition:
 
     @property
     def entry_quantity(self) -> int:
-        return filled_quantity(self.entry_fills)
+        return self._entries.quantity
 
     @property
     def exit_quantity(self) -> int:
-        return filled_quantity(self.exit_fills)
+        return self._exits.quantity
 
     @property
     def open_quantity(self) -> int:
@@ -105,11 +121,19 @@ class LegPosition:
 
     @property
     def entry_price(self) -> Decimal | None:
-        return average_fill_price(self.entry_fills)
+        return self._entries.average
 
     @property
     def exit_price(self) -> Decimal | None:
-        return average_fill_price(self.exit_fills)
+        return self._exits.average
+
+    @property
+    def _entries(self) -> Fills:
+        return self.entry_fills  # type: ignore[return-value]  # (made Fills in __post_init__)
+
+    @property
+    def _exits(self) -> Fills:
+        return self.exit_fills  # type: ignore[return-value]
 
     @property
     def direction(self) -> int:
@@ -138,7 +162,7 @@ def leg_pnl(leg: LegPosition) -> LegPnl:
     (LTP − entry avg) × open qty × direction, computed without dividing.
     Realized counts the closed units up to what was entered; unrealized is the rest of the total.
     """
-    entry_value = filled_value(leg.entry_fills)
+    entry_value = filled_value(leg.entry_fills)  # (the sums of Fills, computed once)
     exit_value = filled_value(leg.exit_fills)
     open_value = Decimal(0) if leg.open_quantity == 0 or leg.ltp is None else leg.ltp * leg.open_quantity
     total = leg.direction * (exit_value + open_value - entry_value)

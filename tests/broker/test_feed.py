@@ -401,3 +401,53 @@ def test_close_stops_every_feed_thread(feed_broker: BrokerProc, admin: Admin) ->
     assert manager.status() == {}
     with pytest.raises(RuntimeError):
         manager.subscribe("host-a", feed_broker.ws_url, feed_broker.keys[0], [NIFTY], "a")
+
+
+# --- frames that are not valid UTF-8 (the feed skips websocket-client's slow pure-Python check) ----
+def _one_shot_ws_server(frames: list[bytes]) -> tuple[str, threading.Thread]:
+    """A loopback WebSocket server that accepts one client, sends `frames` as text frames (payloads
+    under 126 bytes, unmasked as a server's are) and waits for the client to hang up."""
+    import base64
+    import hashlib
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            for payload in frames:
+                conn.sendall(bytes([0x81, len(payload)]) + payload)
+            conn.settimeout(helpers.WAIT_SECONDS)
+            try:
+                conn.recv(1024)  # the client's close frame, or its hang-up
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"ws://127.0.0.1:{port}", thread
+
+
+def test_a_frame_that_is_not_utf8_is_ignored_and_the_next_frame_is_read() -> None:
+    from app.broker.feed import FeedClient, _connect
+
+    url, server = _one_shot_ws_server([b'{"type": "market_data", "ltp": "\xff\xfe"}',
+                                       b'{"type": "market_data", "symbol": "SBIN"}'])
+    client = FeedClient(url, "key", lambda tick: None)
+    ws = _connect(url, timeout=helpers.WAIT_SECONDS)
+    try:
+        assert client._recv(ws) is None  # not JSON text: skipped, not raised
+        assert client._recv(ws) == {"type": "market_data", "symbol": "SBIN"}
+    finally:
+        ws.close()
+    server.join(helpers.WAIT_SECONDS)

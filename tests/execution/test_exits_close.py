@@ -259,3 +259,35 @@ def test_exit_two_requests_stepped_at_once_in_two_sessions_plan_each_child_once(
     assert sorted((i.attempt, i.child, i.quantity) for i in closes) == [(1, 1, 10), (1, 2, 10), (1, 3, 5)]
     assert net_positions(ids[0]) == {("RELIANCE", "NSE", "MIS"): -12}
     assert [db.session.get(ExitRequest, rid).status for rid in requests] == ["done", "done"]
+
+
+def test_a_round_someone_else_planned_for_one_leg_keeps_theirs_and_plans_only_the_other_leg(setup):
+    """Two planners, one round: the second writes the legs the first did not plan, never a child
+    more of the leg the first planned (one savepoint for all legs, then leg by leg on a collision)."""
+    from app.services.execution.held import LegLedger, leg_ledgers
+
+    user, accounts = setup
+    run_id, _ = _entered(user, [accounts[0][0]])
+    [ra] = run_accounts(run_id)
+    legs = {leg.number: leg for leg in db.session.get(StrategyRun, run_id).legs}
+    assert leg_ledgers(ra) == {1: LegLedger(held=25, entry_product="MIS"), 2: LegLedger(held=-12, entry_product="MIS")}
+    assert exits.plan_leg_closes([exits.LegClose(ra, legs[2], -12, "MIS", 1)], "exit") == (1, 0)
+    both = [exits.LegClose(ra, legs[1], 25, "MIS", 1), exits.LegClose(ra, legs[2], -12, "MIS", 1)]
+    assert exits.plan_leg_closes(both, "exit") == (3, 1)
+    closes = intents(run_id=run_id, purpose="exit")
+    assert sorted((i.leg_number, i.child, i.action, i.quantity) for i in closes) == [
+        (1, 1, "SELL", 10), (1, 2, "SELL", 10), (1, 3, "SELL", 5), (2, 1, "BUY", 12)]
+    # What is held comes from fills only; the planned closes are in flight and name the next round.
+    assert leg_ledgers(ra) == {
+        1: LegLedger(held=25, next_round=2, closing=True, in_flight=True, entry_product="MIS"),
+        2: LegLedger(held=-12, next_round=2, closing=True, in_flight=True, entry_product="MIS")}
+
+
+def test_a_leg_whose_entry_is_still_planned_is_in_flight_but_not_being_closed(setup):
+    from app.services.execution.held import LegLedger, leg_ledgers
+
+    user, accounts = setup
+    run_id = make_run(user.id, [accounts[0][0]], [LONG_SBIN, SHORT_RELIANCE], product="NRML")
+    [ra] = run_accounts(run_id)
+    assert leg_ledgers(ra) == {1: LegLedger(in_flight=True, entry_product="NRML"),
+                               2: LegLedger(in_flight=True, entry_product="NRML")}

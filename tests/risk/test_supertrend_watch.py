@@ -4,6 +4,7 @@ live prices as the current minute, a decision on the candle close after the tren
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -105,7 +106,7 @@ def test_a_leg_without_history_holds_the_exit_with_one_event(app, broker, apikey
 
     user = make_user(app, "alice")
     book = _book(symbol="NOSUCHSYMBOL")
-    book = RunBook(**{**book.__dict__, "user_id": user.id})
+    book = dataclasses.replace(book, user_id=user.id)
     watch = SupertrendWatch(book, SETTINGS, entered_at=CLOCK)
     client = OpenAlgoClient(broker.url, apikey)
     problem = watch.load(client, CLOCK)

@@ -53,7 +53,7 @@ from app.models.types import utcnow
 from app.services import audit
 from app.services.accounts import client_for
 from app.services.execution.engine_state import require_engine_online
-from app.services.execution.held import held_by_leg, in_flight
+from app.services.execution.held import LegLedger, held_by_leg, in_flight, leg_ledgers
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.wakeup import wake_engine
 from app.services.risk import exit_events
@@ -133,51 +133,29 @@ class LegClose:
     round_no: int
 
 
-def entry_product(run_account: RunAccount, leg_number: int, default: str) -> str:
+def entry_product(ledger: LegLedger, default: str) -> str:
     """The product the leg was entered with on this account (the close uses the same)."""
-    product = db.session.scalar(
-        select(OrderIntent.product).where(OrderIntent.run_account_id == run_account.id,
-                                          OrderIntent.leg_number == leg_number,
-                                          OrderIntent.purpose == Purpose.ENTRY).order_by(OrderIntent.id).limit(1))
-    return product or default
-
-
-def close_round_state(run_account: RunAccount, leg_number: int) -> tuple[int, bool]:
-    """(the next close round of the leg on this account, whether a close of it is in flight).
-
-    Read this BEFORE reading what is held: a planner that saw every earlier round terminal and
-    then read the fills plans round r with an up-to-date quantity, and any other planner that
-    computed the same r collides on its keys (two planners can never both plan round r).
-    """
-    rows = db.session.execute(
-        select(OrderIntent.attempt, OrderIntent.state).where(OrderIntent.run_account_id == run_account.id,
-                                                             OrderIntent.leg_number == leg_number,
-                                                             OrderIntent.purpose != Purpose.ENTRY)).all()
-    last = max((int(attempt) for attempt, _ in rows), default=0)
-    busy = any(state not in _TERMINAL_VALUES for _, state in rows)
-    return last + 1, busy
-
-
-def next_close_round(run_account: RunAccount, leg_number: int) -> int:
-    """1 + the last close round of the leg on this account (rounds are the close keys' suffix)."""
-    return close_round_state(run_account, leg_number)[0]
+    return ledger.entry_product or default
 
 
 def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id: int | None = None,
                     kill_switch_id: int | None = None, commit: bool = True) -> tuple[int, int]:
-    """Write the close intents of `closes` (planned; the engine sends them), one savepoint each.
+    """Write the close intents of `closes` (planned; the engine sends them).
 
+    Each leg and round is all or nothing: if any child's key exists, the round was planned by
+    someone else and none of ours is written for that leg (never a child more than they planned).
+    All legs go in one savepoint (one flush, on the exit path after a breach); only when a key
+    collides are they written again one savepoint per leg, so the other legs still get theirs.
     With commit=False the caller commits them together with its own state (the kill switch).
 
     Returns:
         (created, already planned): a key that exists already is never a second order.
     """
-    created = existing = 0
-    for close in closes:
+    def rows_of(close: LegClose) -> list[OrderIntent]:
         leg, ra = close.leg, close.run_account
         holding = Holding(leg.number, leg.symbol, leg.exchange, close.product, close.quantity,
                           leg.lot_size, leg.freeze_qty)
-        rows = [OrderIntent(
+        return [OrderIntent(
             intent_key=close_intent_key(ra.run_id, ra.account_id, leg.number, order.child, close.round_no),
             user_id=ra.run.user_id, account_id=ra.account_id, run_id=ra.run_id, run_account_id=ra.id,
             exit_request_id=exit_request_id, kill_switch_id=kill_switch_id, leg_number=leg.number,
@@ -185,15 +163,23 @@ def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id
             symbol=order.symbol, exchange=order.exchange, product=order.product, action=order.action,
             quantity=order.quantity, price_type="MARKET", state=IntentState.PLANNED.value)
             for order in plan_close_orders([holding])]
-        try:
-            # One savepoint per leg and round: if any child's key exists, the round was planned by
-            # someone else and none of ours is written (never a child more than they planned).
-            with db.session.begin_nested():
-                db.session.add_all(rows)
-        except IntegrityError:
-            existing += len(rows)
-            continue
-        created += len(rows)
+
+    created = existing = 0
+    try:
+        with db.session.begin_nested():
+            everything = [row for close in closes for row in rows_of(close)]
+            db.session.add_all(everything)
+        created = len(everything)
+    except IntegrityError:  # some leg's round exists: leg by leg
+        for close in closes:
+            rows = rows_of(close)
+            try:
+                with db.session.begin_nested():
+                    db.session.add_all(rows)
+            except IntegrityError:
+                existing += len(rows)
+                continue
+            created += len(rows)
     if commit:
         db.session.commit()
     return created, existing
@@ -285,17 +271,21 @@ def step(request: ExitRequest) -> bool:
                 run.status = RunStatus.CLOSING
         db.session.commit()
     leg_numbers = {leg.number for leg in legs}
-    moving = [i for ra in accounts for i in in_flight(ra) if i.leg_number in leg_numbers]
-    if moving:
-        return _stop_entries(request, moving)
-    held = {(ra.id, leg.number): held_by_leg(ra).get(leg.number, 0) for ra in accounts for leg in legs}
+    run_legs = [leg.number for leg in run.legs]
+    ledgers = {ra.id: leg_ledgers(ra, run_legs) for ra in accounts}  # one read per account
+    if any(ledgers[ra.id][n].in_flight for ra in accounts for n in leg_numbers):
+        moving = [i for ra in accounts for i in in_flight(ra) if i.leg_number in leg_numbers]
+        if moving:
+            return _stop_entries(request, moving)
+        ledgers = {ra.id: leg_ledgers(ra, run_legs) for ra in accounts}  # settled since: read again
+    held = {(ra.id, leg.number): ledgers[ra.id][leg.number].held for ra in accounts for leg in legs}
     if all(q == 0 for q in held.values()):
         return _finish(request, run, accounts, legs)
     report = _report(request)
     rounds = int(report.get("rounds", 0))
     if rounds >= MAX_CLOSE_ROUNDS:
         return _fail(request, run, accounts, legs, held)
-    closes, unclosable = _closes(accounts, legs)
+    closes, unclosable = _closes(accounts, legs, ledgers)
     # The close intents and the request's report in one transaction (every path below commits).
     created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id, commit=False)
     report = _report(request)
@@ -360,17 +350,17 @@ def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
     return changed
 
 
-def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg]) -> tuple[list[LegClose], list[dict[str, Any]]]:
+def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dict[int, dict[int, LegLedger]]
+            ) -> tuple[list[LegClose], list[dict[str, Any]]]:
     closes: list[LegClose] = []
     unclosable: list[dict[str, Any]] = []
     for ra in accounts:
-        states = {leg.number: close_round_state(ra, leg.number) for leg in legs}
-        held = held_by_leg(ra)  # after the round states (see close_round_state)
-        pending = [(leg, held.get(leg.number, 0)) for leg in legs
-                   if held.get(leg.number, 0) != 0 and not states[leg.number][1]]
+        ledger = ledgers[ra.id]
+        pending = [(leg, ledger[leg.number].held) for leg in legs
+                   if ledger[leg.number].held != 0 and not ledger[leg.number].closing]
         if not pending:
             continue
-        rounds = {leg.number: states[leg.number][0] for leg, _ in pending}
+        rounds = {leg.number: ledger[leg.number].next_round for leg, _ in pending}
         book: dict[tuple[str, str, str], int] | None = None
         if any(r > 1 for r in rounds.values()):
             account = db.session.get(TradingAccount, ra.account_id)
@@ -381,7 +371,7 @@ def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg]) -> tuple[lis
                                    "reason": f"position book unreadable: {exc}"})
                 continue
         for leg, quantity in pending:
-            product = entry_product(ra, leg.number, ra.run.product)
+            product = entry_product(ledger[leg.number], ra.run.product)
             if book is not None and rounds[leg.number] > 1:
                 net = book.get((leg.symbol, leg.exchange, product), 0)
                 capped = cap_at_broker(quantity, net)

@@ -11,33 +11,68 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from app.domain.order_lifecycle import TERMINAL, IntentState
 from app.extensions import db
 from app.models.execution import OrderIntent, RunAccount, RunLeg, StrategyRun
 
 _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
-_SIGNED = case((OrderIntent.action == "BUY", OrderIntent.filled_quantity), else_=-OrderIntent.filled_quantity)
 
 
-def held_by_leg(run_account: RunAccount | int) -> dict[int, int]:
-    """Signed units held per leg number for one run account (every leg of the run, 0 when flat).
+@dataclass(frozen=True)
+class LegLedger:
+    """One leg of one run account as its intents say, read in one snapshot (see `leg_ledgers`)."""
 
-    Reads the database (not the session's cached rows), so fills committed by the engine in
-    another session are counted.
+    held: int = 0  # signed units held (the sum of signed fills)
+    next_round: int = 1  # 1 + the last close round of the leg (rounds are the close keys' suffix)
+    closing: bool = False  # a close of the leg (any purpose but entry) is not terminal
+    in_flight: bool = False  # any intent of the leg is not terminal
+    entry_product: str | None = None  # the product of the leg's first entry intent
+
+
+def leg_ledgers(run_account: RunAccount | int, leg_numbers: Iterable[int] | None = None) -> dict[int, LegLedger]:
+    """Per leg number of the run (every leg, flat ones too): what the run account holds, its next
+    close round, and what is in flight, from ONE read of the run account's intents.
+
+    One read is one snapshot, so the close round and the fills agree: a planner that sees every
+    earlier round terminal also sees their fills, and plans round r with an up-to-date quantity;
+    any other planner that computed the same r collides on its keys (two planners can never both
+    plan round r). Reads the database, not the session's cached rows, so fills committed by the
+    engine in another session are counted. `leg_numbers`: the run's legs when the caller has them
+    (saves reading them).
     """
     ra_id = run_account if isinstance(run_account, int) else run_account.id
     rows = db.session.execute(
-        select(OrderIntent.leg_number, func.coalesce(func.sum(_SIGNED), 0))
+        select(OrderIntent.leg_number, OrderIntent.purpose, OrderIntent.action, OrderIntent.filled_quantity,
+               OrderIntent.attempt, OrderIntent.state, OrderIntent.product)
         .where(OrderIntent.run_account_id == ra_id, OrderIntent.leg_number.is_not(None))
-        .group_by(OrderIntent.leg_number)).all()
-    held = {int(leg): int(total) for leg, total in rows}
-    run_id = db.session.scalar(select(RunAccount.run_id).where(RunAccount.id == ra_id))
-    if run_id is not None:
-        for number in db.session.scalars(select(RunLeg.number).where(RunLeg.run_id == run_id)):
-            held.setdefault(int(number), 0)
-    return dict(sorted(held.items()))
+        .order_by(OrderIntent.id)).all()
+    ledgers: dict[int, LegLedger] = {}
+    for leg, purpose, action, filled, attempt, state, product in rows:
+        number = int(leg or 0)  # (never None: filtered above)
+        entry = ledgers.get(number, LegLedger())
+        moving = state not in _TERMINAL_VALUES
+        signed = int(filled or 0) if action == "BUY" else -int(filled or 0)
+        is_entry = purpose == "entry"
+        ledgers[number] = LegLedger(
+            held=entry.held + signed,
+            next_round=entry.next_round if is_entry else max(entry.next_round, int(attempt or 0) + 1),
+            closing=entry.closing or (moving and not is_entry),
+            in_flight=entry.in_flight or moving,
+            entry_product=entry.entry_product or (product if is_entry else None))
+    if leg_numbers is None:
+        run_id = db.session.scalar(select(RunAccount.run_id).where(RunAccount.id == ra_id))
+        leg_numbers = db.session.scalars(select(RunLeg.number).where(RunLeg.run_id == run_id)) \
+            if run_id is not None else []
+    for number in leg_numbers:
+        ledgers.setdefault(int(number), LegLedger())
+    return dict(sorted(ledgers.items()))
+
+
+def held_by_leg(run_account: RunAccount | int) -> dict[int, int]:
+    """Signed units held per leg number for one run account (every leg of the run, 0 when flat)."""
+    return {number: ledger.held for number, ledger in leg_ledgers(run_account).items()}
 
 
 def in_flight(run_account: RunAccount | int, leg: int | None = None, *,

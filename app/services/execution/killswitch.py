@@ -53,12 +53,11 @@ from app.services.execution.engine_state import require_engine_online
 from app.services.execution.exits import (
     SETTLED_ACCOUNT,
     LegClose,
-    close_round_state,
     entry_product,
     plan_leg_closes,
     settle_run,
 )
-from app.services.execution.held import held_by_leg
+from app.services.execution.held import leg_ledgers
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.wakeup import wake_engine
 from app.services.risk import exit_events
@@ -361,14 +360,14 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
         closes: list[LegClose] = []
         for ra in _open_run_accounts(ks.user_id, int(account_key)):
             legs = {leg.number: leg for leg in ra.run.legs}
-            rounds = {number: close_round_state(ra, number) for number in legs}
-            for number, held in held_by_leg(ra).items():  # read after the round states
+            for number, ledger in leg_ledgers(ra, legs).items():  # rounds and fills in one read
+                held = ledger.held
                 if held == 0 or number not in legs:
                     continue
                 leg = legs[number]
-                product = entry_product(ra, number, ra.run.product)
+                product = entry_product(ledger, ra.run.product)
                 key = (leg.symbol, leg.exchange, product)
-                if rounds[number][1]:  # someone else is closing it: never a second close in the sweep
+                if ledger.closing:  # someone else is closing it: never a second close in the sweep
                     busy.add(key)
                     entry["failed"].append({"symbol": leg.symbol,
                                             "reason": f"run {ra.run_id}: a close of leg {number} is in flight"})
@@ -379,7 +378,7 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
                                             f"fills; the position book shows {remaining.get(key, 0)}"})
                     continue
                 remaining[key] = remaining.get(key, 0) - capped
-                closes.append(LegClose(ra, leg, capped, product, rounds[number][0]))
+                closes.append(LegClose(ra, leg, capped, product, ledger.next_round))
         planned += plan_leg_closes(closes, Purpose.KILL_SWITCH, kill_switch_id=ks.id, commit=False)[0]
         for (symbol, exchange, product), qty in sorted(remaining.items()):
             if (symbol, exchange, product) in busy:

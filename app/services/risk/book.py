@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, select
 
 from app.domain.instruments import Action
 from app.domain.order_lifecycle import TERMINAL
-from app.domain.risk_pnl import Fill, LegPosition, average_fill_price, leg_pnl
+from app.domain.risk_pnl import Fill, Fills, LegPosition, average_fill_price, filled_quantity, leg_pnl
 from app.domain.risk_rules import RunRiskSettings
 from app.extensions import db
 from app.models.accounts import TradingAccount
@@ -54,13 +54,22 @@ class AccountBook:
     entry_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)  # by leg number
     exit_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)
     unpriced: bool = False  # a fill's price is unknown: the rules hold for this run
+    _held: dict[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Checked and summed once per load (Fills), not on every tick's evaluation.
+        object.__setattr__(self, "entry_fills", {leg: Fills(f) for leg, f in self.entry_fills.items()})
+        object.__setattr__(self, "exit_fills", {leg: Fills(f) for leg, f in self.exit_fills.items()})
+        legs = set(self.entry_fills) | set(self.exit_fills)
+        object.__setattr__(self, "_held", {leg: filled_quantity(self.entry_fills.get(leg, ()))
+                                           - filled_quantity(self.exit_fills.get(leg, ())) for leg in legs})
 
     @property
     def deciding(self) -> bool:
         return self.status in DECIDING_ACCOUNTS
 
     def held(self, leg: int) -> int:
-        return sum(q for q, _ in self.entry_fills.get(leg, ())) - sum(q for q, _ in self.exit_fills.get(leg, ()))
+        return self._held.get(leg, 0)
 
     def positions(self, legs: tuple[LegInfo, ...], prices: dict[tuple[str, str], Decimal]) -> list[LegPosition]:
         """Its legs with the given usable prices (an open leg without one raises ValueError)."""
@@ -84,11 +93,15 @@ class RunBook:
     supertrend: SupertrendSettings | None
     state: dict[str, Any]
     entered_at: datetime | None = None  # the click (the entry's candle starts the Supertrend watch)
+    _instruments: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
 
-    def instruments(self) -> set[tuple[str, str]]:
-        """The (symbol, exchange) of every leg some account still holds."""
-        return {(leg.symbol, leg.exchange) for leg in self.legs
-                if any(a.held(leg.number) for a in self.accounts)}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_instruments", frozenset(
+            (leg.symbol, leg.exchange) for leg in self.legs if any(a.held(leg.number) for a in self.accounts)))
+
+    def instruments(self) -> frozenset[tuple[str, str]]:
+        """The (symbol, exchange) of every leg some account still holds (fixed per load)."""
+        return self._instruments
 
     @property
     def holds(self) -> bool:

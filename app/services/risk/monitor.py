@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from app.broker.errors import BrokerError
 from app.broker.feed import Tick
@@ -552,12 +552,31 @@ class RiskMonitor(Service):
             logger.exception("run %s: %s step failed", book.run_id, what)
 
     def _write_states(self) -> None:
-        """Every run's state and live view that changed, in one transaction (once a second)."""
-        for run_id in sorted(set(self._states) | set(self._live)):
-            self._save_state(run_id, force=True, commit=False)
+        """Every run's state and live view that changed, in one statement and one transaction (once a
+        second): 100 single-row UPDATEs were the monitor's largest CPU cost, ahead of the rules."""
+        changed = [(run_id, data) for run_id in sorted(set(self._states) | set(self._live))
+                   if (data := self._state_to_save(run_id, force=True)) is not None]
+        if changed:
+            table: Any = StrategyRun.__table__
+            db.session.execute(update(table).where(table.c.id == bindparam("run"))
+                               .values(risk_state=bindparam("state", type_=table.c.risk_state.type)),
+                               [{"run": run_id, "state": data} for run_id, data in changed])
         db.session.commit()
+        for run_id, data in changed:
+            self._saved[run_id] = (data, time.monotonic())
 
-    def _save_state(self, run_id: int, *, force: bool = False, commit: bool = True) -> None:
+    def _save_state(self, run_id: int, *, force: bool = False) -> None:
+        data = self._state_to_save(run_id, force=force)
+        if data is None:
+            return
+        db.session.execute(update(StrategyRun).where(StrategyRun.id == run_id).values(risk_state=data)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+        self._saved[run_id] = (data, time.monotonic())
+
+    def _state_to_save(self, run_id: int, *, force: bool) -> dict[str, Any] | None:
+        """The run's risk_state to write now, or None when it is what was written (or was written
+        less than STATE_SAVE_SECONDS ago, unless forced)."""
         state = self._states.get(run_id)
         data: dict[str, Any] = encode_state(state) if state is not None else {"run_id": run_id}
         if run_id in self._supertrend_fired:
@@ -566,14 +585,10 @@ class RiskMonitor(Service):
             data["live"] = self._live[run_id]
         last = self._saved.get(run_id)
         if last is not None and last[0] == data:
-            return
+            return None
         if not force and last is not None and time.monotonic() - last[1] < STATE_SAVE_SECONDS:
-            return
-        db.session.execute(update(StrategyRun).where(StrategyRun.id == run_id).values(risk_state=data)
-                           .execution_options(synchronize_session=False))
-        if commit:
-            db.session.commit()
-        self._saved[run_id] = (data, time.monotonic())
+            return None
+        return data
 
 
 def supertrend_scope(decision: Decision, positions: list[AccountPosition]) -> ScopedDecision:
