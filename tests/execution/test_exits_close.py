@@ -289,5 +289,5 @@ def test_a_leg_whose_entry_is_still_planned_is_in_flight_but_not_being_closed(se
     user, accounts = setup
     run_id = make_run(user.id, [accounts[0][0]], [LONG_SBIN, SHORT_RELIANCE], product="NRML")
     [ra] = run_accounts(run_id)
-    assert leg_ledgers(ra) == {1: LegLedger(in_flight=True, entry_product="NRML"),
-                               2: LegLedger(in_flight=True, entry_product="NRML")}
+    assert leg_ledgers(ra) == {1: LegLedger(in_flight=True, entering=True, entry_product="NRML"),
+                               2: LegLedger(in_flight=True, entering=True, entry_product="NRML")}

@@ -183,10 +183,14 @@ class ExecutionEngine(Service):
         tracked = self._schedule_tracks()
         self._unstick()
         reconciling = self._schedule_reconciles()
-        if time.monotonic() >= self._next_policies:
+        now = time.monotonic()
+        if now >= self._next_policies and (not sent or now >= self._next_policies + POLICY_INTERVAL):
             # Policies and roll-ups react to finished intents; sending does not wait for them (the
-            # phase gate above decides), so they run at most every POLICY_INTERVAL seconds.
-            self._next_policies = time.monotonic() + POLICY_INTERVAL
+            # phase gate above decides), so they run at most every POLICY_INTERVAL seconds, and not
+            # in a pass that has just sent (unless a whole interval late): the answers to those
+            # orders wake the next pass, which may send their next phase (an exit's longs after
+            # its shorts filled), and the step would hold it up by 10-60 ms on a busy machine.
+            self._next_policies = now + POLICY_INTERVAL
             self._step_policies()
             self._schedule_position_checks()
         if self.updates is not None and time.monotonic() >= self._next_idle_close:

@@ -274,6 +274,8 @@ def step(request: ExitRequest) -> bool:
     run_legs = [leg.number for leg in run.legs]
     ledgers = {ra.id: leg_ledgers(ra, run_legs) for ra in accounts}  # one read per account
     if any(ledgers[ra.id][n].in_flight for ra in accounts for n in leg_numbers):
+        if not any(ledgers[ra.id][n].entering for ra in accounts for n in leg_numbers):
+            return False  # only closes are moving: they run (the next round waits for them)
         moving = [i for ra in accounts for i in in_flight(ra) if i.leg_number in leg_numbers]
         if moving:
             return _stop_entries(request, moving)

@@ -28,6 +28,7 @@ class LegLedger:
     next_round: int = 1  # 1 + the last close round of the leg (rounds are the close keys' suffix)
     closing: bool = False  # a close of the leg (any purpose but entry) is not terminal
     in_flight: bool = False  # any intent of the leg is not terminal
+    entering: bool = False  # an entry intent of the leg is not terminal
     entry_product: str | None = None  # the product of the leg's first entry intent
 
 
@@ -60,6 +61,7 @@ def leg_ledgers(run_account: RunAccount | int, leg_numbers: Iterable[int] | None
             next_round=entry.next_round if is_entry else max(entry.next_round, int(attempt or 0) + 1),
             closing=entry.closing or (moving and not is_entry),
             in_flight=entry.in_flight or moving,
+            entering=entry.entering or (moving and is_entry),
             entry_product=entry.entry_product or (product if is_entry else None))
     if leg_numbers is None:
         run_id = db.session.scalar(select(RunAccount.run_id).where(RunAccount.id == ra_id))
