@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
 from app.broker.errors import BrokerError
 from app.broker.feed import Tick
@@ -55,7 +55,7 @@ from app.domain.risk_rules import (
 from app.domain.risk_settings import RiskAction
 from app.extensions import db
 from app.models.accounts import TradingAccount
-from app.models.execution import ExitRequest, Purpose, StrategyRun
+from app.models.execution import ExitRequest, Purpose
 from app.models.types import utcnow
 from app.services.accounts import account_urls_allowed, client_for
 from app.services.calendar import get_calendar
@@ -66,18 +66,22 @@ from app.services.risk.book import RunBook, load_books, run_signatures
 from app.services.risk.daily_limits import DailyLimits
 from app.services.risk.live import live_view
 from app.services.risk.quotes import QuoteReader, judge_price
-from app.services.risk.state import decode_state, encode_state
+from app.services.risk.state import StateWriter, decode_state, encode_state
 from app.services.risk.supertrend_exit import SupertrendWatch
 from app.services.runner import Service, register_service
 
 logger = logging.getLogger(__name__)
 
 OWNER = "risk-monitor"
-STATE_SAVE_SECONDS = 1.0
 ACT_RETRY_SECONDS = 5.0
 FAILED_EXIT_RETRY_SECONDS = 30.0  # a risk exit that failed is asked for again after this
 FULL_RELOAD_SECONDS = 10.0
 LIVE_VIEW_SECONDS = 0.5  # half the write interval: the view written is at most this old
+# After the monitor asks for an exit, its once-a-second refresh (state writes, book reloads,
+# subscriptions: 20-40 ms of CPU) waits this long, at most REFRESH_DEFER_MAX_SECONDS past due: in
+# this process the leader's engine is sending the exit's orders then, and shares the CPU.
+EXIT_QUIET_SECONDS = 0.3
+REFRESH_DEFER_MAX_SECONDS = 1.0
 
 Instrument = tuple[str, str]  # (symbol, exchange), upper case
 
@@ -124,7 +128,7 @@ class RiskMonitor(Service):
         self._evaluated_at: dict[int, float] = {}  # run → when it was last evaluated (monotonic)
         self._by_instrument: dict[Instrument, set[int]] = {}
         self._states: dict[int, RunRiskState] = {}
-        self._saved: dict[int, tuple[dict[str, Any], float]] = {}
+        self._writer = StateWriter()
         self._spans: dict[int, UnreliableSpan] = {}
         self._span_events: dict[int, int] = {}
         self._subscribed: dict[str, set[Instrument]] = {}
@@ -132,6 +136,7 @@ class RiskMonitor(Service):
         self._day: Any = None
         self._next_full_reload = 0.0
         self._next_refresh = 0.0
+        self._quiet_until = 0.0  # monotonic: no refresh before this (an exit was just asked for)
         self.daily = DailyLimits()
         self.evaluations = 0
 
@@ -155,11 +160,11 @@ class RiskMonitor(Service):
         self._history_jobs.clear()
 
     def run_once(self) -> str | None:
-        self._wake.wait(timeout=max(0.0, self._next_refresh - time.monotonic()))
+        self._wake.wait(timeout=max(0.0, self._refresh_due() - time.monotonic()))
         self._wake.clear()
         # The runs that ticks touched first: a breach never waits behind the refresh below.
         self._evaluate_touched()
-        if time.monotonic() >= self._next_refresh:
+        if time.monotonic() >= self._refresh_due():
             self._next_refresh = time.monotonic() + self.refresh_every
             try:
                 self.refresh()
@@ -174,6 +179,11 @@ class RiskMonitor(Service):
             if quiet:
                 self.evaluate(quiet, utcnow())
         return f"{len(self._books)} runs watched"
+
+    def _refresh_due(self) -> float:
+        """When the next refresh runs: every refresh_every seconds, later while an exit just asked
+        for is being sent (EXIT_QUIET_SECONDS), never more than REFRESH_DEFER_MAX_SECONDS late."""
+        return min(max(self._next_refresh, self._quiet_until), self._next_refresh + REFRESH_DEFER_MAX_SECONDS)
 
     def _evaluate_touched(self) -> None:
         with self._lock:
@@ -537,6 +547,7 @@ class RiskMonitor(Service):
         return True
 
     def _act(self, book: RunBook, decision: ScopedDecision) -> bool:
+        self._quiet_until = time.monotonic() + EXIT_QUIET_SECONDS
         try:
             return actions.act(book, decision)
         except Exception:  # e.g. the database refused the write: asked again while the breach stands
@@ -552,42 +563,24 @@ class RiskMonitor(Service):
             logger.exception("run %s: %s step failed", book.run_id, what)
 
     def _write_states(self) -> None:
-        """Every run's state and live view that changed, in one statement and one transaction (once a
-        second): 100 single-row UPDATEs were the monitor's largest CPU cost, ahead of the rules."""
-        changed = [(run_id, data) for run_id in sorted(set(self._states) | set(self._live))
-                   if (data := self._state_to_save(run_id, force=True)) is not None]
-        if changed:
-            table: Any = StrategyRun.__table__
-            db.session.execute(update(table).where(table.c.id == bindparam("run"))
-                               .values(risk_state=bindparam("state", type_=table.c.risk_state.type)),
-                               [{"run": run_id, "state": data} for run_id, data in changed])
-        db.session.commit()
-        for run_id, data in changed:
-            self._saved[run_id] = (data, time.monotonic())
+        """Every run's state and live view that changed, in one transaction (once a second)."""
+        runs = sorted(set(self._states) | set(self._live))
+        self._writer.write_many([(run_id, data) for run_id in runs
+                                 if self._writer.due(run_id, data := self._state_data(run_id), force=True)])
 
     def _save_state(self, run_id: int, *, force: bool = False) -> None:
-        data = self._state_to_save(run_id, force=force)
-        if data is None:
-            return
-        db.session.execute(update(StrategyRun).where(StrategyRun.id == run_id).values(risk_state=data)
-                           .execution_options(synchronize_session=False))
-        db.session.commit()
-        self._saved[run_id] = (data, time.monotonic())
+        data = self._state_data(run_id)
+        if self._writer.due(run_id, data, force=force):
+            self._writer.write_one(run_id, data)
 
-    def _state_to_save(self, run_id: int, *, force: bool) -> dict[str, Any] | None:
-        """The run's risk_state to write now, or None when it is what was written (or was written
-        less than STATE_SAVE_SECONDS ago, unless forced)."""
+    def _state_data(self, run_id: int) -> dict[str, Any]:
+        """The run's risk_state as it stands: the rules' memory, the Supertrend latch, the live view."""
         state = self._states.get(run_id)
         data: dict[str, Any] = encode_state(state) if state is not None else {"run_id": run_id}
         if run_id in self._supertrend_fired:
             data["supertrend_fired"] = True
         if run_id in self._live:
             data["live"] = self._live[run_id]
-        last = self._saved.get(run_id)
-        if last is not None and last[0] == data:
-            return None
-        if not force and last is not None and time.monotonic() - last[1] < STATE_SAVE_SECONDS:
-            return None
         return data
 
 
