@@ -355,7 +355,7 @@ class FeedClient:
         if opcode != websocket.ABNF.OPCODE_TEXT:
             return None
         try:
-            msg = json.loads(frame.data)
+            msg = json.loads(frame.data.decode("utf-8"))  # (strict: no lone surrogates either)
         except ValueError:
             logger.debug("feed %s: ignored a non-JSON frame", self.name)
             return None

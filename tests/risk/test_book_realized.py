@@ -28,3 +28,17 @@ def test_a_partly_closed_leg_realizes_only_its_closed_units():
 def test_nothing_closed_nothing_realized_and_unpriced_fills_are_left_out():
     assert realized(_part({1: ((10, D("800")),)}, {}), LEGS) == 0
     assert realized(_part({1: ((10, D("0")),)}, {1: ((5, D("790")),)}), LEGS) == 0
+
+
+def test_a_fill_row_the_lifecycle_never_writes_marks_its_account_unpriced_instead_of_stopping_the_refresh():
+    from app.models.execution import OrderIntent
+    from app.services.risk.book import _fills
+
+    def row(intent_id, qty, price):
+        return OrderIntent(id=intent_id, run_account_id=3, leg_number=1, purpose="entry", action="BUY",
+                           filled_quantity=qty, average_price=price)
+
+    entries, _closes, unpriced = _fills([row(1, 10, D("800")), row(2, -5, D("801")), row(3, 4, D("NaN"))])
+    assert unpriced == {3}
+    assert dict(entries[3]) == {1: [(10, D("800")), (4, D("0"))]}  # the bad quantity left out, the bad price held at 0
+    AccountBook(3, 7, "One", "open", 10, {1: tuple(entries[3][1])}, {})  # a book is built from them

@@ -280,6 +280,8 @@ def step(request: ExitRequest) -> bool:
         if moving:
             return _stop_entries(request, moving)
         ledgers = {ra.id: leg_ledgers(ra, run_legs) for ra in accounts}  # settled since: read again
+        if any(ledgers[ra.id][n].in_flight for ra in accounts for n in leg_numbers):
+            return False  # planned meanwhile (a retry, a close): the next pass looks again
     held = {(ra.id, leg.number): ledgers[ra.id][leg.number].held for ra in accounts for leg in legs}
     if all(q == 0 for q in held.values()):
         return _finish(request, run, accounts, legs)

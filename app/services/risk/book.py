@@ -117,8 +117,12 @@ def _fills(rows: list[OrderIntent]
     for intent in rows:
         if not intent.filled_quantity or intent.run_account_id is None or intent.leg_number is None:
             continue
+        if intent.filled_quantity < 0:  # never written by the lifecycle: one bad row must not stop the monitor
+            logger.error("intent %s has a negative filled quantity %s", intent.id, intent.filled_quantity)
+            unpriced.add(intent.run_account_id)
+            continue
         price = intent.average_price if intent.average_price is not None else intent.price
-        if price is None or price <= 0:
+        if price is None or not Decimal(price).is_finite() or price <= 0:
             # Held all the same (the quantity is real); the rules hold until the price is known.
             logger.warning("intent %s filled %s without a usable price", intent.id, intent.filled_quantity)
             unpriced.add(intent.run_account_id)
