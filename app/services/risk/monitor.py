@@ -42,12 +42,10 @@ from app.domain.price_guard import (
     assess_prices,
     check_price,
 )
-from app.domain.risk_pnl import LegPosition, leg_pnl
+from app.domain.risk_pnl import leg_pnl
 from app.domain.risk_rules import (
     AccountPosition,
     BreachLatch,
-    Decision,
-    LegToClose,
     RunRiskState,
     ScopedDecision,
     evaluate_run,
@@ -67,7 +65,7 @@ from app.services.risk.daily_limits import DailyLimits
 from app.services.risk.live import live_view
 from app.services.risk.quotes import QuoteReader, judge_price
 from app.services.risk.state import StateWriter, decode_state, encode_state
-from app.services.risk.supertrend_exit import SupertrendWatch
+from app.services.risk.supertrend_exit import SupertrendWatch, supertrend_scope
 from app.services.runner import Service, register_service
 
 logger = logging.getLogger(__name__)
@@ -508,7 +506,7 @@ class RiskMonitor(Service):
         positions = [AccountPosition(a.account_id, a.quantity_per_leg, a.positions(book.legs, prices))
                      for a in deciding]
         if book.settings is None or not positions:  # no rules to run: the P&L for the daily limits only
-            return {p.account_id: sum((pnl_of(leg) for leg in p.legs), Decimal(0)) for p in positions}
+            return {p.account_id: sum((leg_pnl(leg).total for leg in p.legs), Decimal(0)) for p in positions}
         result = evaluate_run(book.settings, book.run_id, positions, self._states.get(book.run_id), reliability)
         self._states[book.run_id] = result.state
         # Act first: a breach counts as handled only once its exit request is committed; a refused
@@ -582,20 +580,6 @@ class RiskMonitor(Service):
         if run_id in self._live:
             data["live"] = self._live[run_id]
         return data
-
-
-def supertrend_scope(decision: Decision, positions: list[AccountPosition]) -> ScopedDecision:
-    """The Supertrend decision applied to its run: the series is the whole strategy's, so close_all
-    closes every account, close_partial each account's losing legs."""
-    accounts = tuple(p.account_id for p in positions if p.is_open)
-    close_all = decision.action is RiskAction.CLOSE_ALL
-    losing = () if close_all else tuple(LegToClose(p.account_id, leg.leg_number) for p in positions
-                                        for leg in p.legs if leg.open_quantity and leg_pnl(leg).total < 0)
-    return ScopedDecision(decision, None, accounts, close_all, losing, None, True)
-
-
-def pnl_of(leg: LegPosition) -> Decimal:
-    return leg_pnl(leg).total
 
 
 def register_risk_monitor(app: Flask) -> None:

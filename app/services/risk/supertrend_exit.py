@@ -32,8 +32,9 @@ from app.domain.premium_series import (
     entry_candle_index,
     supertrend_flip,
 )
-from app.domain.risk_rules import Decision
-from app.domain.risk_settings import RiskEventType
+from app.domain.risk_pnl import leg_pnl
+from app.domain.risk_rules import AccountPosition, Decision, LegToClose, ScopedDecision
+from app.domain.risk_settings import RiskAction, RiskEventType
 from app.indicators.supertrend import supertrend
 from app.services.risk.book import RunBook
 from app.services.risk.snapshot import SupertrendSettings
@@ -152,3 +153,13 @@ class SupertrendWatch:
                         f"Supertrend {s.period}, {s.multiplier} on {s.timeframe.value}: the trend turned {trend} "
                         f"on the candle that closed at {at} IST ({s.exit.value} exit)",
                         Decimal(str(round(float(line[flip]), 2))), Decimal(str(round(float(close[flip]), 2))))
+
+
+def supertrend_scope(decision: Decision, positions: list[AccountPosition]) -> ScopedDecision:
+    """The Supertrend decision applied to its run: the series is the whole strategy's, so close_all
+    closes every account, close_partial each account's losing legs."""
+    accounts = tuple(p.account_id for p in positions if p.is_open)
+    close_all = decision.action is RiskAction.CLOSE_ALL
+    losing = () if close_all else tuple(LegToClose(p.account_id, leg.leg_number) for p in positions
+                                        for leg in p.legs if leg.open_quantity and leg_pnl(leg).total < 0)
+    return ScopedDecision(decision, None, accounts, close_all, losing, None, True)
