@@ -291,3 +291,72 @@ def test_a_leg_whose_entry_is_still_planned_is_in_flight_but_not_being_closed(se
     [ra] = run_accounts(run_id)
     assert leg_ledgers(ra) == {1: LegLedger(in_flight=True, entering=True, entry_product="NRML"),
                                2: LegLedger(in_flight=True, entering=True, entry_product="NRML")}
+
+
+def test_a_request_on_a_still_run_plans_its_first_round_in_its_own_transaction(setup):
+    """Nothing in flight: the request comes with its round-1 close intents (the leader only sends
+    them), and the engine's step plans nothing more."""
+    user, accounts = setup
+    ids = [a for a, _ in accounts]
+    run_id, driver = _entered(user, ids)
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id), reason="now")
+    db.session.expire_all()
+
+    row = db.session.get(ExitRequest, request.id)
+    assert (row.status, row.report) == ("working", {"rounds": 1})
+    assert db.session.get(StrategyRun, run_id).status == "closing"
+    assert [ra.status for ra in run_accounts(run_id)] == ["closing", "closing"]
+    for account_id in ids:
+        planned = sorted((i.leg_number, i.child, i.action, i.quantity, i.phase, i.state, i.exit_request_id)
+                         for i in intents(account_id=account_id, purpose="exit"))
+        assert planned == [(1, 1, "SELL", 10, 1, "planned", row.id), (1, 2, "SELL", 10, 1, "planned", row.id),
+                           (1, 3, "SELL", 5, 1, "planned", row.id), (2, 1, "BUY", 12, 0, "planned", row.id)]
+    exits.step_all()
+    assert len(intents(run_id=run_id, purpose="exit")) == 8
+    assert db.session.get(ExitRequest, request.id).report == {"rounds": 1}
+
+    assert driver.run_until(lambda: _done(request.id)).status == "done"
+    assert [net_positions(a) for a in ids] == [{}, {}]
+    assert len(intents(run_id=run_id, purpose="exit")) == 8
+
+
+def test_a_request_while_an_entry_is_moving_leaves_the_planning_to_the_engine(setup):
+    """The long leg is filled and held, the short leg's entry is still planned: the request plans
+    nothing itself (the engine first withdraws the entry, then closes what filled)."""
+    user, accounts = setup
+    (account_id, _), _ = accounts
+    run_id = make_run(user.id, [account_id], [LONG_SBIN, SHORT_RELIANCE])
+    Driver(hold=lambda i: i.action == "SELL").run_until(
+        lambda: [i.state for i in intents(run_id=run_id, purpose="entry")] == ["filled", "planned"])
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
+    db.session.expire_all()
+
+    assert db.session.get(ExitRequest, request.id).status == "pending"
+    assert intents(run_id=run_id, purpose="exit") == []
+    assert Driver().run_until(lambda: _done(request.id)).status == "done"
+    assert [i.state for i in intents(run_id=run_id, purpose="entry")] == ["filled", "not_placed"]
+    assert net_positions(account_id) == {}
+
+
+def test_a_request_after_a_failed_round_plans_nothing_itself_the_engine_rereads_the_book(setup, sim):
+    user, accounts = setup
+    (account_id, key), _ = accounts
+    run_id, driver = _entered(user, [account_id], legs=(SHORT_RELIANCE,))
+    sim.set_faults(key, reject_rate=1.0, reject_reason="margin", reject_mode="http", routes=["placeorder"])
+    first = exits.request_exit(user, db.session.get(StrategyRun, run_id), leg_number=1)
+    driver.run_until(lambda: any(i.state == "rejected" for i in intents(run_id=run_id, purpose="exit")))
+    db.session.get(ExitRequest, first.id).status = "failed"  # as if it had given up
+    db.session.commit()
+    sim.call("DELETE", "/sim/faults")
+
+    again = exits.request_exit(user, db.session.get(StrategyRun, run_id), purpose="manual")
+    db.session.expire_all()
+
+    assert db.session.get(ExitRequest, again.id).status == "pending"
+    assert [i.attempt for i in intents(run_id=run_id, purpose="exit")] == [1]
+    assert driver.run_until(lambda: _done(again.id)).status == "done"
+    assert [(i.attempt, i.state) for i in intents(run_id=run_id) if i.purpose != "entry"] == [
+        (1, "rejected"), (2, "filled")]
+    assert net_positions(account_id) == {}

@@ -109,12 +109,19 @@ def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int |
     require_engine_online()
     row = ExitRequest(user_id=user.id, run_id=run.id, run_account_id=ra_id, leg_number=leg_number,
                       purpose=purpose, reason=reason[:1000], status="pending")
+    accounts, legs = _scope(row, run)
+    first_round = _first_round(accounts, legs, run)  # read before the first write (SQLite's lock)
     db.session.add(row)
     db.session.flush()
     exit_events.exit_requested(row, run, event_type, risk_note)
     audit.record("exit_requested", category="trading", user=user, commit=False,
                  details={"run_id": run.id, "exit_request_id": row.id, "run_account_id": ra_id,
                           "leg": leg_number, "purpose": purpose, "reason": reason[:200]})
+    if first_round:
+        _start(row, run, accounts)
+        created, _existing = plan_leg_closes(first_round, purpose, exit_request_id=row.id, commit=False)
+        if created:
+            row.report = {"rounds": 1}
     db.session.commit()
     wake_engine(f"exit:{row.id}")
     return row
@@ -262,13 +269,7 @@ def step(request: ExitRequest) -> bool:
         return False
     accounts, legs = _scope(request, run)
     if request.status == "pending":
-        request.status = "working"
-        if request.leg_number is None:
-            for ra in accounts:
-                if ra.status not in SETTLED_ACCOUNT:
-                    ra.status = RunAccountStatus.CLOSING
-            if request.run_account_id is None and run.status not in (RunStatus.CLOSED, RunStatus.FAILED):
-                run.status = RunStatus.CLOSING
+        _start(request, run, accounts)
         db.session.commit()
     leg_numbers = {leg.number for leg in legs}
     run_legs = [leg.number for leg in run.legs]
@@ -315,6 +316,33 @@ def step(request: ExitRequest) -> bool:
         logger.info("exit request %s round %s: %s close intents planned, %s already planned",
                     request.id, report.get("rounds", 0), created, existing)
     return changed
+
+
+def _start(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccount]) -> None:
+    """pending → working; a run or account exit marks what it closes as closing (no commit)."""
+    request.status = "working"
+    if request.leg_number is None:
+        for ra in accounts:
+            if ra.status not in SETTLED_ACCOUNT:
+                ra.status = RunAccountStatus.CLOSING
+        if request.run_account_id is None and run.status not in (RunStatus.CLOSED, RunStatus.FAILED):
+            run.status = RunStatus.CLOSING
+
+
+def _first_round(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], run: StrategyRun) -> list[LegClose]:
+    """The closes a new request can plan with itself, in its own transaction: the first round of
+    legs that are held with nothing of theirs in flight, on a run where nothing in scope is moving.
+    The leader then sends them in its next pass instead of planning them first (a breach's exit
+    saves a pass and two commits). Anything else (entries or closes moving, a later round that
+    needs the position book, nothing held) is empty here and left to the engine's `step`."""
+    leg_numbers = {leg.number for leg in legs}
+    run_legs = [leg.number for leg in run.legs]
+    ledgers = {ra.id: leg_ledgers(ra, run_legs) for ra in accounts}
+    scoped = [ledgers[ra.id][n] for ra in accounts for n in leg_numbers]
+    if any(ledger.in_flight for ledger in scoped) or any(ledger.held and ledger.next_round > 1 for ledger in scoped):
+        return []
+    closes, unclosable = _closes(accounts, legs, ledgers)  # round 1 everywhere: no broker read
+    return [] if unclosable else closes
 
 
 def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
