@@ -419,6 +419,11 @@ def main() -> int:
                           "planned": min(epoch_ms(c.created_at) for c in closes) - tick_ms,
                           "claimed": min(epoch_ms(c.sent_at) for c in closes if c.sent_at) - tick_ms,
                           "first": times[0] - tick_ms, "all": times[-1] - tick_ms}
+                shorts = [c for c in closes if c.phase == 0]
+                longs = [c for c in closes if c.phase != 0]
+                if shorts and longs and all(c.filled_at for c in shorts) and all(c.sent_at for c in longs):
+                    stages.update({"shorts_filled": max(epoch_ms(c.filled_at) for c in shorts) - tick_ms,
+                                   "longs_claimed": min(epoch_ms(c.sent_at) for c in longs) - tick_ms})
                 db.session.commit()
                 sim.post("/sim/prices/move", {"symbol": slot.underlying, "pct": 100 / (1 + MOVE_PCT / 100) - 100})
                 account_name = next(n for a, n, _ in accounts if a == slot.account_id)
@@ -484,8 +489,12 @@ def main() -> int:
                        ("planned", "close intents planned (engine: exit manager)"),
                        ("claimed", "first close intent claimed for sending"),
                        ("first", "first exit order received by the broker"),
+                       ("shorts_filled", "the shorts' closes recorded filled"),
+                       ("longs_claimed", "the longs' closes claimed for sending"),
                        ("all", "all 5 exit orders received by the broker")):
-        values = [t[key] for t in results]
+        values = [t[key] for t in results if key in t]
+        if not values:
+            continue
         print(f"  {label:47}: {percentile(values, 50):6.1f} / {percentile(values, 95):6.1f} / "
               f"{percentile(values, 99):6.1f} / {max(values):6.1f}")
     print("median over the rounds (spread), quiet window of "

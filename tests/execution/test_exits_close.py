@@ -360,3 +360,46 @@ def test_a_request_after_a_failed_round_plans_nothing_itself_the_engine_rereads_
     assert [(i.attempt, i.state) for i in intents(run_id=run_id) if i.purpose != "entry"] == [
         (1, "rejected"), (2, "filled")]
     assert net_positions(account_id) == {}
+
+
+def test_what_is_moving_in_a_requests_scope_is_one_query_that_agrees_with_the_ledgers(setup):
+    from app.services.execution.held import leg_ledgers
+
+    user, accounts = setup
+    ids = [a for a, _ in accounts]
+    run_id = make_run(user.id, ids, [LONG_SBIN, SHORT_RELIANCE])
+    run = db.session.get(StrategyRun, run_id)
+    first, second = run_accounts(run_id)
+
+    def request(**scope):
+        return ExitRequest(user_id=user.id, run_id=run_id, purpose="exit", status="working", **scope)
+
+    assert exits.moving_in_scope(request()) == (True, True)  # every entry is still planned
+    filled_entries(Driver(), run_id)
+    assert exits.moving_in_scope(request()) == (False, False)
+    legs = {leg.number: leg for leg in run.legs}
+    exits.plan_leg_closes([exits.LegClose(first, legs[2], -12, "MIS", 1)], "exit")
+    assert exits.moving_in_scope(request()) == (True, False)
+    assert exits.moving_in_scope(request(run_account_id=first.id, leg_number=2)) == (True, False)
+    assert exits.moving_in_scope(request(run_account_id=first.id, leg_number=1)) == (False, False)
+    assert exits.moving_in_scope(request(run_account_id=second.id)) == (False, False)
+    ledgers = leg_ledgers(first)
+    assert (ledgers[2].in_flight, ledgers[2].entering, ledgers[1].in_flight) == (True, False, False)
+
+
+def test_a_working_request_still_cancels_an_entry_that_is_open_at_the_broker(setup):
+    """The one-query shortcut of a working request waits only while closes alone are moving."""
+    user, accounts = setup
+    (account_id, _), _ = accounts
+    run_id = make_run(user.id, [account_id], [LegSpec("SBIN", "NSE", "BUY", 5)])
+    (entry,) = intents(run_id=run_id)
+    entry.price_type, entry.price = "LIMIT", 500  # far below the market: stays open
+    db.session.commit()
+    driver = Driver()
+    driver.run_until(lambda: intents(run_id=run_id)[0].state == "accepted")
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
+    db.session.get(ExitRequest, request.id).status = "working"  # as after an earlier pass
+    db.session.commit()
+
+    assert driver.run_until(lambda: _done(request.id), timeout=20).status == "done"
+    assert intents(run_id=run_id)[0].state == "cancelled"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.broker.errors import BrokerError
@@ -158,11 +158,11 @@ def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id
     Returns:
         (created, already planned): a key that exists already is never a second order.
     """
-    def rows_of(close: LegClose) -> list[OrderIntent]:
+    def rows_of(close: LegClose) -> list[dict[str, Any]]:
         leg, ra = close.leg, close.run_account
         holding = Holding(leg.number, leg.symbol, leg.exchange, close.product, close.quantity,
                           leg.lot_size, leg.freeze_qty)
-        return [OrderIntent(
+        return [dict(
             intent_key=close_intent_key(ra.run_id, ra.account_id, leg.number, order.child, close.round_no),
             user_id=ra.run.user_id, account_id=ra.account_id, run_id=ra.run_id, run_account_id=ra.id,
             exit_request_id=exit_request_id, kill_switch_id=kill_switch_id, leg_number=leg.number,
@@ -171,18 +171,22 @@ def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id
             quantity=order.quantity, price_type="MARKET", state=IntentState.PLANNED.value)
             for order in plan_close_orders([holding])]
 
+    def write(rows: list[dict[str, Any]]) -> None:
+        # One bulk INSERT (the ORM's, with the columns' defaults): the exit path's hottest write.
+        with db.session.begin_nested():
+            if rows:
+                db.session.execute(insert(OrderIntent), rows)
+
     created = existing = 0
     try:
-        with db.session.begin_nested():
-            everything = [row for close in closes for row in rows_of(close)]
-            db.session.add_all(everything)
+        everything = [row for close in closes for row in rows_of(close)]
+        write(everything)
         created = len(everything)
     except IntegrityError:  # some leg's round exists: leg by leg
         for close in closes:
             rows = rows_of(close)
             try:
-                with db.session.begin_nested():
-                    db.session.add_all(rows)
+                write(rows)
             except IntegrityError:
                 existing += len(rows)
                 continue
@@ -262,8 +266,27 @@ def _report(request: ExitRequest) -> dict[str, Any]:
     return copy.deepcopy(request.report or {})
 
 
+def moving_in_scope(request: ExitRequest) -> tuple[bool, bool]:
+    """(an intent in the request's scope is not terminal, one of those is an entry), in one query:
+    what the ledgers' in_flight / entering say for the scope, without loading the run."""
+    query = (select(OrderIntent.purpose).distinct()
+             .join(RunAccount, RunAccount.id == OrderIntent.run_account_id)
+             .where(RunAccount.run_id == request.run_id, RunAccount.status != RunAccountStatus.SKIPPED,
+                    OrderIntent.leg_number.is_not(None), OrderIntent.state.not_in(_TERMINAL_VALUES)))
+    if request.run_account_id is not None:
+        query = query.where(OrderIntent.run_account_id == request.run_account_id)
+    if request.leg_number is not None:
+        query = query.where(OrderIntent.leg_number == request.leg_number)
+    purposes = set(db.session.scalars(query))
+    return bool(purposes), Purpose.ENTRY in purposes
+
+
 def step(request: ExitRequest) -> bool:
     """One step of one request (see the module docstring). True when something changed."""
+    if request.status == "working":
+        moving, entering = moving_in_scope(request)
+        if moving and not entering:
+            return False  # only closes are moving (every pass while a round runs): one query
     run = db.session.get(StrategyRun, request.run_id)
     if run is None:
         return False
