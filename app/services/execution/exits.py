@@ -300,9 +300,9 @@ def step(request: ExitRequest) -> bool:
     if any(ledgers[ra.id][n].in_flight for ra in accounts for n in leg_numbers):
         if not any(ledgers[ra.id][n].entering for ra in accounts for n in leg_numbers):
             return False  # only closes are moving: they run (the next round waits for them)
-        moving = [i for ra in accounts for i in in_flight(ra) if i.leg_number in leg_numbers]
-        if moving:
-            return _stop_entries(request, moving)
+        flying = [i for ra in accounts for i in in_flight(ra) if i.leg_number in leg_numbers]
+        if flying:
+            return _stop_entries(request, flying)
         ledgers = {ra.id: leg_ledgers(ra, run_legs) for ra in accounts}  # settled since: read again
         if any(ledgers[ra.id][n].in_flight for ra in accounts for n in leg_numbers):
             return False  # planned meanwhile (a retry, a close): the next pass looks again
