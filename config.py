@@ -233,6 +233,8 @@ class Config:
     # A held leg without a confirmed price for this long is read by /multiquotes while the market
     # trades (a quiet hedge must not hold every rule of its run); 0 = never.
     RISK_QUOTE_REFRESH_SECONDS = 5.0
+    # A risk exit that failed (or could not be asked for) is asked for again after this.
+    RISK_FAILED_EXIT_RETRY_SECONDS = 30.0
     # Leader lease: another process takes over within TTL + retry seconds of the holder dying.
     SERVICE_LEASE_TTL_SECONDS = 10.0
     SERVICE_LEASE_RENEW_SECONDS = 3.0
@@ -326,6 +328,8 @@ class Config:
             RISK_FIRST_PRICE_GRACE_SECONDS=_env_float("RISK_FIRST_PRICE_GRACE_SECONDS",
                                                       cls.RISK_FIRST_PRICE_GRACE_SECONDS),
             RISK_QUOTE_REFRESH_SECONDS=_env_float("RISK_QUOTE_REFRESH_SECONDS", cls.RISK_QUOTE_REFRESH_SECONDS),
+            RISK_FAILED_EXIT_RETRY_SECONDS=_env_float("RISK_FAILED_EXIT_RETRY_SECONDS",
+                                                      cls.RISK_FAILED_EXIT_RETRY_SECONDS),
             SERVICE_LEASE_TTL_SECONDS=_env_float("SERVICE_LEASE_TTL_SECONDS", cls.SERVICE_LEASE_TTL_SECONDS),
             SERVICE_LEASE_RENEW_SECONDS=_env_float("SERVICE_LEASE_RENEW_SECONDS", cls.SERVICE_LEASE_RENEW_SECONDS),
             SERVICE_LEASE_RETRY_SECONDS=_env_float("SERVICE_LEASE_RETRY_SECONDS", cls.SERVICE_LEASE_RETRY_SECONDS),

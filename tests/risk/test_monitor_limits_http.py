@@ -3,6 +3,7 @@ account daily loss limit (which closes the account's runs and blocks its entries
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from app.domain.expiries import ist_today
 from app.extensions import db
 from app.models import TradingAccount
 from app.models.execution import ExitRequest, StrategyRun
+from app.models.services import ServiceLease
 from app.models.types import utcnow
 from app.services.execution.exits import request_exit
 from app.services.risk.events import entries_blocked
@@ -242,3 +244,68 @@ def test_account_profit_limit_blocks_entries_too(setup, sim):
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 840})
     [event] = spin(monitor, lambda: risk_events(event_type="account_profit_limit"))
     assert event.threshold == Decimal("300.00") and entries_blocked(ids[0], ist_today(utcnow())) is not None
+
+
+def test_a_blocked_accounts_close_that_failed_is_asked_for_again_until_the_account_is_flat(setup, sim):
+    """A daily limit's close whose rounds are all rejected: the account stays blocked and is closed
+    again (same event type) once the retry wait has passed."""
+    user, ids, monitor = setup
+    monitor.failed_exit_retry = 0.0
+    db.session.get(TradingAccount, ids[0]).daily_loss_limit = Decimal("500")
+    db.session.commit()
+    run_id = entered(user, ids[:1], [LONG], rules())
+    spin(monitor, watching(monitor, run_id))
+    keys = [a["apikey"] for a in sim.call("GET", "/sim/accounts")["accounts"]]
+    for k in keys:  # the RMS refuses everything
+        sim.set_faults(k, reject_rate=1.0, reject_reason="rms_block", routes=["placeorder"])
+    try:
+        sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})  # −₹600
+        spin(monitor, lambda: risk_events(event_type="account_loss_limit"))
+        [first] = db.session.scalars(select(ExitRequest)).all()
+        Driver().run_until(lambda: db.session.get(ExitRequest, first.id).status == "failed")
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    assert entries_blocked(ids[0], ist_today(utcnow())) is not None
+
+    requests = spin(monitor, lambda: (rows := db.session.scalars(select(ExitRequest).order_by(ExitRequest.id))
+                                      .all()) and len(rows) == 2 and rows)
+    assert (requests[1].purpose, requests[1].run_account_id) == ("risk", first.run_account_id)
+    Driver().run_until(lambda: db.session.get(ExitRequest, requests[1].id).status == "done")
+    events = risk_events(event_type="account_loss_limit")
+    assert len(events) == 2 and events[0].threshold == events[1].threshold == Decimal("-500.00")
+    assert "asked again" in events[1].detail or "asked again" in (db.session.get(ExitRequest, requests[1].id)
+                                                                 .reason or "")
+    for _ in range(3):  # refreshes read the blocks again: the account is flat, nothing is asked a third time
+        monitor.refresh()
+    db.session.expire_all()
+    assert len(db.session.scalars(select(ExitRequest)).all()) == 2
+
+
+def test_a_blocked_accounts_close_refused_while_the_engine_was_offline_is_asked_for_again(setup, sim):
+    user, ids, monitor = setup
+    db.session.get(TradingAccount, ids[0]).daily_loss_limit = Decimal("500")
+    db.session.commit()
+    run_id = entered(user, ids[:1], [LONG], rules())
+    spin(monitor, watching(monitor, run_id))
+    leases = db.session.scalars(select(ServiceLease)).all()
+    for lease in leases:  # no leader: request_exit refuses (EngineOffline)
+        lease.expires_at = utcnow()
+    db.session.commit()
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})  # −₹600
+    spin(monitor, lambda: risk_events(event_type="account_loss_limit"))
+    assert db.session.scalars(select(ExitRequest)).all() == []
+    assert entries_blocked(ids[0], ist_today(utcnow())) is not None
+    for _ in range(3):  # refreshes within the retry wait: the refusal is not asked (nor written) again
+        monitor.refresh()
+    [refused] = risk_events(run_id=run_id)
+    assert refused.action == "none" and "could not be requested" in refused.detail
+
+    monitor.failed_exit_retry = 0.0
+
+    for lease in leases:  # the leader is back
+        lease.expires_at = utcnow() + timedelta(hours=1)
+    db.session.commit()
+    [request] = spin(monitor, lambda: db.session.scalars(select(ExitRequest)).all())
+    assert request.purpose == "risk"
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+    assert [e.event_type for e in risk_events(run_id=run_id)] == ["account_loss_limit", "account_loss_limit"]

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import or_, select
 
 from app.domain.risk_rules import Decision, ScopedDecision
-from app.domain.risk_settings import RiskEventAction, RiskEventType
+from app.domain.risk_settings import RiskAction, RiskEventAction, RiskEventType
 from app.exceptions import AlgoMirrorError
 from app.extensions import db
 from app.models import User
 from app.models.accounts import TradingAccount
 from app.models.execution import ExitRequest, StrategyRun
+from app.models.risk import AccountRiskBlock, RiskEvent
+from app.models.types import utcnow
 from app.services.execution.exits import request_exit
-from app.services.risk.book import RunBook
+from app.services.risk.book import AccountBook, RunBook
 from app.services.risk.events import block_account_entries, record_risk_event
 from app.services.risk.exit_events import RiskNote
 
@@ -140,13 +142,18 @@ def alert(book: RunBook, scoped: ScopedDecision) -> None:
     logger.warning("run %s alert: %s", book.run_id, decision.reason)
 
 
+def held_parts(account_id: int, books: list[RunBook]) -> list[tuple[RunBook, AccountBook]]:
+    """The account's deciding parts of these runs that hold a position."""
+    return [(book, part) for book in books
+            if (part := next((a for a in book.accounts if a.account_id == account_id and a.deciding), None))
+            and any(part.held(leg.number) for leg in book.legs)]
+
+
 def close_account_runs(account_id: int, day: date, decision: Decision, books: list[RunBook]) -> list[int]:
     """A daily limit breach: block the account's entries for the day, close its part of every run.
     With nothing left to close (the day's runs closed at a loss already), the block's one risk event
     says so."""
-    parts = [(book, part) for book in books
-             if (part := next((a for a in book.accounts if a.account_id == account_id and a.deciding), None))
-             and any(part.held(leg.number) for leg in book.legs)]
+    parts = held_parts(account_id, books)
     blocked = block_account_entries(account_id, day, decision.reason[:1000])
     if not parts:
         if blocked:  # the block and its one event in one transaction
@@ -160,11 +167,70 @@ def close_account_runs(account_id: int, day: date, decision: Decision, books: li
         db.session.commit()
         return []
     db.session.commit()  # blocked first: new entries stay refused even if a close cannot be asked for
+    return _close_parts(account_id, decision, parts)
+
+
+def _close_parts(account_id: int, decision: Decision, parts: list[tuple[RunBook, AccountBook]]) -> list[int]:
     made: list[int] = []
     for book, part in parts:
         made += request_closes(book, decision, [Close(part.run_account_id, None, account_id)],
                                RiskEventAction.CLOSE_ALL)[0]
     return made
+
+
+def close_blocked_account_again(account_id: int, day: date, books: list[RunBook], retry_after: timedelta
+                                ) -> list[int]:
+    """An account blocked by a daily limit ends its day flat: each of its parts that still holds a
+    position with no exit closing it (the close could not be asked for, its request failed more
+    than `retry_after` ago, or an entry filled after the breach) is asked to close again, under the
+    limit's own event type; a refusal (the engine offline) is asked again after `retry_after` too.
+    Returns the new exit request ids."""
+    horizon = utcnow() - retry_after
+    parts = [(book, part) for book, part in held_parts(account_id, books)
+             if not covered(book.run_id, Close(part.run_account_id, None, account_id))
+             and not _failed_since(book.run_id, part.run_account_id, horizon)
+             and not _refused_since(book.run_id, account_id, horizon)]
+    if not parts:
+        return []
+    decision = standing_limit_decision(account_id, day)
+    logger.warning("account %s: blocked by its daily limit with %d run part(s) still open; closing them again",
+                   account_id, len(parts))
+    return _close_parts(account_id, decision, parts)
+
+
+def _failed_since(run_id: int, run_account_id: int, horizon: datetime) -> bool:
+    """An exit of this run account (or its whole run) failed after `horizon`: wait before asking again."""
+    return db.session.scalar(select(ExitRequest.id).where(
+        ExitRequest.run_id == run_id, ExitRequest.status == "failed", ExitRequest.done_at > horizon,
+        or_(ExitRequest.run_account_id.is_(None), ExitRequest.run_account_id == run_account_id),
+        ExitRequest.leg_number.is_(None)).limit(1)) is not None
+
+
+def _refused_since(run_id: int, account_id: int, horizon: datetime) -> bool:
+    """A daily-limit close of this account's part could not be asked for after `horizon` (its
+    refusal is a risk event that did nothing): wait before asking again, one event per wait."""
+    return db.session.scalar(select(RiskEvent.id).where(
+        RiskEvent.run_id == run_id, RiskEvent.account_id == account_id, RiskEvent.action == RiskEventAction.NONE,
+        RiskEvent.event_type.in_([RiskEventType.ACCOUNT_LOSS_LIMIT, RiskEventType.ACCOUNT_PROFIT_LIMIT]),
+        RiskEvent.created_at > horizon).limit(1)) is not None
+
+
+def standing_limit_decision(account_id: int, day: date) -> Decision:
+    """The breach behind the account's block on `day`: its latest daily-limit risk event (type,
+    threshold, value), the block's reason otherwise."""
+    block = db.session.scalars(select(AccountRiskBlock).where(
+        AccountRiskBlock.account_id == account_id, AccountRiskBlock.trading_day == day)).first()
+    reason = (block.reason if block is not None else "") or "Daily limit breached"
+    since = block.created_at - timedelta(minutes=1) if block is not None else utcnow() - timedelta(days=1)
+    event = db.session.scalars(select(RiskEvent).where(
+        RiskEvent.account_id == account_id, RiskEvent.created_at >= since,
+        RiskEvent.event_type.in_([RiskEventType.ACCOUNT_LOSS_LIMIT, RiskEventType.ACCOUNT_PROFIT_LIMIT]))
+        .order_by(RiskEvent.id.desc()).limit(1)).first()
+    kind = RiskEventType(event.event_type) if event is not None else (
+        RiskEventType.ACCOUNT_PROFIT_LIMIT if reason.startswith("Daily profit") else RiskEventType.ACCOUNT_LOSS_LIMIT)
+    return Decision(kind, RiskAction.CLOSE_ALL, f"{reason}; asked again: the account's close had not completed",
+                    event.threshold if event is not None else None,
+                    event.current_value if event is not None else None)
 
 
 def supertrend_held(book: RunBook, problem: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from app.domain.expiries import ist_today
@@ -45,9 +45,16 @@ class DailyLimits:
         found = day_realized(set(self.limits), day, books)
         self.realized, self.unpriced = found.totals, found.unpriced
 
-    def read_blocks(self, books: dict[int, RunBook], day: date) -> None:
-        """Which accounts are blocked today (every refresh); block those whose flat day breached."""
+    def read_blocks(self, books: dict[int, RunBook], day: date, retry_after: timedelta) -> None:
+        """Which accounts are blocked today (every refresh); block those whose flat day breached,
+        and close again what a blocked account still holds with no exit closing it."""
         self.blocked = set(blocked_accounts(self.limits, day)) if self.limits else set()
+        for account_id in sorted(self.blocked):
+            try:
+                actions.close_blocked_account_again(account_id, day, list(books.values()), retry_after)
+            except Exception:  # one account's failure must not stop the refresh (asked again next time)
+                db.session.rollback()
+                logger.exception("account %s: blocked account's close not asked again", account_id)
         open_parts = {a.account_id for b in books.values() for a in b.accounts if a.deciding or _holds(a, b)}
         for account_id in sorted(set(self.limits) - open_parts - self.blocked - self.unpriced):
             # Nothing open anywhere: no tick will ever touch it, its realized day alone decides.

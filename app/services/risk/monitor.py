@@ -257,7 +257,7 @@ class RiskMonitor(Service):
                                   if run in books and run not in changed}
             self._signatures = signatures
             self.daily.reload(books, day)
-        self.daily.read_blocks(self._books, day)
+        self.daily.read_blocks(self._books, day, timedelta(seconds=self.failed_exit_retry))
         db.session.commit()
         self._subscribe()
         self._load_histories()
