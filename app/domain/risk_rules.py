@@ -427,6 +427,16 @@ class ScopedDecision:
 
 
 @dataclass(frozen=True)
+class UnitLimits:
+    """The ₹ thresholds one unit was evaluated against (scaled to its size; combined: the sum of
+    each account's rounded threshold), so that what a page shows is what fires."""
+
+    key: UnitKey
+    max_loss: Decimal | None
+    max_profit: Decimal | None
+
+
+@dataclass(frozen=True)
 class RunEvaluation:
     """One tick's verdict on a run.
 
@@ -439,6 +449,7 @@ class RunEvaluation:
         account_pnls: (account id, P&L) for every account (empty when held).
         combined_pnl: Σ of them (None when held).
         state: pass it to the next evaluation of this run.
+        limits: each unit's max loss and max profit as evaluated (empty when held).
     """
 
     run_id: int
@@ -449,6 +460,7 @@ class RunEvaluation:
     account_pnls: tuple[tuple[int, Decimal], ...]
     combined_pnl: Decimal | None
     state: RunRiskState
+    limits: tuple[UnitLimits, ...] = ()
 
     @property
     def alerts_to_notify(self) -> tuple[ScopedDecision, ...]:
@@ -543,7 +555,8 @@ def evaluate_run(settings: RunRiskSettings, run_id: int, accounts: Sequence[Acco
     exits: list[ScopedDecision] = []
     alerts: list[ScopedDecision] = []
     trailing: dict[UnitKey, TrailingState] = {}
-    for unit in _units(settings, accounts, pnls):
+    units = _units(settings, accounts, pnls)
+    for unit in units:
         open_accounts = tuple(account for account in unit.accounts if account.is_open)
         if not open_accounts:
             continue
@@ -581,5 +594,6 @@ def evaluate_run(settings: RunRiskSettings, run_id: int, accounts: Sequence[Acco
     kept = {key: value for key, value in state.trailing if key not in trailing}
     next_state = RunRiskState(run_id, tuple({**kept, **trailing}.items()), exit_latch, alert_latch)
     return RunEvaluation(run_id, False, "", tuple(exits), tuple(alerts), tuple(pnls.items()),
-                         sum(pnls.values(), Decimal(0)), next_state)
+                         sum(pnls.values(), Decimal(0)), next_state,
+                         tuple(UnitLimits(unit.key, unit.max_loss, unit.max_profit) for unit in units))
 

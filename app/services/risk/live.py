@@ -17,10 +17,7 @@ from app.domain.risk_rules import (
     RunEvaluation,
     leg_stop_price,
     leg_target_price,
-    scale_threshold,
-    size_factor,
 )
-from app.domain.risk_settings import RiskScope
 from app.services.risk.book import RunBook
 
 
@@ -28,8 +25,8 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value.quantize(Decimal("0.01")), "f")
 
 
-def _line(value: Decimal | None, factor: Any, sign: int) -> str | None:
-    return None if value is None else _text(sign * scale_threshold(value, factor))
+def _line(value: Decimal | None, sign: int) -> str | None:
+    return None if value is None else _text(sign * value)
 
 
 def live_view(book: RunBook, result: RunEvaluation | None, checks: dict[tuple[str, str], PriceCheck],
@@ -53,18 +50,12 @@ def live_view(book: RunBook, result: RunEvaluation | None, checks: dict[tuple[st
         view["units"] = [{"name": names.get(a, str(a)), "pnl": _text(p)} for a, p in pnls.items()]
         return view
     deciding = [a for a in book.accounts if a.account_id in pnls]
-    units: list[tuple[str, int | None, Decimal | None, Any]]
-    if settings.scope is RiskScope.COMBINED:
-        factor = sum((size_factor(a.quantity_per_leg, settings.base_quantity_per_leg) for a in deciding), 0)
-        units = [("Combined", None, result.combined_pnl, factor)]
-    else:
-        units = [(a.account_name, a.account_id, pnls[a.account_id],
-                  size_factor(a.quantity_per_leg, settings.base_quantity_per_leg)) for a in deciding]
-    for name, key, pnl, factor in units:
-        trail = trailing.get(key)
+    for limits in result.limits:  # the thresholds the rules were evaluated against
+        trail = trailing.get(limits.key)
+        pnl = result.combined_pnl if limits.key is None else pnls[limits.key]
         view["units"].append({
-            "name": name, "pnl": _text(pnl), "max_loss": _line(settings.max_loss, factor, -1),
-            "max_profit": _line(settings.max_profit, factor, 1),
+            "name": "Combined" if limits.key is None else names.get(limits.key, str(limits.key)), "pnl": _text(pnl),
+            "max_loss": _line(limits.max_loss, -1), "max_profit": _line(limits.max_profit, 1),
             "trailing": None if trail is None else {"armed": trail.armed, "peak": _text(trail.peak),
                                                     "stop": _text(trail.stop)}})
     for account in deciding:
