@@ -31,7 +31,7 @@ from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.indicators.supertrend import _kernel, supertrend, supertrend_batch, warm_up
+from app.indicators.supertrend import _NO_ATRS, _kernel, supertrend, supertrend_batch, warm_up
 from bench._common import print_machine, summarize
 
 PERIOD, MULTIPLIER = 7, 3.0
@@ -106,7 +106,7 @@ def main() -> int:
     # Compile or load every kernel and touch every output once, outside the timings.
     warm_up()
     supertrend_batch(bh, bl, bc, PERIOD, MULTIPLIER, parallel=True)
-    _kernel(high, low, close, PERIOD, MULTIPLIER, line, direction)
+    _kernel(high, low, close, PERIOD, MULTIPLIER, line, direction, _NO_ATRS)
     _bands_after_atr(high, low, close, talib.ATR(high, low, close, timeperiod=PERIOD), MULTIPLIER,
                      base_line, base_direction)
     settled = 100 * PERIOD
@@ -120,7 +120,7 @@ def main() -> int:
 
     fused, public, batch, batch_parallel, baseline = [], [], [], [], []
     for n in range(1, args.rounds + 1):
-        fused.append(_seconds(lambda: _kernel(high, low, close, PERIOD, MULTIPLIER, line, direction)))
+        fused.append(_seconds(lambda: _kernel(high, low, close, PERIOD, MULTIPLIER, line, direction, _NO_ATRS)))
         baseline.append(_seconds(original))
         public.append(_seconds(lambda: supertrend(high, low, close, PERIOD, MULTIPLIER)))
         batch.append(_seconds(lambda: supertrend_batch(bh, bl, bc, PERIOD, MULTIPLIER)))

@@ -26,8 +26,8 @@ public functions therefore refuse bars with H < L, and non-finite prices, with a
 
 Direction: +1 bullish, −1 bearish (the opposite sign of Pine's own output), 0 where undefined;
 the line is NaN there. TA-Lib's ATR starts one bar later (mean of TR[1..period]) and agrees after
-warm-up; `atr_wilder` (not used by the kernel, which carries the ATR in a scalar) is there to check
-that.
+warm-up; `atr_wilder` runs the kernel itself with an ATR output (the Supertrend entry points pass
+an empty one, and the loop-invariant test costs nothing measurable) to check that.
 
 `supertrend_batch` runs the series one after another on the calling thread by default (1,000 × 500
 bars take about 3 ms, well inside the 10 ms budget); `parallel=True` spreads them over numba's
@@ -44,14 +44,20 @@ from numba import njit, prange
 __all__ = ["atr_wilder", "supertrend", "supertrend_batch", "warm_up"]
 
 _LARGEST = float(np.finfo(np.float64).max)
+_NO_ATRS = np.empty(0, dtype=np.float64)  # the kernel's "do not write the ATR out"
 
 
 @njit(cache=True, error_model="numpy")
-def _kernel(high, low, close, period, multiplier, line, direction):  # pragma: no cover (compiled)
+def _kernel(high, low, close, period, multiplier, line, direction, atrs):  # pragma: no cover (compiled)
+    """`atrs`: an empty array, or one of the input's length that gets the ATR of every bar (NaN
+    before bar period − 1): what `atr_wilder` hands TA-Lib's ATR to check is this loop's own."""
     n = high.shape[0]
+    want_atr = atrs.shape[0] > 0
     for i in range(min(n, period - 1)):  # no ATR yet
         line[i] = np.nan
         direction[i] = 0
+        if want_atr:
+            atrs[i] = np.nan
     if n < period or period < 2:
         return
     # The ATR seed: the mean of the first `period` true ranges (TR[0] = H − L).
@@ -70,6 +76,8 @@ def _kernel(high, low, close, period, multiplier, line, direction):  # pragma: n
     upper = basic_upper if (basic_upper < 0.0 or pc > 0.0) else 0.0
     line[i] = upper
     direction[i] = -1
+    if want_atr:
+        atrs[i] = atr
     on_upper = True
     pc = close[i]
     alpha = 1.0 / period  # Pine's ta.rma: alpha · TR + (1 − alpha) · previous ATR
@@ -78,6 +86,7 @@ def _kernel(high, low, close, period, multiplier, line, direction):  # pragma: n
     # handling from every load and store of the hot loop.
     highs, lows, closes = high[period:], low[period:], close[period:]
     lines, directions = line[period:], direction[period:]
+    bar_atrs = atrs[period:] if want_atr else atrs  # loop-invariant branch: the compiler unswitches it
     for j in range(highs.shape[0]):
         h = highs[j]
         lo = lows[j]
@@ -85,6 +94,8 @@ def _kernel(high, low, close, period, multiplier, line, direction):  # pragma: n
         top = h if h > pc else pc
         bottom = lo if lo < pc else pc
         atr = alpha * (top - bottom) + keep * atr
+        if want_atr:
+            bar_atrs[j] = atr
         mid = (h + lo) * 0.5
         band = multiplier * atr
         basic_upper = mid + band
@@ -107,36 +118,15 @@ def _kernel(high, low, close, period, multiplier, line, direction):  # pragma: n
 
 
 @njit(cache=True, error_model="numpy")
-def _batch(high, low, close, period, multiplier, line, direction):  # pragma: no cover (compiled)
+def _batch(high, low, close, period, multiplier, line, direction, no_atrs):  # pragma: no cover (compiled)
     for row in range(high.shape[0]):
-        _kernel(high[row], low[row], close[row], period, multiplier, line[row], direction[row])
+        _kernel(high[row], low[row], close[row], period, multiplier, line[row], direction[row], no_atrs)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _batch_parallel(high, low, close, period, multiplier, line, direction):  # pragma: no cover (compiled)
+def _batch_parallel(high, low, close, period, multiplier, line, direction, no_atrs):  # pragma: no cover (compiled)
     for row in prange(high.shape[0]):
-        _kernel(high[row], low[row], close[row], period, multiplier, line[row], direction[row])
-
-
-@njit(cache=True, error_model="numpy")
-def _atr(high, low, close, period, out):  # pragma: no cover (compiled)
-    n = high.shape[0]
-    alpha = 1.0 / period
-    tr_sum = 0.0
-    atr = 0.0
-    for i in range(n):
-        tr = high[i] - low[i]
-        if i > 0:
-            tr = max(tr, abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
-        if i < period - 1:
-            tr_sum += tr
-            out[i] = np.nan
-        elif i == period - 1:
-            atr = (tr_sum + tr) / period
-            out[i] = atr
-        else:
-            atr = alpha * tr + (1.0 - alpha) * atr
-            out[i] = atr
+        _kernel(high[row], low[row], close[row], period, multiplier, line[row], direction[row], no_atrs)
 
 
 @njit(cache=True)
@@ -194,7 +184,7 @@ def supertrend(high, low, close, period: int = 7, multiplier: float = 3.0, *,
         if line.shape != h.shape or direction.shape != h.shape or line.dtype != np.float64 \
                 or direction.dtype != np.int8:
             raise ValueError("out must be (float64, int8) arrays of the input's length")
-    _kernel(h, lo, c, period, multiplier, line, direction)
+    _kernel(h, lo, c, period, multiplier, line, direction, _NO_ATRS)
     return line, direction
 
 
@@ -208,17 +198,18 @@ def supertrend_batch(high, low, close, period: int = 7, multiplier: float = 3.0,
     (h, lo, c), period, multiplier = _checked(high, low, close, period, multiplier, 2)
     line = np.empty(h.shape, dtype=np.float64)
     direction = np.empty(h.shape, dtype=np.int8)
-    (_batch_parallel if parallel else _batch)(h, lo, c, period, multiplier, line, direction)
+    (_batch_parallel if parallel else _batch)(h, lo, c, period, multiplier, line, direction, _NO_ATRS)
     return line, direction
 
 
 def atr_wilder(high, low, close, period: int = 7) -> np.ndarray:
-    """The Pine ATR alone, NaN before bar period − 1 (the kernel computes it inline; this is for
-    checks against TA-Lib). Raises: as `supertrend`."""
+    """The Pine ATR of every bar, NaN before bar period − 1, as the Supertrend kernel carries it
+    (the same compiled loop, asked to write it out; for checks against TA-Lib). Raises: as `supertrend`."""
     (h, lo, c), period, _ = _checked(high, low, close, period, 1.0, 1)
-    out = np.empty(h.shape[0], dtype=np.float64)
-    _atr(h, lo, c, period, out)
-    return out
+    n = h.shape[0]
+    atrs = np.empty(n, dtype=np.float64)
+    _kernel(h, lo, c, period, 1.0, np.empty(n, dtype=np.float64), np.empty(n, dtype=np.int8), atrs)
+    return atrs
 
 
 def warm_up() -> None:
