@@ -70,6 +70,12 @@ def test_max_loss_closes_the_run_by_itself_and_the_event_appears(risk_page, sim)
     expect(chart).to_have_attribute("data-chart-state", "drawn")
     expect(chart).to_have_attribute("data-line-points", re.compile(r"^[1-9]\d*$"))
     expect(chart.locator("canvas").first).to_be_visible()
+    expect(chart).to_have_attribute("data-markers", "0")
+    for name in ACCOUNTS:  # per-account scope at base size: each account's line is the builder's −₹3,000
+        unit = panel.locator(f'[data-risk-unit="{name}"]')
+        expect(unit).to_contain_text("₹-3000.00")
+        expect(unit.locator('[data-field="pnl"]')).to_have_text(re.compile(r"^₹-?\d+\.\d\d$"))
+    expect(panel).to_contain_text(re.compile(r"NIFTY\w+CE \d+\.\d\d \(\d+(\.\d)? s old\)"))
 
     # NIFTY 600 points up at the broker: the short call loses far more than ₹3,000 per account.
     sim.set_spot(NIFTY=26600)
@@ -80,6 +86,7 @@ def test_max_loss_closes_the_run_by_itself_and_the_event_appears(risk_page, sim)
         for n in range(2):
             expect(held.nth(n)).to_have_text("0")
     expect(page.get_by_test_id("exit-requests")).to_contain_text("risk")
+    expect(chart).to_have_attribute("data-markers", re.compile(r"^[1-9]\d*$"))  # the risk exits, on the chart
 
     page.goto("/strategy/risk-events?type=max_loss")
     rows = page.locator("table tbody tr")

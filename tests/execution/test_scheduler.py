@@ -73,7 +73,7 @@ def test_tick_creates_one_exit_then_one_square_off_per_run_at_the_ist_minute(sch
     assert tick(_ist(day, 15, 16)).exits == []
     assert _requests() == [(runs[0], "exit"), (runs[1], "exit"), (runs[0], "square_off"), (runs[1], "square_off"),
                            (late, "square_off")]
-    row = db.session.scalars(select(ExitRequest)).first()
+    row = db.session.scalars(select(ExitRequest).order_by(ExitRequest.id)).first()  # PG: no order without one
     assert row.reason == "scheduled exit at 15:00 IST" and row.status == "pending"
 
 
