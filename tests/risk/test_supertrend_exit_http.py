@@ -56,11 +56,15 @@ def clock(monkeypatch, paper_app):
 
 
 def _enter(user, ids, sim, clock: Clock) -> int:
+    return _enter_with(user, ids, sim, clock, rules(supertrend=SUPERTREND))
+
+
+def _enter_with(user, ids, sim, clock: Clock, settings: dict) -> int:
     """A run entered at the test's session moment (the broker's clock is there; the click too)."""
     for minutes in (2, 1, 0):  # the broker's history of today: the minutes its prices were set
         sim.post("/sim/clock", {"time": (clock.now - timedelta(minutes=minutes)).isoformat(), "frozen": True})
         sim.post("/sim/prices", {"symbol": "RELIANCE", "price": 2500})
-    run_id = entered(user, ids, [SHORT], rules(supertrend=SUPERTREND))
+    run_id = entered(user, ids, [SHORT], settings)
     db.session.get(StrategyRun, run_id).entered_at = clock.now
     db.session.commit()
     return run_id
@@ -134,3 +138,41 @@ def test_a_new_leader_does_not_fire_a_supertrend_exit_that_was_already_requested
         successor.on_stop()
     assert [(i.action, i.quantity, i.state) for i in intents(run_id=run_id) if i.purpose == "risk"] == \
         [("BUY", 5, "filled")]
+
+
+def test_an_alert_only_supertrend_flip_writes_one_event_and_sends_nothing(setup, sim, clock):
+    user, ids, monitor = setup
+    run_id = _enter_with(user, ids[:1], sim, clock, rules(supertrend={**SUPERTREND, "action": "alert_only"}))
+    spin(monitor, lambda: (w := monitor._watches.get(run_id)) is not None and w.loaded)
+    _, [event] = _walk(sim, clock, monitor, lambda: risk_events(event_type="supertrend"))
+    assert event.action == "alert_only" and "turned bullish" in event.detail
+    for price in (2620.0, 2640.0, 2660.0):  # more bullish candles close: the alert is not repeated
+        _minute(sim, clock, monitor, clock.now + timedelta(minutes=1), price)
+    assert len(risk_events(event_type="supertrend")) == 1
+    assert db.session.scalars(select(ExitRequest)).all() == []
+    assert [i for i in intents(run_id=run_id) if i.purpose == "risk"] == []
+
+
+def test_a_history_the_broker_cannot_give_holds_only_the_supertrend_exit(setup, sim, clock):
+    """/history answers 500: one held event for the Supertrend exit; the monitor keeps running and
+    the run's max loss still closes it."""
+    user, ids, monitor = setup
+    for key in [a["apikey"] for a in sim.call("GET", "/sim/accounts")["accounts"]]:
+        sim.set_faults(key, error_rate=1.0, routes=["history"])
+    try:
+        run_id = _enter_with(user, ids[:1], sim, clock, rules(max_loss="80", supertrend=SUPERTREND))
+        [held] = spin(monitor, lambda: risk_events(event_type="supertrend"))
+        assert held.action == "held" and held.run_id == run_id
+        watch = monitor._watches[run_id]
+        assert not watch.loaded
+        watch.next_load = 0.0  # the retry is due: it fails the same way, and says nothing new
+        spin(monitor, lambda: watch.next_load > 0 and run_id not in monitor._history_jobs)
+        # The short of 5 against a base of 1 per leg: the ₹80 line is ₹400; 100 points up lose ₹500.
+        _minute(sim, clock, monitor, clock.now + timedelta(minutes=1), 2600.0)
+        [loss] = spin(monitor, lambda: risk_events(event_type="max_loss"))
+        assert loss.action == "close_all"
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    [request] = db.session.scalars(select(ExitRequest)).all()
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+    assert len(risk_events(event_type="supertrend")) == 1  # held once, not once per refresh
