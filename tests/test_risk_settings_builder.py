@@ -4,6 +4,7 @@ shown again; every bad risk input is an error beside its field and nothing is sa
 from __future__ import annotations
 
 import re
+from decimal import Decimal as D
 
 import pytest
 from sqlalchemy import func, select
@@ -132,3 +133,33 @@ def test_json_api_reports_bad_risk_input_by_field(trader_client):
     assert errors["trailing_type"] == "Choose the trailing stop type (amount, percentage or points)."
     assert errors["max_loss_action"] == "Not a valid choice."
     assert _count() == 0
+
+
+@pytest.mark.parametrize("trailing_type, value", [("amount", "1500"), ("percentage", "40"), ("points", "12.5")])
+def test_the_builders_rules_reach_a_run_exactly_as_entered(trader_client, trailing_type, value):
+    """Builder form → Strategy → the run's snapshot (what the planner stores) → the rules the
+    monitor evaluates: every trailing type, the scope, the actions and each leg's stop and target."""
+    from app.domain.risk_rules import LegRiskRule, RunRiskSettings
+    from app.domain.strategy_settings import LegRiskUnit, SupertrendExit, SupertrendTimeframe, TrailingType
+    from app.services.risk.snapshot import run_settings, snapshot, supertrend_settings
+    from tests.support.strategies import leg
+
+    data = body(max_loss="5000", max_profit="8000", trailing_type=trailing_type, trailing_value=value,
+                risk_scope="combined", max_loss_action="close_partial", trailing_action="alert_only",
+                supertrend_enabled=True, supertrend_period="10", supertrend_multiplier="2.5",
+                supertrend_timeframe="15m", supertrend_exit="breakdown",
+                legs=[leg(stop_loss_unit="points", stop_loss_value="20", target_unit="percentage", target_value="50"),
+                      leg(option_type="PE", strike_offset=3)])
+
+    assert _post_builder(trader_client, data).status_code == 302
+    stored = snapshot(db.session.scalar(select(Strategy)))
+
+    assert run_settings(stored, 65) == RunRiskSettings(
+        scope=RiskScope.COMBINED, base_quantity_per_leg=65,
+        max_loss=D("5000"), max_loss_action=RiskAction.CLOSE_PARTIAL,
+        max_profit=D("8000"), max_profit_action=RiskAction.CLOSE_ALL,
+        trailing_type=TrailingType(trailing_type), trailing_value=D(value), trailing_action=RiskAction.ALERT_ONLY,
+        leg_rules=(LegRiskRule(1, (LegRiskUnit.POINTS, D("20")), (LegRiskUnit.PERCENTAGE, D("50"))),))
+    supertrend = supertrend_settings(stored)
+    assert (supertrend.period, supertrend.multiplier, supertrend.timeframe, supertrend.exit, supertrend.action) == (
+        10, D("2.5"), SupertrendTimeframe("15m"), SupertrendExit("breakdown"), RiskAction.CLOSE_ALL)

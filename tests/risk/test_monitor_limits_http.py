@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from app.domain.expiries import ist_today
@@ -20,25 +21,29 @@ from tests.support.exits import Driver, intents
 from tests.support.risk_monitor import LONG, SHORT, entered, risk_events, rules, spin, watching
 
 
-def test_trailing_stop_arms_trails_and_fires_once(setup, sim):
+@pytest.mark.parametrize("trailing_type, value", [("amount", "20"), ("percentage", "2.5"), ("points", "20")])
+def test_trailing_stop_arms_trails_and_fires_once(setup, sim, trailing_type, value):
+    """Each distance is about ₹200 on the account's 10 shares bought near ₹800: ₹20 per share of
+    base size; 2.5% of the ₹8,000 entry premium; 20 points × 10 shares."""
     user, ids, monitor = setup
-    # ₹20 per share of base size → ₹200 for the account's 10 shares.
-    run_id = entered(user, ids[:1], [LONG], rules(trailing_type="amount", trailing_value="20"))
+    run_id = entered(user, ids[:1], [LONG], rules(trailing_type=trailing_type, trailing_value=value))
     spin(monitor, watching(monitor, run_id))
     entry = Decimal(str(monitor._books[run_id].accounts[0].entry_fills[1][0][1]))
+    distance = entry * 10 * Decimal("0.025") if trailing_type == "percentage" else Decimal(200)
     sim.post("/sim/prices", {"symbol": "SBIN", "price": float(entry + 50)})  # +₹500: armed, stop ₹300
 
     def trail():
         state = monitor._states.get(run_id)
         return state is not None and state.trailing and state.trailing[0][1].armed and state.trailing[0][1]
     armed = spin(monitor, trail)
-    assert armed.peak >= Decimal("490") and armed.stop == armed.peak - 200
+    assert armed.peak >= Decimal("490") and armed.stop == armed.peak - distance
     sim.post("/sim/prices", {"symbol": "SBIN", "price": float(entry + 40)})  # +₹400 > stop: holds
-    spin(monitor, lambda: monitor.evaluations > 8)
+    evaluations = monitor.evaluations
+    spin(monitor, lambda: monitor.evaluations > evaluations + 8)
     assert risk_events(event_type="trailing_sl") == []
     sim.post("/sim/prices", {"symbol": "SBIN", "price": float(entry + 25)})  # +₹250 ≤ stop ₹300: fires
     [event] = spin(monitor, lambda: risk_events(event_type="trailing_sl"))
-    assert event.threshold == armed.stop and event.action == "close_all"
+    assert abs(event.threshold - armed.stop) <= Decimal("0.005") and event.action == "close_all"  # stored to the paisa
     [request] = db.session.scalars(select(ExitRequest)).all()
     assert request.run_account_id is not None and request.leg_number is None
 
