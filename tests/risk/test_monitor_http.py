@@ -75,6 +75,29 @@ def test_alert_only_writes_one_event_and_sends_nothing(setup, sim):
     assert db.session.scalars(select(ExitRequest)).all() == []
 
 
+def test_an_alert_is_not_repeated_by_a_new_leader(setup, sim, paper_app):
+    """The leader dies right after an alert (before its once-a-second state write): its successor
+    reads that the alert was given and does not give it again."""
+    from app.services.risk.monitor import RiskMonitor
+
+    user, ids, monitor = setup
+    run_id = entered(user, ids[:1], [LONG], rules(max_loss="100", max_loss_action="alert_only"))
+    spin(monitor, watching(monitor, run_id))
+    monitor.refresh_every = 30.0  # no periodic state write in this test's window
+    monitor._next_refresh = time.monotonic() + 30.0
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 690})
+    spin(monitor, lambda: risk_events(event_type="max_loss"))
+    successor = RiskMonitor(paper_app)  # the first is never stopped (kill -9): nothing more is saved
+    successor.on_start()
+    try:
+        spin(successor, watching(successor, run_id))
+        evaluations = successor.evaluations
+        spin(successor, lambda: successor.evaluations > evaluations + 3)
+    finally:
+        successor.on_stop()
+    assert len(risk_events(event_type="max_loss")) == 1
+
+
 def test_leg_stop_closes_only_that_leg(setup, sim):
     user, ids, monitor = setup
     legs = {"1": {"stop_loss": ["points", "50"], "target": None}, "2": {"stop_loss": None, "target": None}}

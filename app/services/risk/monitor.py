@@ -527,7 +527,8 @@ class RiskMonitor(Service):
             del self._retry[key]  # the condition cleared
         for decision in result.alerts_to_notify:
             self._guarded(book, "alert", lambda d=decision: actions.alert(book, d))
-        if acted:  # the breach acted on must survive a change of leader now
+            acted = True  # notified once: a new leader must not notify it again
+        if acted:  # the breach acted on (or alerted) must survive a change of leader now
             self._save_state(book.run_id, force=True)
         self._guarded(book, "Supertrend", lambda: self._supertrend(book, positions, prices, now))
         watch = self._watches.get(book.run_id)
