@@ -232,3 +232,36 @@ def test_refresh_reloads_only_the_runs_whose_intents_moved(setup, sim):
     monitor._next_full_reload = 0.0  # the periodic full reload reads every run again
     monitor.refresh()
     assert monitor._books[quiet] is not before[quiet] and monitor._books[quiet].run_id == quiet
+
+
+def test_a_tick_re_evaluates_only_the_runs_holding_its_instrument(setup, sim):
+    user, ids, monitor = setup
+    sbin_run = entered(user, ids[:1], [LONG], rules(max_loss="1000"))
+    reliance_run = entered(user, ids[:1], [SHORT], rules(max_loss="1000"))
+    spin(monitor, lambda: watching(monitor, sbin_run)() and watching(monitor, reliance_run)())
+    monitor.refresh_every = 30.0  # no sweep of every run in this test's window
+    monitor._next_refresh = time.monotonic() + 30.0
+    before = dict(monitor._evaluated_at)
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 801})
+    spin(monitor, lambda: monitor._evaluated_at.get(sbin_run, 0.0) > before[sbin_run])
+    assert monitor._evaluated_at[reliance_run] == before[reliance_run]
+
+
+def test_a_new_run_counts_only_its_own_fills_and_its_rules_fire_afresh(setup, sim):
+    """Run 1 closes at a max loss; run 2 of the same leg on the same account starts at ₹0 (run 1's
+    loss is not its own) and its max loss fires again, once, for run 2."""
+    user, ids, monitor = setup
+    first = entered(user, ids[:1], [LONG], rules(max_loss="50"))  # ₹500 on the 10 shares
+    spin(monitor, watching(monitor, first))
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})
+    [request] = spin(monitor, lambda: db.session.scalars(select(ExitRequest)).all())
+    Driver().run_until(lambda: db.session.get(ExitRequest, request.id).status == "done")
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 800})
+    second = entered(user, ids[:1], [LONG], rules(max_loss="50"))
+    spin(monitor, lambda: first not in monitor._books and watching(monitor, second)())
+    [unit] = spin(monitor, lambda: (live := monitor._live.get(second)) and live["units"])
+    assert abs(Decimal(unit["pnl"])) < 50  # about ₹0 at the entry's price, not run 1's −₹600
+    assert [e.run_id for e in risk_events(event_type="max_loss")] == [first]
+    sim.post("/sim/prices", {"symbol": "SBIN", "price": 740})
+    spin(monitor, lambda: len(risk_events(event_type="max_loss")) == 2)
+    assert [e.run_id for e in risk_events(event_type="max_loss")] == [first, second]
