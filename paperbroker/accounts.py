@@ -110,6 +110,10 @@ class AccountOptions:
     analyzer: bool = False
     # A partial-fill spec (partial.PartialFills as a dict), False = never, None = the broker default.
     partial_fills: dict[str, Any] | bool | None = None
+    # Live rows of an order that fills in parts carry its fill progress (filled and pending
+    # quantity, average price), which a live OpenAlgo server's rows do not; False gives exactly
+    # the server's rows (a client then learns partial fills from the tradebook).
+    fill_progress: bool = True
 
 
 @dataclass(slots=True)

@@ -4,7 +4,9 @@ Rate limits: ``POST /sim/ratelimits`` (alias ``/sim/rate-limits``) with any of `
 "by": "ip"|"apikey", "order"|"smart"|"api"|"greeks": int}``; ``GET`` returns the current settings.
 Partial fills: ``POST /sim/accounts/{key}/options`` with ``{"partial_fills": spec|false|null}`` (own
 spec, never, or the broker default) and ``GET/POST/DELETE /sim/partial-fills`` for the broker default
-(POST body: the spec itself). Faults: ``/sim/faults`` (see faults.py for the rejection fields).
+(POST body: the spec itself). The same options route takes ``{"fill_progress": false}``: order rows
+exactly as a live OpenAlgo server gives them, with no filled quantity (the tradebook has the fills).
+Faults: ``/sim/faults`` (see faults.py for the rejection fields).
 Order receive times: ``GET /sim/orders/received`` (``?apikey=``, ``?since_ms=``), ``DELETE`` clears
 (receipts.py).
 """
@@ -76,7 +78,7 @@ def _account_row(b: Broker, key: str) -> dict[str, Any]:
     a = b.accounts[key]
     return {"apikey": a.apikey, "name": a.name, "funds": a.funds,
             "numbers_as_strings": a.options.numbers_as_strings, "analyzer": a.options.analyzer,
-            "partial_fills": a.options.partial_fills}
+            "partial_fills": a.options.partial_fills, "fill_progress": a.options.fill_progress}
 
 
 def _acct_key(b: Broker, request: web.Request) -> str:
@@ -100,7 +102,8 @@ async def list_accounts(b: Broker, request: web.Request, body: dict[str, Any]) -
 
 
 async def create_account(b: Broker, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {k: bool(body[k]) for k in ("numbers_as_strings", "analyzer") if k in body}
+    options: dict[str, Any] = {k: bool(body[k]) for k in ("numbers_as_strings", "analyzer", "fill_progress")
+                               if k in body}
     if "partial_fills" in body:
         options["partial_fills"] = _partial_option(body["partial_fills"])
     acct = b.create_account(body.get("name"), body.get("apikey"), body.get("funds"), options)
@@ -131,6 +134,8 @@ async def set_options(b: Broker, request: web.Request, body: dict[str, Any]) -> 
         opts.analyzer = bool(body["analyzer"])
     if "partial_fills" in body:
         opts.partial_fills = _partial_option(body["partial_fills"])
+    if "fill_progress" in body:
+        opts.fill_progress = bool(body["fill_progress"])
     b.engine.dirty.add(key)
     return _account_row(b, key)
 

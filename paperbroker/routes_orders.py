@@ -106,7 +106,8 @@ def orderstatus(b: Broker, acct: Account, data: dict[str, Any]) -> Result:
     order = b.engine.get_order(acct, data["orderid"])
     row = views.order_row(acct, order)
     # OpenAlgo reports the average of complete orders; a part-filled order reports its fills so far.
-    filled = order.status == COMPLETE or (order.in_parts and order.filled_quantity > 0)
+    filled = order.status == COMPLETE or (order.in_parts and order.filled_quantity > 0
+                                          and (acct.options.analyzer or acct.options.fill_progress))
     row["average_price"] = views.money(order.average_price) if filled else 0.0
     if acct.options.analyzer:
         row.update({"filled_quantity": order.filled_quantity, "strategy": order.strategy})

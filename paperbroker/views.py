@@ -50,7 +50,7 @@ def order_row(acct: Account, o: Order) -> dict[str, Any]:
     else:
         # Live rows keep OpenAlgo's keys, plus the fill progress of an order that fills in parts
         # and the reason of a rejected one, which a client cannot learn otherwise.
-        if o.in_parts:
+        if o.in_parts and acct.options.fill_progress:
             row.update({"filled_quantity": o.filled_quantity, "pending_quantity": o.pending_quantity,
                         "average_price": money(o.average_price)})
         if o.status == REJECTED:

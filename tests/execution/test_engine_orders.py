@@ -121,10 +121,24 @@ def test_partial_fills_three_parts_events_in_order_and_volume_weighted_price(one
     _books_match(one, run_id)
 
 
-def test_limit_partial_fill_then_timeout_cancelled_keeps_fill_and_held(one, sim):
+def _traded(client, order_id: str) -> tuple[int, Decimal | None]:
+    """An order's filled quantity and average price from the tradebook (what a live server's order
+    rows do not say)."""
+    trades = [t for t in client.tradebook() if t.order_id == order_id]
+    filled = sum(t.quantity for t in trades)
+    return filled, (sum(t.average_price * t.quantity for t in trades) / filled) if filled else None
+
+
+# fill_progress False: the order rows are a live OpenAlgo server's, with no filled quantity at all.
+ROWS = pytest.mark.parametrize("fill_progress", [True, False], ids=["sandbox-rows", "live-rows"])
+
+
+@ROWS
+def test_limit_partial_fill_then_timeout_cancelled_keeps_fill_and_held(one, sim, fill_progress):
     # The first part fills at once (marketable LIMIT); the next one is a minute away, so the
     # 1 s LIMIT timeout cancels the order between parts.
     sim.partial_fills(one["key"], {"min_quantity": 1, "parts": 3, "interval_ms": 60000, "limit_orders": True})
+    sim.post(f"/sim/accounts/{one['key']}/options", {"fill_progress": fill_progress})
     price = _marketable_buy_price(one["client"], CE)
     run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY", lots=3, order_type="LIMIT", price=price)],
                       limit_timeout_seconds=1, limit_fallback="cancel", failure_policy="report")
@@ -132,20 +146,23 @@ def test_limit_partial_fill_then_timeout_cancelled_keeps_fill_and_held(one, sim)
     (row,) = intents(run_id)
     assert (row.state, row.quantity, row.filled_quantity) == ("cancelled", 195, 65)
     assert _events(row) == ["claim", "accepted", "partial_fill", "cancel"]
-    assert row.average_price == one["client"].order_status(row.broker_order_id).average_price
+    assert (row.filled_quantity, row.average_price) == _traded(one["client"], row.broker_order_id)
     ra = _run_account(row.run_account_id)
     assert (ra.status, ra.flagged) == ("partial", True)
     assert held_by_leg(ra.id) == {1: 65}
     (order,) = one["client"].orderbook()
-    assert (order.status, order.filled_quantity) == ("cancelled", 65)
+    assert (order.status, order.filled_quantity) == ("cancelled", 65 if fill_progress else None)
     assert broker_net(one["client"], CE) == 65
     _books_match(one, run_id)
 
 
-def test_limit_partial_fill_then_timeout_fallback_market_sends_only_the_rest(one, sim):
+@ROWS
+def test_limit_partial_fill_then_timeout_fallback_market_sends_only_the_rest(one, sim, fill_progress):
     # LIMIT orders fill in parts (one part now, the next a minute away); the MARKET rest is below
-    # min_quantity, so it fills at once.
+    # min_quantity, so it fills at once. With a live server's rows (no filled quantity) the part
+    # that filled is read from the tradebook: counted as nothing, the whole 195 would go again.
     sim.partial_fills(one["key"], {"min_quantity": 10000, "parts": 3, "interval_ms": 60000, "limit_orders": True})
+    sim.post(f"/sim/accounts/{one['key']}/options", {"fill_progress": fill_progress})
     price = _marketable_buy_price(one["client"], CE)
     run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY", lots=3, order_type="LIMIT", price=price)],
                       limit_timeout_seconds=1, limit_fallback="market", failure_policy="report")
@@ -156,7 +173,7 @@ def test_limit_partial_fill_then_timeout_fallback_market_sends_only_the_rest(one
     assert (second.state, second.quantity, second.filled_quantity) == ("filled", 130, 130)
     ra = _run_account(first.run_account_id)
     assert ra.status == "open" and held_by_leg(ra.id) == {1: 195}
-    assert sorted((o.status, o.filled_quantity or o.quantity) for o in one["client"].orderbook()) == [
+    assert sorted((o.status, _traded(one["client"], o.order_id)[0]) for o in one["client"].orderbook()) == [
         ("cancelled", 65), ("complete", 130)]
     assert broker_net(one["client"], CE) == 195
     _books_match(one, run_id)

@@ -39,7 +39,7 @@ from app.models.types import utcnow
 from app.services import audit
 from app.services.accounts import client_for
 from app.services.execution.lifecycle import StaleIntent, apply
-from app.services.execution.tracker import apply_report
+from app.services.execution.tracker import apply_report, with_trade_fills
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,8 @@ def reconcile(intent_id: int, *, last_read: bool) -> Outcome:
     if account is None:
         return Outcome.SKIPPED
     try:
-        book = client_for(account).orderbook()
+        client = client_for(account)
+        book = client.orderbook()
     except BrokerError as exc:
         logger.info("Order book of account %s not read for intent %s: %s", intent.account_id, intent_id, exc)
         return Outcome.SKIPPED
@@ -178,6 +179,12 @@ def reconcile(intent_id: int, *, last_read: bool) -> Outcome:
             apply(intent, IntentEvent.NOT_FOUND, detail="no matching order in the order book")
             return Outcome.NOT_FOUND
         order = found[0][2]
+        try:
+            order = with_trade_fills(client, order)  # a live book row says nothing of partial fills
+        except BrokerError as exc:
+            db.session.rollback()
+            logger.info("Trades of account %s not read for intent %s: %s", intent.account_id, intent_id, exc)
+            return Outcome.PENDING
         owner = order_owner(intent.account_id, order.order_id, except_intent=intent.id)
         db.session.commit()
         if owner is not None:  # linked by another intent since the links were read

@@ -57,7 +57,7 @@ from app.services.accounts import client_for
 from app.services.execution.lifecycle import SEND_COLUMNS, StaleIntent, apply, claim
 from app.services.execution.order_updates import OrderUpdates
 from app.services.execution.reconciliation import linked_orders, order_owner
-from app.services.execution.tracker import apply_report
+from app.services.execution.tracker import apply_report, with_trade_fills
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def place(order: Any, client: OpenAlgoClient | None, refused: Exception | None, 
         via = "order update" if first_status is not None else ""
     if read_status and first_status is None:
         try:
-            first_status, via = client.order_status(order_ids[0]), "status read"
+            first_status, via = with_trade_fills(client, client.order_status(order_ids[0])), "status read"
         except Exception as exc:
             logger.info("First status of intent %s not read: %s", intent_id, exc)
     return Outcome(intent_id, IntentEvent.ACCEPTED, f"order id {order_ids[0]}", {"broker_order_id": order_ids[0]},

@@ -8,11 +8,22 @@ the report's filled quantity and average price as facts.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from app.broker import parsing
+from app.broker.client import OpenAlgoClient
 from app.broker.errors import BrokerError
-from app.domain.order_lifecycle import AT_BROKER, BrokerReport, IntentEvent, IntentState, event_for_broker_status
+from app.domain.order_lifecycle import (
+    AT_BROKER,
+    CANCELLED_STATUSES,
+    REJECTED_STATUSES,
+    BrokerReport,
+    IntentEvent,
+    IntentState,
+    event_for_broker_status,
+)
 from app.extensions import db
 from app.models import TradingAccount
 from app.models.execution import OrderIntent
@@ -20,6 +31,28 @@ from app.services.accounts import client_for
 from app.services.execution.lifecycle import StaleIntent, apply
 
 logger = logging.getLogger(__name__)
+
+
+# An order that ended without completing may still have filled in part.
+_ENDED_UNFILLED = CANCELLED_STATUSES | REJECTED_STATUSES
+
+
+def with_trade_fills(client: OpenAlgoClient, order: parsing.Order) -> parsing.Order:
+    """The order with its filled quantity and average price known.
+
+    A live OpenAlgo server's order status and order book rows carry no filled quantity (only the
+    sandbox adds one, ../shared/OPENALGO_API.md): read as they come, an order that filled 130 of
+    195 and was then cancelled would count as nothing filled, and its leg would be sent again. For
+    an order that ended without completing (cancelled, rejected) and says nothing of its fills,
+    its trades in the tradebook are summed. Raises BrokerError when the tradebook cannot be read
+    (the caller reads again later rather than guess).
+    """
+    if order.filled_quantity is not None or order.status.strip().lower() not in _ENDED_UNFILLED:
+        return order
+    trades = [t for t in client.tradebook() if t.order_id == order.order_id]
+    filled = sum(t.quantity for t in trades)
+    average = (sum((t.average_price * t.quantity for t in trades), Decimal(0)) / filled) if filled else None
+    return replace(order, filled_quantity=filled, average_price=average if filled else order.average_price)
 
 
 def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = True, via: str = "") -> IntentState:
@@ -74,7 +107,8 @@ def track(intent_id: int) -> IntentState | None:
     try:
         if account is None:
             return IntentState(intent.state)
-        order = client_for(account).order_status(intent.broker_order_id)
+        client = client_for(account)
+        order = with_trade_fills(client, client.order_status(intent.broker_order_id))
     except BrokerError as exc:
         logger.info("Order status of intent %s not read: %s", intent_id, exc)
         return IntentState(intent.state)
