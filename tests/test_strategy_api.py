@@ -269,3 +269,36 @@ def test_same_account_listed_twice_is_a_field_error(app, trader, trader_client):
 
     assert response.status_code == 400
     assert response.get_json()["fields"] == {"accounts.1.account_id": "This account is listed twice."}
+
+
+@pytest.mark.parametrize("status", ["entering", "open", "closing"])
+def test_a_strategy_with_an_open_run_is_not_deleted_until_the_run_is_closed(trader_client, status):
+    """Its exit and square-off times are what close the run on schedule: deleting it would leave
+    the run unwatched by the scheduler."""
+    from datetime import UTC, datetime
+
+    from app.models.execution import StrategyRun
+    from app.models.users import User
+
+    created = send(trader_client, "POST", "/api/strategies", body()).get_json()
+    bob = db.session.scalar(select(User).where(User.username == "bob"))
+    run = StrategyRun(user_id=bob.id, strategy_id=created["id"], strategy_name=created["name"],
+                      idempotency_key=f"delete-test-{status}", status=status, product="MIS",
+                      trading_day=datetime.now(UTC).date())
+    db.session.add(run)
+    db.session.commit()
+    run_id = run.id
+
+    refused = send(trader_client, "DELETE", f"/api/strategies/{created['id']}")
+    assert refused.status_code == 409 and f"#{run_id}" in refused.get_json()["message"]
+    page = trader_client.post(f"/strategy/{created['id']}/delete",
+                              data={"csrf_token": trader_client.token("/strategy")})
+    assert page.status_code == 302 and page.headers["Location"].endswith(f"/strategy/{created['id']}")
+    assert "open run" in trader_client.get(page.headers["Location"]).get_data(as_text=True)
+    assert _count(Strategy) == 1 and _count(StrategyLeg) == 2
+
+    db.session.get(StrategyRun, run_id).status = "closed"
+    db.session.commit()
+    assert send(trader_client, "DELETE", f"/api/strategies/{created['id']}").status_code == 200
+    db.session.expire_all()
+    assert _count(Strategy) == 0 and db.session.get(StrategyRun, run_id).strategy_id is None  # the run's record stays

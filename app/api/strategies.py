@@ -86,7 +86,10 @@ def update_strategy(strategy_id: int):
 @bp.route("/strategies/<int:strategy_id>", methods=["DELETE"])
 @rate_tier("api")
 def delete_strategy(strategy_id: int):
-    crud.delete_strategy(current_user, crud.get_owned(current_user, strategy_id))
+    try:
+        crud.delete_strategy(current_user, crud.get_owned(current_user, strategy_id))
+    except crud.StrategyHasOpenRuns as exc:
+        return jsonify({"status": "error", "message": exc.user_message}), 409
     return jsonify({"status": "success", "deleted": strategy_id})
 
 

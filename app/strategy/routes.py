@@ -91,7 +91,11 @@ def delete(strategy_id: int):
         flash("The form expired; try again.", "error")
         return redirect(url_for("strategy.edit", strategy_id=strategy_id))
     name = strategy.name
-    crud.delete_strategy(current_user, strategy)
+    try:
+        crud.delete_strategy(current_user, strategy)
+    except crud.StrategyHasOpenRuns as exc:
+        flash(exc.user_message, "error")
+        return redirect(url_for("strategy.edit", strategy_id=strategy_id))
     flash(f"Strategy {name} deleted.", "success")
     return redirect(url_for("strategy.index"))
 

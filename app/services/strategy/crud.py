@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import abort
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import selectinload
 
 from app.domain.expiries import ExpiryChoice
@@ -36,7 +36,9 @@ from app.domain.strategy_settings import (
     TrailingType,
 )
 from app.domain.strikes import StrikeRule
+from app.exceptions import AlgoMirrorError
 from app.extensions import db
+from app.models.execution import RunStatus, StrategyRun
 from app.models.strategies import Strategy, StrategyAccount, StrategyLeg
 from app.models.users import User
 from app.services import audit
@@ -233,11 +235,30 @@ def update_strategy(user: User, strategy: Strategy, spec: StrategySpec) -> Strat
     return strategy
 
 
+class StrategyHasOpenRuns(AlgoMirrorError):
+    """A strategy whose runs still hold positions cannot be deleted: its exit and square-off
+    times are what close them on schedule."""
+
+
 def delete_strategy(user: User, strategy: Strategy) -> None:
-    """Delete a strategy for good (hard delete: no runs reference a strategy yet)."""
+    """Delete a strategy for good. Its closed runs keep their rows (the run's strategy becomes
+    none); while a run of it is still open it stays, or the run would never square off.
+
+    Raises:
+        StrategyHasOpenRuns: a run of it is entering, open or closing.
+    """
     if strategy.user_id != user.id:
         abort(404)
+    open_runs = list(db.session.scalars(select(StrategyRun.id).where(
+        StrategyRun.strategy_id == strategy.id, StrategyRun.status.not_in([RunStatus.CLOSED, RunStatus.FAILED]))))
+    if open_runs:
+        raise StrategyHasOpenRuns(
+            f"Strategy {strategy.name} has {len(open_runs)} open run(s) ({', '.join(f'#{r}' for r in open_runs)}): "
+            "close them first; their exit and square-off times come from this strategy.")
     details = {"strategy_id": strategy.id, "name": strategy.name}
+    # The closed runs keep their record without it (ON DELETE SET NULL, said here for SQLite,
+    # whose foreign keys the app leaves off).
+    db.session.execute(update(StrategyRun).where(StrategyRun.strategy_id == strategy.id).values(strategy_id=None))
     db.session.delete(strategy)
     audit.record("strategy_deleted", category="strategy", user=user, commit=False, details=details)
     db.session.commit()
