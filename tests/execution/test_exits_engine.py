@@ -131,3 +131,30 @@ def test_kill_switch_through_the_engine_with_short_close_rejected_finishes_and_r
     assert [(p["symbol"], p["quantity"]) for p in entry["still_open"] if p["symbol"] in mine] == [
         ("RELIANCE", 7), ("SBIN", -4)]
     assert (broker_net(client, "SBIN", exchange="NSE"), broker_net(client, "RELIANCE", exchange="NSE")) == (-4, 7)
+
+
+def test_a_short_on_a_later_round_still_closes_before_the_longs(setup, sim, apikey):
+    """The short's own exit failed (3 rounds rejected), then the whole run is closed: the short's
+    close is on round 4, the long's on round 1, and the long still waits for the short to fill."""
+    user, account_id, client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
+    drive(engine, run_done(run_id))
+    run = db.session.get(StrategyRun, run_id)
+    (ra,) = run_accounts(run_id)
+    sim.set_faults(apikey, reject_rate=1.0, reject_reason="rms_block", routes=["placeorder"])
+    try:
+        short_exit = exits.request_exit(user, run, run_account=ra, leg_number=2)
+        drive(engine, lambda: db.session.get(ExitRequest, short_exit.id).status in ("done", "failed"))
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    assert db.session.get(ExitRequest, short_exit.id).status == "failed"
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
+    drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
+    assert db.session.get(ExitRequest, request.id).status == "done"
+    closes = [i for i in intents(run_id) if i.exit_request_id == request.id]
+    [short] = [i for i in closes if i.action == "BUY"]
+    [long_] = [i for i in closes if i.action == "SELL"]
+    assert (short.attempt, long_.attempt, short.state, long_.state) == (4, 1, "filled", "filled")
+    assert short.filled_at <= long_.sent_at
+    assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)

@@ -66,10 +66,20 @@ def group_key(intent: Any) -> tuple[Any, ...]:
         return ("kill", intent.kill_switch_id, intent.account_id)
     if intent.purpose == Purpose.ENTRY:
         return ("entry", intent.run_account_id, intent.account_id)
-    # A close round (its attempt number) is a group of its own: a later round, planned after the
-    # position was read again, is never held back by an earlier round's failed phase.
-    return ("close", intent.run_account_id, intent.exit_request_id, intent.kill_switch_id, intent.account_id,
-            intent.attempt)
+    # One exit request's (or kill switch's) closes of a run account are one group whatever their
+    # round: its legs may be on different rounds (a short whose closes failed in an earlier
+    # request is on round 4 while the longs are on round 1), and the longs must still wait for
+    # the shorts. An earlier round of a leg is history once a later one exists (latest_rounds).
+    return ("close", intent.run_account_id, intent.exit_request_id, intent.kill_switch_id, intent.account_id)
+
+
+def latest_rounds(intents: list[Any]) -> list[Any]:
+    """A close group's intents without the earlier rounds of each leg (planned only after the
+    earlier round ended, so they are never held back by its failed phase)."""
+    last: dict[Any, int] = {}
+    for intent in intents:
+        last[intent.leg_number] = max(last.get(intent.leg_number, 0), intent.attempt)
+    return [i for i in intents if i.attempt == last[i.leg_number]]
 
 
 def _optional_step(module: str) -> Callable[..., Any] | None:
@@ -219,6 +229,8 @@ class ExecutionEngine(Service):
         ready: list[int] = []
         entering: set[int] = set()
         for key, intents in groups.items():
+            if key[0] == "close":
+                intents = latest_rounds(intents)
             views = [policy.view(i) for i in intents]
             if blocked(views):
                 if key[0] != "entry":
@@ -559,7 +571,7 @@ class ExecutionEngine(Service):
 _GATE_COLUMNS = (OrderIntent.id, OrderIntent.kill_switch_id, OrderIntent.run_account_id, OrderIntent.purpose,
                  OrderIntent.exit_request_id, OrderIntent.account_id, OrderIntent.attempt, OrderIntent.phase,
                  OrderIntent.state, OrderIntent.quantity, OrderIntent.filled_quantity,
-                 OrderIntent.replaces_intent_id)
+                 OrderIntent.replaces_intent_id, OrderIntent.leg_number)
 
 
 def _objects(rows: list[Any]) -> list[OrderIntent]:
