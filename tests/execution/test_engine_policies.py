@@ -152,3 +152,25 @@ def test_request_retry_replans_failed_legs_and_other_user_gets_lookup_error(one,
         ("BUY", 1, "rejected"), ("SELL", 1, "not_placed"), ("BUY", 2, "filled"), ("SELL", 2, "filled")]
     assert db.session.get(StrategyRun, run_id).status == "open"
     _books_match(one, run_id)
+
+
+def test_a_halt_set_mid_entry_stops_the_orders_not_yet_sent(one, sim):
+    """The BUY filled, then an admin halts trading: the SELL is withdrawn, never sent (also after
+    the halt is lifted); the BUY's fill stays and the account is flagged."""
+    from app.services.execution import halt
+
+    admin = make_user(one["app"], "root", role="admin")
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")], failure_policy="report")
+    _fill_buy_first(run_id)
+    halt.halt_trading(db.session.merge(admin), "exchange glitch")
+    drive(one["engine"], run_done(run_id))
+    buy, sell = intents(run_id)
+    assert (buy.state, sell.state) == ("filled", "not_placed")
+    assert "trading halted by root: exchange glitch" in sell.note and sell.broker_order_id is None
+    halt.lift_halt(db.session.merge(admin))
+    drive(one["engine"], run_checked(run_id))
+    assert [i.state for i in intents(run_id)] == ["filled", "not_placed"]  # nothing sent after the lift
+    assert [o.action for o in one["client"].orderbook()] == ["BUY"]
+    ra = db.session.scalar(select(RunAccount).where(RunAccount.run_id == run_id))
+    assert ra.flagged and held_by_leg(ra.id) == {1: 65, 2: 0}
+    _books_match(one, run_id)

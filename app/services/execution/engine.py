@@ -37,6 +37,7 @@ from app.models import TradingAccount
 from app.models.execution import OrderIntent, Purpose, RunAccount, RunAccountStatus, RunStatus, StrategyRun
 from app.models.types import utcnow
 from app.services.execution import policy, reconciliation, sender, tracker
+from app.services.execution.halt import current_halt
 from app.services.execution.lifecycle import StaleIntent, apply, claim_many
 from app.services.execution.order_updates import OrderUpdates
 from app.services.execution.wakeup import EngineWaker, wake_engine
@@ -228,7 +229,14 @@ class ExecutionEngine(Service):
                 groups[key].append(intent)
         ready: list[int] = []
         entering: set[int] = set()
+        halt = current_halt() if any(k[0] == "entry" for k in groups) else None
         for key, intents in groups.items():
+            if halt is not None and key[0] == "entry":
+                # Halted since these were planned (or a retry, resend or MARKET fallback planned
+                # them since): no entry order goes out; what filled stays and is reported.
+                policy.withdraw_planned(_objects(intents), f"withdrawn: trading halted by {halt.set_by}: "
+                                                           f"{halt.reason}")
+                continue
             if key[0] == "close":
                 intents = latest_rounds(intents)
             views = [policy.view(i) for i in intents]
