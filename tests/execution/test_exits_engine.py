@@ -158,3 +158,24 @@ def test_a_short_on_a_later_round_still_closes_before_the_longs(setup, sim, apik
     assert (short.attempt, long_.attempt, short.state, long_.state) == (4, 1, "filled", "filled")
     assert short.filled_at <= long_.sent_at
     assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
+
+
+def test_a_manual_exit_closes_no_more_than_the_broker_still_holds(setup, monkeypatch):
+    """The trader sold the long at the broker's own terminal, then presses Close: the short is
+    bought back, the long is not sold a second time (that would be a naked short); the request
+    fails, naming the leg the position book no longer shows."""
+    monkeypatch.setattr(exits, "IDLE_LIMIT_SECONDS", 0.0)
+    user, account_id, client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
+    drive(engine, run_done(run_id))
+    client.place_order(symbol=PE, exchange="NFO", action="SELL", quantity=65, product="MIS")
+    assert broker_net(client, PE) == 0
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id), reason="close it")
+    drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
+    row = db.session.get(ExitRequest, request.id)
+    assert row.status == "failed"
+    assert [(u["leg"], u["held"], u["broker"]) for u in row.report["unclosable"]] == [(1, 65, 0)]
+    closes = [i for i in intents(run_id) if i.exit_request_id == request.id]
+    assert [(i.symbol, i.action, i.state) for i in closes] == [(CE, "BUY", "filled")]
+    assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)

@@ -110,7 +110,9 @@ def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int |
     row = ExitRequest(user_id=user.id, run_id=run.id, run_account_id=ra_id, leg_number=leg_number,
                       purpose=purpose, reason=reason[:1000], status="pending")
     accounts, legs = _scope(row, run)
-    first_round = _first_round(accounts, legs, run)  # read before the first write (SQLite's lock)
+    # Read before the first write (SQLite's lock). Only a risk exit's first round is planned here:
+    # the others read the position book first (the engine's step), which this transaction must not.
+    first_round = _first_round(accounts, legs, run) if not book_first(purpose) else []
     db.session.add(row)
     db.session.flush()
     exit_events.exit_requested(row, run, event_type, risk_note)
@@ -313,7 +315,7 @@ def step(request: ExitRequest) -> bool:
     rounds = int(report.get("rounds", 0))
     if rounds >= MAX_CLOSE_ROUNDS:
         return _fail(request, run, accounts, legs, held)
-    closes, unclosable = _closes(accounts, legs, ledgers)
+    closes, unclosable = _closes(accounts, legs, ledgers, read_book=book_first(request.purpose))
     # The close intents and the request's report in one transaction (every path below commits).
     created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id, commit=False)
     report = _report(request)
@@ -364,7 +366,7 @@ def _first_round(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], run: St
     scoped = [ledgers[ra.id][n] for ra in accounts for n in leg_numbers]
     if any(ledger.in_flight for ledger in scoped) or any(ledger.held and ledger.next_round > 1 for ledger in scoped):
         return []
-    closes, unclosable = _closes(accounts, legs, ledgers)  # round 1 everywhere: no broker read
+    closes, unclosable = _closes(accounts, legs, ledgers, read_book=False)  # round 1 everywhere
     return [] if unclosable else closes
 
 
@@ -405,8 +407,20 @@ def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
     return changed
 
 
-def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dict[int, dict[int, LegLedger]]
-            ) -> tuple[list[LegClose], list[dict[str, Any]]]:
+def book_first(purpose: str) -> bool:
+    """Does the first round of a close read the position book (and close no more than it shows)?
+
+    Yes for a manual exit, the scheduled exit and square-off, an unwind: a position closed
+    outside the app (the broker's terminal, its RMS) must not be "closed" again into a reverse
+    one (a long sold twice is a naked short). A risk exit's first round trusts the run's own
+    fills, because a breach's close must not wait a broker round trip; its later rounds, like
+    every request's, read the book, and the run's position check shows any difference.
+    """
+    return purpose != Purpose.RISK
+
+
+def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dict[int, dict[int, LegLedger]],
+            *, read_book: bool) -> tuple[list[LegClose], list[dict[str, Any]]]:
     closes: list[LegClose] = []
     unclosable: list[dict[str, Any]] = []
     for ra in accounts:
@@ -417,7 +431,7 @@ def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dic
             continue
         rounds = {leg.number: ledger[leg.number].next_round for leg, _ in pending}
         book: dict[tuple[str, str, str], int] | None = None
-        if any(r > 1 for r in rounds.values()):
+        if read_book or any(r > 1 for r in rounds.values()):
             account = db.session.get(TradingAccount, ra.account_id)
             try:
                 book = broker_net(account)  # type: ignore[arg-type]
@@ -427,7 +441,7 @@ def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dic
                 continue
         for leg, quantity in pending:
             product = entry_product(ledger[leg.number], ra.run.product)
-            if book is not None and rounds[leg.number] > 1:
+            if book is not None:
                 net = book.get((leg.symbol, leg.exchange, product), 0)
                 capped = cap_at_broker(quantity, net)
                 if capped == 0:
