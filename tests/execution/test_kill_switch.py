@@ -118,3 +118,19 @@ def test_press_kill_switch_with_engine_offline_raises_and_queues_nothing(app):
     with pytest.raises(EngineOffline):
         press_kill_switch(user)
     assert db.session.scalars(select(KillSwitch)).all() == []
+
+
+def test_kill_switch_flattens_a_deactivated_account_too(three):
+    """Deactivating an account in the app does not close its positions at the broker: the kill
+    switch covers every account of the user that is not deleted."""
+    from app.models import TradingAccount
+
+    user, accounts, clients = three
+    clients[1].place_order(symbol="SBIN", exchange="NSE", action="BUY", quantity=4, product="MIS")
+    db.session.get(TradingAccount, accounts[1][0]).is_active = False
+    db.session.commit()
+    ks = press_kill_switch(user)
+    Driver(kill=True).run_until(lambda: db.session.get(KillSwitch, ks.id).status == "done")
+    assert net_positions(accounts[1][0]) == {}
+    report = db.session.get(KillSwitch, ks.id).report["accounts"][str(accounts[1][0])]
+    assert [c["symbol"] for c in report["closed"]] == ["SBIN"] and report["still_open"] == []

@@ -133,9 +133,10 @@ def step_all(ctx: Any = None) -> bool:
 
 
 def _accounts(user_id: int) -> list[TradingAccount]:
+    """Every account of the user that is not deleted: a deactivated one may still hold positions
+    at its broker (an account it cannot reach is reported as failed, never skipped)."""
     return list(db.session.scalars(select(TradingAccount).where(
-        TradingAccount.user_id == user_id, TradingAccount.is_active.is_(True),
-        TradingAccount.deleted_at.is_(None)).order_by(TradingAccount.id)))
+        TradingAccount.user_id == user_id, TradingAccount.deleted_at.is_(None)).order_by(TradingAccount.id)))
 
 
 def _parallel[T](account_ids: list[int], work: Callable[[TradingAccount], T]) -> dict[int, T | BaseException]:
