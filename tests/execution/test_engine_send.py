@@ -193,10 +193,27 @@ def test_restart_intents_left_sending_are_reconciled_by_new_engine(setup, engine
     _assert_books_match(run_id, setup, (CE,))
 
 
-def test_two_engines_racing_send_each_intent_once(setup, engine_app):
+def test_two_engines_racing_send_each_intent_once(setup, engine_app, monkeypatch):
+    from app.services.execution import engine as engine_module
+
     run_id = make_run(setup["user"].id, setup["accounts"], [Leg(CE, "BUY", lots=2), Leg(PE, "SELL", lots=2)])
     other = ExecutionEngine(engine_app, holder="engine-b")
     stop = threading.Event()
+    # Both engines' first claims meet at a barrier, so they ask for the same planned intents at
+    # the same moment (without it one engine may simply claim everything first).
+    barrier = threading.Barrier(2, timeout=30)
+    asked: dict[str, list[tuple[set[int], set[int]]]] = {}
+    plain_claim = engine_module.claim_many
+
+    def racing_claim(intent_ids, holder, **kw):
+        if holder not in asked:
+            asked[holder] = []
+            barrier.wait()
+        rows = plain_claim(intent_ids, holder, **kw)
+        asked[holder].append((set(intent_ids), {r.id for r in rows}))
+        return rows
+
+    monkeypatch.setattr(engine_module, "claim_many", racing_claim)
 
     def loop() -> None:
         with engine_app.app_context():
@@ -213,6 +230,10 @@ def test_two_engines_racing_send_each_intent_once(setup, engine_app):
         other.on_stop()
     rows = intents(run_id)
     assert [r.state for r in rows] == ["filled"] * 4
+    a_asked, b_asked = asked["test-engine"][0][0], asked["engine-b"][0][0]
+    assert a_asked & b_asked  # they raced for the same intents …
+    claimed = [i for calls in asked.values() for _, got in calls for i in got]
+    assert sorted(claimed) == sorted(r.id for r in rows)  # … and each was claimed exactly once
     for account_id, client in zip(setup["accounts"], setup["clients"], strict=True):
         ids = sorted(o.order_id for o in client.orderbook())
         assert ids == sorted(r.broker_order_id for r in rows if r.account_id == account_id)
