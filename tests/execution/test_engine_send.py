@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from app.broker.client import OpenAlgoClient
+from app.domain.order_lifecycle import IntentState
 from app.extensions import db
 from app.models.execution import StrategyRun
 from app.services.execution import sender
@@ -259,3 +260,23 @@ def test_an_account_whose_client_cannot_be_made_does_not_hold_the_others(setup, 
     assert rows[broken].state == "not_placed" and rows[broken].rejection_reason.startswith("Not sent")
     assert (rows[setup["accounts"][1]].state, rows[setup["accounts"][1]].filled_quantity) == ("filled", 65)
     assert setup["clients"][0].orderbook() == []
+
+
+def test_an_unknown_outcome_with_two_matching_orders_adopts_the_earliest_and_flags_it(setup, sim):
+    """The answer is lost; before reconciliation reads the book, the same order is placed again by
+    hand. Two candidates: the earliest (the app's own) is adopted, the intent flagged with the
+    other's id, and the position check shows the broker holding more than the app."""
+    sim.set_faults(setup["keys"][0], lost_response_rate=1.0, routes=["placeorder"])
+    run_id = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")])
+    (row,) = intents(run_id)
+    assert sender.send(row.id, "test") is IntentState.UNKNOWN
+    sim.call("DELETE", "/sim/faults")
+    setup["clients"][0].place_order(symbol=CE, exchange="NFO", action="BUY", quantity=65, product="MIS")
+    first, second = sorted(setup["clients"][0].orderbook(), key=lambda o: int(o.order_id))
+    drive(setup["engine"], run_checked(run_id))
+    db.session.expire_all()
+    (row,) = intents(run_id)
+    assert (row.state, row.broker_order_id, row.flagged) == ("filled", first.order_id, True)
+    assert second.order_id in row.note and "several orders matched" in row.note
+    (ra,) = db.session.get(StrategyRun, run_id).accounts
+    assert ra.position_check["ok"] is False and broker_net(setup["clients"][0], CE) == 130

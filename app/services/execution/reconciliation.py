@@ -92,8 +92,15 @@ def candidates(intent: OrderIntent, book: list[parsing.Order], linked: set[str],
             continue
         found.append((when, position, order))
     far = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
-    found.sort(key=lambda c: (c[0] or far, c[1]))
+    # Broker times have whole seconds: two orders of the same second are told apart by their ids,
+    # which Indian brokers hand out in increasing numbers (the order book's own order is newest
+    # first in OpenAlgo's sandbox and differs between brokers); ids that are not numbers fall
+    # back to the book's order.
+    found.sort(key=lambda c: (c[0] or far, int(c[2].order_id) if c[2].order_id.isdigit() else _NOT_NUMERIC, c[1]))
     return found
+
+
+_NOT_NUMERIC = 10**40  # sorts after every numeric order id
 
 
 def linked_order_ids(account_id: int, except_intent: int) -> set[str]:
