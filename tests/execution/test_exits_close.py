@@ -47,6 +47,17 @@ def _entered(user, account_ids, legs=(LONG_SBIN, SHORT_RELIANCE), product="MIS")
     return run_id, driver
 
 
+def _open_limit_entry(user, account_id):
+    """A run whose one entry is a BUY LIMIT far below the market: accepted, open at the broker."""
+    run_id = make_run(user.id, [account_id], [LegSpec("SBIN", "NSE", "BUY", 5)])
+    (entry,) = intents(run_id=run_id)
+    entry.price_type, entry.price = "LIMIT", 500
+    db.session.commit()
+    driver = Driver()
+    driver.run_until(lambda: intents(run_id=run_id)[0].state == "accepted")
+    return run_id, driver
+
+
 def _done(request_id):
     row = db.session.get(ExitRequest, request_id)
     return row.status in ("done", "failed") and row
@@ -174,12 +185,7 @@ def test_exit_rejected_every_round_fails_with_the_reason_and_held_unchanged(setu
 def test_exit_right_after_entry_accepted_cancels_open_entry_and_closes_what_filled(setup):
     user, accounts = setup
     (account_id, _), _ = accounts
-    run_id = make_run(user.id, [account_id], [LegSpec("SBIN", "NSE", "BUY", 5)])
-    (entry,) = intents(run_id=run_id)
-    entry.price_type, entry.price = "LIMIT", 500  # far below the market: stays open
-    db.session.commit()
-    driver = Driver()
-    driver.run_until(lambda: intents(run_id=run_id)[0].state == "accepted")
+    run_id, driver = _open_limit_entry(user, account_id)
 
     request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
     assert driver.run_until(lambda: _done(request.id)).status == "done"
@@ -392,12 +398,7 @@ def test_a_working_request_still_cancels_an_entry_that_is_open_at_the_broker(set
     """The one-query shortcut of a working request waits only while closes alone are moving."""
     user, accounts = setup
     (account_id, _), _ = accounts
-    run_id = make_run(user.id, [account_id], [LegSpec("SBIN", "NSE", "BUY", 5)])
-    (entry,) = intents(run_id=run_id)
-    entry.price_type, entry.price = "LIMIT", 500  # far below the market: stays open
-    db.session.commit()
-    driver = Driver()
-    driver.run_until(lambda: intents(run_id=run_id)[0].state == "accepted")
+    run_id, driver = _open_limit_entry(user, account_id)
     request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
     db.session.get(ExitRequest, request.id).status = "working"  # as after an earlier pass
     db.session.commit()
