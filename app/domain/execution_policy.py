@@ -7,6 +7,7 @@ them into the small views below, asks these functions, and acts on the answer.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -136,3 +137,13 @@ def account_outcome(intents: Sequence[IntentView]) -> AccountOutcome:
     if current and all(i.state is IntentState.FILLED for i in current):
         return AccountOutcome.OPEN
     return AccountOutcome.PARTIAL if filled_any else AccountOutcome.FAILED
+
+
+def reconcile_reads(configured: int, interval: float, read_timeout: float) -> int:
+    """How many order-book reads settle an unknown outcome: the configured number, and at least
+    enough that they span the read timeout. An order whose answer we waited `read_timeout` for may
+    be booked as late again; one booked after the last read would count as not placed, and a
+    re-send would make it two."""
+    if interval <= 0:
+        return max(configured, 1)
+    return max(configured, 1 + math.ceil(read_timeout / interval))

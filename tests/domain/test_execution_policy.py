@@ -81,3 +81,13 @@ def test_account_outcome_open_partial_failed():
     assert account_outcome([v(1, 0, S.FILLED, 65), v(2, 1, S.REJECTED)]) is AccountOutcome.PARTIAL
     assert account_outcome([v(1, 0, S.REJECTED), v(2, 1, S.NOT_PLACED)]) is AccountOutcome.FAILED
     assert account_outcome([v(1, 0, S.REJECTED), v(2, 0, S.FILLED, 65, replaces=1)]) is AccountOutcome.OPEN
+
+
+def test_reconcile_reads_span_at_least_the_read_timeout():
+    from app.domain.execution_policy import reconcile_reads
+
+    assert reconcile_reads(3, 1.0, 10.0) == 11  # (11 − 1) × 1 s = the 10 s timeout
+    assert reconcile_reads(3, 0.3, 3.0) == 11
+    assert reconcile_reads(3, 0.3, 0.5) == 3  # the configured number when it spans more already
+    assert reconcile_reads(20, 1.0, 10.0) == 20
+    assert reconcile_reads(0, 0.0, 10.0) == 1

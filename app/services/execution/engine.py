@@ -30,7 +30,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, case, func, or_, select, update
 
 from app.broker.errors import HostNotAllowed
-from app.domain.execution_policy import blocked, ready_phase
+from app.domain.execution_policy import blocked, ready_phase, reconcile_reads
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
 from app.extensions import db
 from app.models import TradingAccount
@@ -101,8 +101,9 @@ class ExecutionEngine(Service):
         self.holder = holder or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         cfg = self.app.config
         self.poll = float(cfg.get("EXECUTION_STATUS_POLL_SECONDS", 0.1))
-        self.reads = int(cfg.get("EXECUTION_RECONCILE_READS", 3))
         self.read_interval = float(cfg.get("EXECUTION_RECONCILE_INTERVAL_SECONDS", 1.0))
+        self.reads = reconcile_reads(int(cfg.get("EXECUTION_RECONCILE_READS", 3)), self.read_interval,
+                                     float(cfg.get("BROKER_READ_TIMEOUT", 10.0)))
         self.pool = ThreadPoolExecutor(max_workers=int(cfg.get("EXECUTION_MAX_WORKERS", 128)),
                                        thread_name_prefix="execution")
         self._inflight: set[str] = set()
