@@ -174,3 +174,37 @@ def test_a_halt_set_mid_entry_stops_the_orders_not_yet_sent(one, sim):
     ra = db.session.scalar(select(RunAccount).where(RunAccount.run_id == run_id))
     assert ra.flagged and held_by_leg(ra.id) == {1: 65, 2: 0}
     _books_match(one, run_id)
+
+
+@pytest.mark.parametrize("gate", ["disconnected", "expired", "market_closed", "daily_limit"])
+def test_request_retry_applies_executes_gates_and_plans_nothing(one, sim, monkeypatch, gate):
+    from datetime import UTC, datetime, timedelta
+
+    from app.domain.expiries import ist_today
+    from app.models import TradingAccount
+    from app.models.execution import RunLeg
+    from app.services.execution.errors import ExecutionRefused
+    from app.services.risk.events import block_account_entries
+
+    sim.set_faults(one["key"], reject_rate=1.0, reject_reason="margin", routes=["placeorder"])
+    run_id = make_run(one["user"].id, [one["account"]], [Leg(CE, "BUY"), Leg(PE, "SELL")])
+    drive(one["engine"], run_done(run_id))
+    sim.call("DELETE", "/sim/faults")
+    hold_lease()
+    ra_id = intents(run_id)[0].run_account_id
+    account = db.session.get(TradingAccount, one["account"])
+    if gate == "disconnected":
+        account.connection_status = "disconnected"
+    elif gate == "expired":
+        for leg in db.session.scalars(select(RunLeg).where(RunLeg.run_id == run_id)):
+            leg.expiry = datetime.now(UTC).date() - timedelta(days=1)
+    elif gate == "market_closed":
+        account.is_paper = False  # a real account trades in market hours only
+        monkeypatch.setattr("app.services.calendar.market_is_open", lambda *a, **k: False)
+    else:
+        block_account_entries(account.id, ist_today(datetime.now(UTC)), "Daily loss limit breached")
+    db.session.commit()
+    before = len(intents(run_id))
+    with pytest.raises(ExecutionRefused):
+        request_retry(one["user"], ra_id)
+    assert len(intents(run_id)) == before

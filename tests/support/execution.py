@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +53,11 @@ def add_paper_account(app, user_id: int, name: str, broker_url: str, apikey: str
     return account.id
 
 
+# The paper broker's contracts carry its own (frozen, January 2026) dates; the run's legs are given an
+# expiry ahead of the real clock, which the app's gates (a retry of an expired leg) read.
+LIVE_EXPIRY = date.today() + timedelta(days=30)
+
+
 def make_run(user_id: int, account_ids: list[int], legs: list[Leg], *, key: str = "run-1", product: str = "MIS",
              **policy: Any) -> int:
     """A StrategyRun (status entering) with its legs, run accounts and planned entry intents."""
@@ -64,7 +69,7 @@ def make_run(user_id: int, account_ids: list[int], legs: list[Leg], *, key: str 
         db.session.add(RunLeg(run_id=run.id, number=number, label=f"leg {number}", underlying="NIFTY",
                               symbol=leg.symbol, exchange=leg.exchange, action=leg.action, lots=leg.lots,
                               lot_size=leg.lot_size, freeze_qty=leg.freeze_qty, tick_size=Decimal("0.05"),
-                              order_type=leg.order_type, ltp=Decimal("100"), expiry=date(2026, 1, 6)))
+                              order_type=leg.order_type, ltp=Decimal("100"), expiry=LIVE_EXPIRY))
     for account_id in account_ids:
         account = db.session.get(TradingAccount, account_id)
         ra = RunAccount(run_id=run.id, account_id=account_id, account_name=account.account_name, strategy_lots=1)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.domain.errors import DomainError
 from app.domain.execution_policy import entry_phase
-from app.domain.expiries import ist_today
+from app.domain.expiries import expiry_close, ist_today
 from app.domain.legs import expiry_reference_day
 from app.domain.sizing import RiskProfile, SizingLeg, fixed_lots, leg_size
 from app.extensions import db
@@ -176,6 +176,22 @@ def _choices(stored: Sequence[AccountChoice], account_ids: Sequence[int] | None)
     if not chosen:
         raise ExecutionRefused("No accounts are chosen: tick at least one account.")
     return chosen
+
+
+def require_retry_allowed(account: TradingAccount, run: StrategyRun, moment: datetime) -> None:
+    """A manual retry of an account's failed entry legs is a new entry on that account: the gates
+    Execute applies to it (its daily-limit block, its connection, market hours, the run's legs not
+    expired). Raises ExecutionRefused with the reason."""
+    blocked = blocked_accounts([account.id], ist_today(moment))
+    if account.id in blocked:
+        raise ExecutionRefused(f"{account.account_name}: entries blocked for today: {blocked[account.id]}")
+    if account.connection_status in (STATUS_DISCONNECTED, STATUS_AUTH_ERROR):
+        why = "is disconnected" if account.connection_status == STATUS_DISCONNECTED else "has an expired broker login"
+        raise ExecutionRefused(f"{account.account_name} {why}: nothing was sent.")
+    _check_market_hours([account], moment)
+    for leg in run.legs:
+        if expiry_close(leg.expiry) <= moment:
+            raise ExecutionRefused(f"Leg {leg.number} ({leg.symbol}) has expired: its failed legs are not sent again.")
 
 
 def _check_market_hours(accounts: Sequence[TradingAccount], moment: datetime) -> None:

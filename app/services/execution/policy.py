@@ -30,6 +30,7 @@ from app.domain.execution_policy import (
 )
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
 from app.extensions import db
+from app.models.accounts import TradingAccount
 from app.models.execution import (
     ExitRequest,
     KillSwitch,
@@ -342,6 +343,13 @@ def request_retry(user: Any, run_account_id: int) -> list[int]:
         raise ExecutionRefused("This run is being closed (or was): its failed legs are not sent again.")
     if row.status not in (RunAccountStatus.PARTIAL, RunAccountStatus.FAILED):
         return []
+    # Lazy: the planner pulls in sizing and leg resolution, which the engine's policy step never needs.
+    from app.services.execution.planner import require_retry_allowed
+
+    account = db.session.get(TradingAccount, row.account_id)
+    if account is None or account.deleted_at is not None:
+        raise ExecutionRefused("This account was deleted: its failed legs are not sent again.")
+    require_retry_allowed(account, row.run, utcnow())
     intents = entry_intents(row.id)
     superseded = superseded_ids(intents)
     created = []
