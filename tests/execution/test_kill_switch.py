@@ -4,6 +4,7 @@ at the broker → everything cancelled, everything flat, the report says exactly
 from __future__ import annotations
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from app.broker.client import OpenAlgoClient
@@ -11,10 +12,12 @@ from app.extensions import db
 from app.models import User
 from app.models.execution import KillSwitch, StrategyRun
 from app.services.execution import killswitch
+from app.services.execution.engine import ExecutionEngine
 from app.services.execution.errors import EngineOffline
 from app.services.execution.held import held_by_leg
 from app.services.execution.killswitch import press_kill_switch
 from tests.helpers import make_user
+from tests.support.execution import drive
 from tests.support.exits import (
     Driver,
     LegSpec,
@@ -46,7 +49,10 @@ def _nifty_option(client: OpenAlgoClient) -> str:
     return client.option_symbol("NIFTY", "NFO", expiry, "OTM10", "CE").symbol
 
 
-def test_kill_switch_three_accounts_cancels_everything_closes_everything_and_reports(three):
+@pytest.mark.parametrize("sender", ["engine", "test-driver"])
+def test_kill_switch_three_accounts_cancels_everything_closes_everything_and_reports(three, sender):
+    """Through the real ExecutionEngine (its passes run the kill switch's stages and send its
+    orders), and through the tests' own driver of the same steps."""
     user, accounts, clients = three
     ids = [a for a, _ in accounts]
     run_id = make_run(user.id, ids[:2], [LegSpec("SBIN", "NSE", "BUY", 25, freeze_qty=10),
@@ -64,8 +70,15 @@ def test_kill_switch_three_accounts_cancels_everything_closes_everything_and_rep
     assert net_positions(ids[2]) == {(option, "NFO", "NRML"): 1820, ("SBIN", "NSE", "MIS"): -4}
 
     ks = press_kill_switch(user)
-    driver = Driver(kill=True)
-    row = driver.run_until(lambda: (r := db.session.get(KillSwitch, ks.id)).status == "done" and r)
+    finished = lambda: (r := db.session.get(KillSwitch, ks.id)).status == "done" and r  # noqa: E731
+    if sender == "engine":
+        engine = ExecutionEngine(current_app._get_current_object(), holder="test-engine")
+        try:
+            row = drive(engine, finished)
+        finally:
+            engine.on_stop()
+    else:
+        row = Driver(kill=True).run_until(finished)
 
     assert [net_positions(a) for a in ids] == [{}, {}, {}]
     assert [[o.order_id for o in c.orderbook() if o.status in ("open", "trigger pending")] for c in clients] \
