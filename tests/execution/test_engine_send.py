@@ -280,3 +280,16 @@ def test_an_unknown_outcome_with_two_matching_orders_adopts_the_earliest_and_fla
     assert second.order_id in row.note and "several orders matched" in row.note
     (ra,) = db.session.get(StrategyRun, run_id).accounts
     assert ra.position_check["ok"] is False and broker_net(setup["clients"][0], CE) == 130
+
+
+def test_two_runs_on_the_same_contract_both_pass_their_position_check(setup):
+    """The position book has one net figure per contract for the whole account: each run's check
+    compares it with every intent of the account on that contract, not its own alone."""
+    first = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")], key="run-a")
+    drive(setup["engine"], run_checked(first))
+    second = make_run(setup["user"].id, setup["accounts"][:1], [Leg(CE, "BUY")], key="run-b")
+    drive(setup["engine"], run_checked(second))
+    db.session.expire_all()
+    checks = [db.session.get(StrategyRun, r).accounts[0].position_check for r in (first, second)]
+    assert [c["ok"] for c in checks] == [True, True], checks
+    assert broker_net(setup["clients"][0], CE) == 130

@@ -216,12 +216,23 @@ def reconcile(intent_id: int, *, last_read: bool) -> Outcome:
     return Outcome.ADOPTED
 
 
-def expected_positions(run_account_id: int) -> dict[tuple[str, str, str], int]:
-    """Σ signed fills of all a run account's intents per (symbol, exchange, product)."""
-    totals: dict[tuple[str, str, str], int] = defaultdict(int)
-    for intent in db.session.scalars(select(OrderIntent).where(OrderIntent.run_account_id == run_account_id)):
-        totals[(intent.symbol, intent.exchange, intent.product.upper())] += intent.signed_filled
-    return dict(totals)
+def expected_positions(run_account: RunAccount) -> dict[tuple[str, str, str], int]:
+    """What the app's intents say the account holds, per (symbol, exchange, product) the run
+    account traded: Σ signed fills of every intent of the account on it (this run's, another
+    run's on the same contract, the kill switch's), since the position book has one net figure
+    per contract for the whole account."""
+    keys = {(i.symbol, i.exchange, i.product.upper()) for i in db.session.scalars(
+        select(OrderIntent).where(OrderIntent.run_account_id == run_account.id))}
+    totals: dict[tuple[str, str, str], int] = dict.fromkeys(keys, 0)
+    if not keys:
+        return totals
+    for intent in db.session.scalars(select(OrderIntent).where(
+            OrderIntent.account_id == run_account.account_id,
+            OrderIntent.symbol.in_({symbol for symbol, _, _ in keys}), OrderIntent.filled_quantity != 0)):
+        key = (intent.symbol, intent.exchange, intent.product.upper())
+        if key in totals:
+            totals[key] += intent.signed_filled
+    return totals
 
 
 def position_check(run_account: RunAccount) -> dict[str, Any]:
@@ -230,7 +241,7 @@ def position_check(run_account: RunAccount) -> dict[str, Any]:
     Returns the stored check: {"checked_at", "ok", "differences": [{symbol, exchange, product,
     expected, actual}]} ("ok" is None with an "error" when the book could not be read).
     """
-    expected = expected_positions(run_account.id)
+    expected = expected_positions(run_account)
     account = db.session.get(TradingAccount, run_account.account_id)
     db.session.commit()
     check: dict[str, Any] = {"checked_at": utcnow().isoformat(timespec="seconds"), "ok": None, "differences": []}
