@@ -179,3 +179,50 @@ def test_a_manual_exit_closes_no_more_than_the_broker_still_holds(setup, monkeyp
     closes = [i for i in intents(run_id) if i.exit_request_id == request.id]
     assert [(i.symbol, i.action, i.state) for i in closes] == [(CE, "BUY", "filled")]
     assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
+
+
+def _kill_intents(ks_id):
+    from sqlalchemy import select
+
+    from app.models.execution import OrderIntent
+
+    db.session.expire_all()
+    return list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id == ks_id)
+                                   .order_by(OrderIntent.id)))
+
+
+def test_a_kill_switch_close_refused_for_a_passing_reason_is_tried_again(setup, sim, apikey):
+    """Round 1's close is refused ("try again"); the kill switch reads the book again and closes it
+    in round 2; the report shows it closed, not failed."""
+    user, _, client, engine = setup
+    client.place_order(symbol="SBIN", exchange="NSE", action="BUY", quantity=3, product="MIS")
+    sim.set_faults(apikey, reject_rate=1.0, reject_message="Too many requests, try again later",
+                   routes=["placeorder"])
+    try:
+        ks = press_kill_switch(user)
+        drive(engine, lambda: (rows := _kill_intents(ks.id)) and all(r.state == "rejected" for r in rows))
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    row = drive(engine, lambda: (r := db.session.get(KillSwitch, ks.id)).status == "done" and r)
+    assert broker_net(client, "SBIN", exchange="NSE") == 0
+    assert [(i.attempt, i.state, i.intent_key.endswith("/round:2")) for i in _kill_intents(ks.id)] == [
+        (1, "rejected", False), (2, "filled", True)]
+    (entry,) = row.report["accounts"].values()
+    assert entry["failed"] == [] and entry["still_open"] == []
+    assert entry["closed"] == [{"symbol": "SBIN", "exchange": "NSE", "product": "MIS", "quantity": 3}]
+
+
+def test_a_kill_switch_close_refused_for_good_is_reported_not_retried(setup, sim, apikey):
+    user, _, client, engine = setup
+    client.place_order(symbol="SBIN", exchange="NSE", action="BUY", quantity=3, product="MIS")
+    sim.set_faults(apikey, reject_rate=1.0, reject_reason="rms_block", routes=["placeorder"])
+    try:
+        ks = press_kill_switch(user)
+        row = drive(engine, lambda: (r := db.session.get(KillSwitch, ks.id)).status == "done" and r)
+    finally:
+        sim.call("DELETE", "/sim/faults")
+    assert [(i.attempt, i.state) for i in _kill_intents(ks.id)] == [(1, "rejected")]
+    (entry,) = row.report["accounts"].values()
+    assert [f["symbol"] for f in entry["failed"]] == ["SBIN"] and "RMS" in entry["failed"][0]["reason"]
+    assert entry["still_open"] == [{"symbol": "SBIN", "exchange": "NSE", "product": "MIS", "quantity": 3}]
+    client.place_order(symbol="SBIN", exchange="NSE", action="SELL", quantity=3, product="MIS")

@@ -14,8 +14,12 @@ stage is kept in `report["stage"]`:
   by close intents of purpose kill_switch (run-linked keys, capped at the broker's net), and
   every remaining non-zero position by kill intents (remainder keys, MARKET, split at the freeze
   quantity for an F&O contract of a known underlying) — all committed with the next stage;
-- closing: until every intent of this kill switch is terminal;
-- report: read both books again per account, write the report, done, audited.
+- closing: until every intent of this kill switch is terminal; when a close was refused for a
+  passing reason (a rate limit, "try again": `is_final_rejection` says no) or never reached the
+  broker, and fewer than KILL_ROUNDS rounds ran, back to plan after KILL_RETRY_SECONDS (the
+  position books are read again, so only what is still open is closed, never more);
+- report: read both books again per account, write the report (a close that failed in a round
+  and succeeded in a later one is not a failure), done, audited.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.broker.errors import BrokerError
+from app.domain.execution_policy import is_final_rejection
 from app.domain.exit_plan import Holding, cap_at_broker, plan_close_orders
 from app.domain.order_lifecycle import (
     AT_BROKER,
@@ -66,13 +71,17 @@ logger = logging.getLogger(__name__)
 
 ACTIVE = ("pending", "closing")
 WAIT_LIMIT_SECONDS = 30.0
+KILL_ROUNDS = 3  # close rounds at most (the first and two retries of passing refusals)
+KILL_RETRY_SECONDS = 2.0  # the pause before a retry round (a rate limit's window, a busy RMS)
 MAX_WORKERS = 16
 _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 
 
-def kill_intent_key(ks_id: int, account_id: int, symbol: str, exchange: str, product: str, child: int) -> str:
-    """The key of a kill-switch remainder child (a position no run of the app holds)."""
-    return f"kill:{ks_id}/acct:{account_id}/{symbol}:{exchange}:{product}/child:{child}"
+def kill_intent_key(ks_id: int, account_id: int, symbol: str, exchange: str, product: str, child: int,
+                    round_no: int = 1) -> str:
+    """The key of a kill-switch remainder child (a position no run of the app holds), per round."""
+    key = f"kill:{ks_id}/acct:{account_id}/{symbol}:{exchange}:{product}/child:{child}"
+    return key if round_no == 1 else f"{key}/round:{round_no}"
 
 
 # --- web side -------------------------------------------------------------------------------------
@@ -198,19 +207,58 @@ def step(ks: KillSwitch) -> bool:
         if _unsettled(ks.id):
             return False
         _withdraw_blocked(ks.id)
-        return _stage_report(ks, report)
+        return _stage_retry_or_report(ks, report)
     return False
+
+
+def _latest(intents: list[OrderIntent]) -> list[OrderIntent]:
+    """The kill switch's intents without those a later round replaced (same account and contract
+    or run leg, and child)."""
+    def key(i: OrderIntent) -> tuple[Any, ...]:
+        return (i.account_id, i.run_account_id, i.leg_number, i.symbol, i.exchange, i.product, i.child)
+    last: dict[tuple[Any, ...], int] = {}
+    for intent in intents:
+        last[key(intent)] = max(last.get(key(intent), 0), intent.attempt)
+    return [i for i in intents if i.attempt == last[key(i)]]
+
+
+def _retryable(intent: OrderIntent) -> bool:
+    state = IntentState(intent.state)
+    return intent.filled_quantity < intent.quantity and (
+        (state is IntentState.NOT_PLACED and not (intent.note or "").startswith("withdrawn"))
+        or (state is IntentState.REJECTED and not is_final_rejection(intent.rejection_reason)))
+
+
+def _stage_retry_or_report(ks: KillSwitch, report: dict[str, Any]) -> bool:
+    round_no = int(report.get("round", 1))
+    mine = list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id == ks.id)))
+    if round_no < KILL_ROUNDS and any(_retryable(i) for i in _latest(mine)):
+        due = report.get("retry_at")
+        if due is None:
+            report["retry_at"] = (utcnow() + timedelta(seconds=KILL_RETRY_SECONDS)).isoformat()
+            _save(ks, report)
+            return True
+        if utcnow() < datetime.fromisoformat(due):
+            db.session.rollback()
+            return False
+        logger.warning("kill switch %s: closes refused for a passing reason; round %d", ks.id, round_no + 1)
+        report.pop("retry_at", None)
+        report.update(stage="plan", round=round_no + 1)
+        _save(ks, report)
+        return True
+    return _stage_report(ks, report)
 
 
 def _blocked_and_moving(ks_id: int) -> tuple[list[OrderIntent], list[OrderIntent]]:
     """This kill switch's intents that are not terminal: (blocked, moving). A planned intent whose
     group has a lower phase that ended without filling is never sent (the engine withdraws it):
     blocked, i.e. settled for the kill switch."""
-    rows = list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id == ks_id)
-                                   .order_by(OrderIntent.id)))
+    rows = _latest(list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id == ks_id)
+                                         .order_by(OrderIntent.id))))
     groups: dict[tuple[Any, ...], list[OrderIntent]] = {}
     for row in rows:
-        key = ("ra", row.run_account_id, row.attempt) if row.run_account_id is not None else ("acct", row.account_id)
+        # As the engine groups them (engine.group_key): a run account's closes whatever their round.
+        key = ("ra", row.run_account_id) if row.run_account_id is not None else ("acct", row.account_id)
         groups.setdefault(key, []).append(row)
     blocked: list[OrderIntent] = []
     moving: list[OrderIntent] = []
@@ -343,6 +391,9 @@ def _net(account: TradingAccount) -> dict[tuple[str, str, str], int]:
 
 def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
     per = report["accounts"]
+    round_no = int(report.get("round", 1))
+    for entry in per.values():  # what the plan stage finds is said once, for its last round
+        entry["failed"] = list(entry.setdefault("cancel_failed", list(entry["failed"])))
     books = _parallel([int(k) for k in per], _net)
     figures: dict[tuple[str, str], tuple[int, int]] = {}
     for book in books.values():
@@ -387,8 +438,10 @@ def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
             lot, freeze = figures.get((symbol, exchange), (1, 0))
             for order in plan_close_orders([Holding(None, symbol, exchange, product, qty, lot, freeze)]):
                 intent = OrderIntent(
-                    intent_key=kill_intent_key(ks.id, int(account_key), symbol, exchange, product, order.child),
+                    intent_key=kill_intent_key(ks.id, int(account_key), symbol, exchange, product, order.child,
+                                               round_no),
                     user_id=ks.user_id, account_id=int(account_key), kill_switch_id=ks.id, child=order.child,
+                    attempt=round_no,
                     purpose=Purpose.KILL_SWITCH, phase=order.phase, symbol=symbol, exchange=exchange,
                     product=product, action=order.action, quantity=order.quantity, price_type="MARKET")
                 try:
@@ -413,14 +466,15 @@ def _stage_report(ks: KillSwitch, report: dict[str, Any]) -> bool:
     after = _parallel([int(k) for k in per], books)
     mine = list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id == ks.id)
                                    .order_by(OrderIntent.id)))
+    latest = {i.id for i in _latest(mine)}
     for account_key, entry in per.items():
         closed: dict[tuple[str, str, str], int] = {}
         for intent in (i for i in mine if i.account_id == int(account_key)):
             if intent.filled_quantity:
                 key = (intent.symbol, intent.exchange, intent.product)
                 closed[key] = closed.get(key, 0) - intent.signed_filled  # the position that was closed
-            if IntentState(intent.state) in FAILED or IntentState(intent.state) in IN_DOUBT \
-                    or intent.filled_quantity < intent.quantity:
+            if intent.id in latest and (IntentState(intent.state) in FAILED or IntentState(intent.state) in IN_DOUBT
+                                        or intent.filled_quantity < intent.quantity):
                 entry["failed"].append({"symbol": intent.symbol, "reason": intent.rejection_reason or intent.note
                                         or f"{intent.state}, {intent.filled_quantity} of {intent.quantity} filled"})
         entry["closed"] = [{"symbol": s, "exchange": e, "product": p, "quantity": q}
