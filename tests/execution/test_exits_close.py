@@ -300,28 +300,34 @@ def test_a_leg_whose_entry_is_still_planned_is_in_flight_but_not_being_closed(se
 
 
 def test_a_request_on_a_still_run_plans_its_first_round_in_its_own_transaction(setup):
-    """A risk exit with nothing in flight: the request comes with its round-1 close intents (the
-    leader only sends them), and the engine's step plans nothing more. (Any other exit reads the
-    position book first, in the engine.)"""
+    """A risk exit with nothing in flight: the request comes with its round-1 closes of the shorts
+    (the leader only sends them); the longs are planned by the engine's step once each account's
+    position book confirms them (read at once here: no engine pool), in the same round."""
     user, accounts = setup
     ids = [a for a, _ in accounts]
     run_id, driver = _entered(user, ids)
+    ra_ids = [ra.id for ra in run_accounts(run_id)]
 
     request = exits.request_exit(user, db.session.get(StrategyRun, run_id), purpose="risk", reason="now")
     db.session.expire_all()
 
     row = db.session.get(ExitRequest, request.id)
-    assert (row.status, row.report) == ("working", {"rounds": 1})
+    assert (row.status, row.report) == ("working", {"rounds": 1, "confirm": ra_ids})
     assert db.session.get(StrategyRun, run_id).status == "closing"
     assert [ra.status for ra in run_accounts(run_id)] == ["closing", "closing"]
     for account_id in ids:
         planned = sorted((i.leg_number, i.child, i.action, i.quantity, i.phase, i.state, i.exit_request_id)
                          for i in intents(account_id=account_id, purpose="risk"))
+        assert planned == [(2, 1, "BUY", 12, 0, "planned", row.id)]
+    exits.step_all()
+    for account_id in ids:
+        planned = sorted((i.leg_number, i.child, i.action, i.quantity, i.phase, i.state, i.exit_request_id)
+                         for i in intents(account_id=account_id, purpose="risk"))
         assert planned == [(1, 1, "SELL", 10, 1, "planned", row.id), (1, 2, "SELL", 10, 1, "planned", row.id),
                            (1, 3, "SELL", 5, 1, "planned", row.id), (2, 1, "BUY", 12, 0, "planned", row.id)]
+    assert db.session.get(ExitRequest, request.id).report == {"rounds": 1}
     exits.step_all()
     assert len(intents(run_id=run_id, purpose="risk")) == 8
-    assert db.session.get(ExitRequest, request.id).report == {"rounds": 1}
 
     assert driver.run_until(lambda: _done(request.id)).status == "done"
     assert [net_positions(a) for a in ids] == [{}, {}]

@@ -226,3 +226,66 @@ def test_a_kill_switch_close_refused_for_good_is_reported_not_retried(setup, sim
     assert [f["symbol"] for f in entry["failed"]] == ["SBIN"] and "RMS" in entry["failed"][0]["reason"]
     assert entry["still_open"] == [{"symbol": "SBIN", "exchange": "NSE", "product": "MIS", "quantity": 3}]
     client.place_order(symbol="SBIN", exchange="NSE", action="SELL", quantity=3, product="MIS")
+
+
+def test_a_risk_exit_never_sells_a_long_the_broker_no_longer_holds(setup, monkeypatch):
+    """A breach after the trader sold the long at the broker's own terminal: the short is bought
+    back at once from the run's fills, the long is not sold a second time (a naked short), and
+    the request fails naming the leg the position book no longer shows."""
+    monkeypatch.setattr(exits, "IDLE_LIMIT_SECONDS", 0.0)
+    user, account_id, client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
+    drive(engine, run_done(run_id))
+    client.place_order(symbol=PE, exchange="NFO", action="SELL", quantity=65, product="MIS")
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id), purpose="risk", reason="max loss")
+    drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
+
+    row = db.session.get(ExitRequest, request.id)
+    assert row.status == "failed"
+    assert [(u["leg"], u["held"], u["broker"]) for u in row.report["unclosable"]] == [(1, 65, 0)]
+    closes = [i for i in intents(run_id) if i.exit_request_id == request.id]
+    assert [(i.symbol, i.action, i.state) for i in closes] == [(CE, "BUY", "filled")]
+    assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
+
+
+def test_a_risk_exit_sends_its_shorts_while_the_position_book_is_still_being_read(setup, sim, apikey):
+    """The longs wait for the book, the shorts do not: with the position book answering 1.5 s
+    late, the short's close is at the broker before the long's close is even planned, and the
+    long still closes in the same round once the book confirms it."""
+    user, account_id, client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
+    drive(engine, run_done(run_id))
+    sim.set_faults(apikey, response_delay_ms=1500, routes=["positionbook"])
+    try:
+        request = exits.request_exit(user, db.session.get(StrategyRun, run_id), purpose="risk", reason="max loss")
+        drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
+    finally:
+        sim.call("DELETE", "/sim/faults")
+
+    row = db.session.get(ExitRequest, request.id)
+    assert (row.status, row.report["rounds"]) == ("done", 1)
+    closes = {i.action: i for i in intents(run_id) if i.exit_request_id == request.id}
+    short, long_ = closes["BUY"], closes["SELL"]
+    assert (short.symbol, short.state, long_.symbol, long_.state, long_.attempt) == (CE, "filled", PE, "filled", 1)
+    assert (long_.created_at - short.sent_at).total_seconds() >= 1.0
+    assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
+
+
+def test_closing_one_of_two_opposite_runs_on_one_contract_closes_it(setup):
+    """Run A is long the contract, run B short it, on one account: the position book shows 0.
+    That 0 is both runs; closing A sells A's long (the book minus B's short), then closing B
+    buys B's back."""
+    user, account_id, client, engine = setup
+    run_a = make_run(user.id, [account_id], [Leg(PE, "BUY")], key="run-a")
+    drive(engine, run_done(run_a))
+    run_b = make_run(user.id, [account_id], [Leg(PE, "SELL")], key="run-b")
+    drive(engine, run_done(run_b))
+    assert broker_net(client, PE) == 0
+
+    for run_id, left in ((run_a, -65), (run_b, 0)):
+        request_id = exits.request_exit(user, db.session.get(StrategyRun, run_id), reason="close").id
+        drive(engine, lambda rid=request_id: db.session.get(ExitRequest, rid).status in ("done", "failed"))
+        assert db.session.get(ExitRequest, request_id).status == "done"
+        assert broker_net(client, PE) == left
+    assert [db.session.get(StrategyRun, r).status for r in (run_a, run_b)] == ["closed", "closed"]

@@ -40,6 +40,7 @@ from app.services.execution import policy, reconciliation, sender, tracker
 from app.services.execution.halt import current_halt
 from app.services.execution.lifecycle import StaleIntent, apply, claim_many
 from app.services.execution.order_updates import OrderUpdates
+from app.services.execution.position_reads import PositionReads
 from app.services.execution.wakeup import EngineWaker, wake_engine
 from app.services.runner import Service
 
@@ -111,6 +112,7 @@ class ExecutionEngine(Service):
         self._next_track: dict[int, float] = {}
         self._track_delay: dict[int, float] = {}
         self._answers: queue.SimpleQueue[sender.Outcome] = queue.SimpleQueue()
+        self.position_reads = PositionReads(self._submit)  # the exit manager's books, read in the pool
         self._recorder: threading.Thread | None = None
         self._record_tries: dict[int, int] = {}
         self._unanswered: set[int] = set()  # claimed here, answer not yet recorded (job running or queued)

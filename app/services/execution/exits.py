@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,8 +53,9 @@ from app.models.types import utcnow
 from app.services import audit
 from app.services.accounts import client_for
 from app.services.execution.engine_state import require_engine_online
-from app.services.execution.held import LegLedger, held_by_leg, in_flight, leg_ledgers
+from app.services.execution.held import LegLedger, held_by_leg, held_by_other_runs, in_flight, leg_ledgers
 from app.services.execution.lifecycle import StaleIntent, apply
+from app.services.execution.position_reads import Book, PositionRead, read_now, reader_of
 from app.services.execution.wakeup import wake_engine
 from app.services.risk import exit_events
 from app.services.risk.exit_events import RiskNote
@@ -112,18 +113,18 @@ def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int |
     accounts, legs = _scope(row, run)
     # Read before the first write (SQLite's lock). Only a risk exit's first round is planned here:
     # the others read the position book first (the engine's step), which this transaction must not.
-    first_round = _first_round(accounts, legs, run) if not book_first(purpose) else []
+    first_round, confirm = _first_round(accounts, legs, run) if not book_first(purpose) else ([], [])
     db.session.add(row)
     db.session.flush()
     exit_events.exit_requested(row, run, event_type, risk_note)
     audit.record("exit_requested", category="trading", user=user, commit=False,
                  details={"run_id": run.id, "exit_request_id": row.id, "run_account_id": ra_id,
                           "leg": leg_number, "purpose": purpose, "reason": reason[:200]})
-    if first_round:
+    if first_round or confirm:
         _start(row, run, accounts)
         created, _existing = plan_leg_closes(first_round, purpose, exit_request_id=row.id, commit=False)
-        if created:
-            row.report = {"rounds": 1}
+        if created or confirm:
+            row.report = {"rounds": 1, **({"confirm": confirm} if confirm else {})}
     db.session.commit()
     wake_engine(f"exit:{row.id}")
     return row
@@ -198,20 +199,6 @@ def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id
     return created, existing
 
 
-def broker_net(account: TradingAccount) -> dict[tuple[str, str, str], int]:
-    """The position book of an account: net quantity per (symbol, exchange, product).
-
-    Raises:
-        BrokerError: the book could not be read.
-    """
-    db.session.commit()  # no transaction open across the broker call
-    net: dict[tuple[str, str, str], int] = {}
-    for pos in client_for(account).positions():
-        key = (pos.symbol, pos.exchange, pos.product)
-        net[key] = net.get(key, 0) + pos.quantity
-    return net
-
-
 def settle_run(run: StrategyRun) -> None:
     """Roll a run's statuses up after closes: an account flat for every leg with nothing in flight
     is closed, and the run is closed (closed_at) when every account is closed, failed or skipped."""
@@ -249,7 +236,7 @@ def step_all(ctx: Any = None) -> bool:
         if request is None or request.status not in ACTIVE:
             continue
         try:
-            progressed = step(request) or progressed
+            progressed = step(request, ctx) or progressed
         except Exception:  # one broken request never stops the others
             db.session.rollback()
             logger.exception("exit request %s: step failed; retried next pass", request_id)
@@ -283,9 +270,12 @@ def moving_in_scope(request: ExitRequest) -> tuple[bool, bool]:
     return bool(purposes), Purpose.ENTRY in purposes
 
 
-def step(request: ExitRequest) -> bool:
-    """One step of one request (see the module docstring). True when something changed."""
+def step(request: ExitRequest, ctx: Any = None) -> bool:
+    """One step of one request (see the module docstring). True when something changed.
+    `ctx`: the engine, whose pool reads the position books a risk exit's longs wait for."""
     if request.status == "working":
+        if (request.report or {}).get("confirm"):
+            return _confirm_longs(request, reader_of(ctx))
         moving, entering = moving_in_scope(request)
         if moving and not entering:
             return False  # only closes are moving (every pass while a round runs): one query
@@ -315,12 +305,17 @@ def step(request: ExitRequest) -> bool:
     rounds = int(report.get("rounds", 0))
     if rounds >= MAX_CLOSE_ROUNDS:
         return _fail(request, run, accounts, legs, held)
-    closes, unclosable = _closes(accounts, legs, ledgers, read_book=book_first(request.purpose))
+    # A risk exit's first round closes the shorts from the fills at once; every other planning
+    # reads the position book first (a later round of a risk exit too).
+    closes, unclosable, confirm = _closes(accounts, legs, ledgers,
+                                          read_book=book_first(request.purpose) or rounds > 0)
     # The close intents and the request's report in one transaction (every path below commits).
     created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id, commit=False)
     report = _report(request)
     now = utcnow()
-    if created:  # only a pass that wrote close intents is a round (a book not read is no round)
+    if confirm:
+        report["confirm"] = confirm
+    if created or confirm:  # only a pass that planned closes is a round (a book not read is no round)
         report["rounds"] = rounds + 1
         report.pop("idle_since", None)
     elif existing:  # someone else (another request, the kill switch) planned this round
@@ -340,6 +335,8 @@ def step(request: ExitRequest) -> bool:
     if created or existing:
         logger.info("exit request %s round %s: %s close intents planned, %s already planned",
                     request.id, report.get("rounds", 0), created, existing)
+    if confirm:  # start the book reads now, while the shorts go out
+        _confirm_longs(request, reader_of(ctx))
     return changed
 
 
@@ -354,9 +351,11 @@ def _start(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccount
             run.status = RunStatus.CLOSING
 
 
-def _first_round(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], run: StrategyRun) -> list[LegClose]:
-    """The closes a new request can plan with itself, in its own transaction: the first round of
-    legs that are held with nothing of theirs in flight, on a run where nothing in scope is moving.
+def _first_round(accounts: Sequence[RunAccount], legs: Sequence[RunLeg],
+                 run: StrategyRun) -> tuple[list[LegClose], list[int]]:
+    """The closes a new risk exit can plan with itself, in its own transaction: the first round of
+    the shorts that are held with nothing of theirs in flight, on a run where nothing in scope is
+    moving, and the run accounts whose longs wait for their position book (`_confirm_longs`).
     The leader then sends them in its next pass instead of planning them first (a breach's exit
     saves a pass and two commits). Anything else (entries or closes moving, a later round that
     needs the position book, nothing held) is empty here and left to the engine's `step`."""
@@ -365,9 +364,9 @@ def _first_round(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], run: St
     ledgers = {ra.id: leg_ledgers(ra, run_legs) for ra in accounts}
     scoped = [ledgers[ra.id][n] for ra in accounts for n in leg_numbers]
     if any(ledger.in_flight for ledger in scoped) or any(ledger.held and ledger.next_round > 1 for ledger in scoped):
-        return []
-    closes, unclosable = _closes(accounts, legs, ledgers, read_book=False)  # round 1 everywhere
-    return [] if unclosable else closes
+        return [], []
+    closes, _unclosable, confirm = _closes(accounts, legs, ledgers, read_book=False)  # round 1 everywhere
+    return closes, confirm
 
 
 def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
@@ -412,46 +411,117 @@ def book_first(purpose: str) -> bool:
 
     Yes for a manual exit, the scheduled exit and square-off, an unwind: a position closed
     outside the app (the broker's terminal, its RMS) must not be "closed" again into a reverse
-    one (a long sold twice is a naked short). A risk exit's first round trusts the run's own
-    fills, because a breach's close must not wait a broker round trip; its later rounds, like
-    every request's, read the book, and the run's position check shows any difference.
+    one (a long sold twice is a naked short). A risk exit's first round closes the shorts from
+    the run's own fills, because a breach's close must not wait a broker round trip (a short
+    bought back twice is a long: the premium at most); its longs go only once the book, read
+    while the shorts are out, confirms them (`_confirm_longs`). Its later rounds, like every
+    request's, read the book first.
     """
     return purpose != Purpose.RISK
 
 
 def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dict[int, dict[int, LegLedger]],
-            *, read_book: bool) -> tuple[list[LegClose], list[dict[str, Any]]]:
+            *, read_book: bool) -> tuple[list[LegClose], list[dict[str, Any]], list[int]]:
+    """(closes to plan, what cannot be closed and why, run accounts whose longs wait for the book).
+
+    With `read_book` (or a leg on a later round) each account's closes are capped at its position
+    book; without, only the shorts are closed, from the fills, and an account with longs to close
+    is returned in the third list."""
     closes: list[LegClose] = []
     unclosable: list[dict[str, Any]] = []
+    confirm: list[int] = []
     for ra in accounts:
         ledger = ledgers[ra.id]
         pending = [(leg, ledger[leg.number].held) for leg in legs
                    if ledger[leg.number].held != 0 and not ledger[leg.number].closing]
         if not pending:
             continue
-        rounds = {leg.number: ledger[leg.number].next_round for leg, _ in pending}
-        book: dict[tuple[str, str, str], int] | None = None
-        if read_book or any(r > 1 for r in rounds.values()):
-            account = db.session.get(TradingAccount, ra.account_id)
-            try:
-                book = broker_net(account)  # type: ignore[arg-type]
-            except BrokerError as exc:
+        if read_book or any(ledger[leg.number].next_round > 1 for leg, _ in pending):
+            read = read_now(ra.account_id)
+            if read.book is None:
                 unclosable.append({"run_account_id": ra.id, "account": ra.account_name,
-                                   "reason": f"position book unreadable: {exc}"})
+                                   "reason": f"position book unreadable: {read.error}"})
                 continue
-        for leg, quantity in pending:
-            product = entry_product(ledger[leg.number], ra.run.product)
-            if book is not None:
-                net = book.get((leg.symbol, leg.exchange, product), 0)
-                capped = cap_at_broker(quantity, net)
-                if capped == 0:
-                    unclosable.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
-                                       "symbol": leg.symbol, "held": quantity, "broker": net,
-                                       "reason": f"the position book shows {net} of {leg.symbol} {product}"})
-                    continue
-                quantity = capped
-            closes.append(LegClose(ra, leg, quantity, product, rounds[leg.number]))
+            planned, refused = _against_book(ra, pending, ledger, read.book)
+            closes += planned
+            unclosable += refused
+            continue
+        closes += [LegClose(ra, leg, quantity, entry_product(ledger[leg.number], ra.run.product),
+                            ledger[leg.number].next_round) for leg, quantity in pending if quantity < 0]
+        if any(quantity > 0 for _, quantity in pending):
+            confirm.append(ra.id)
+    return closes, unclosable, confirm
+
+
+def _against_book(ra: RunAccount, pending: Sequence[tuple[RunLeg, int]], ledger: dict[int, LegLedger],
+                  book: Book) -> tuple[list[LegClose], list[dict[str, Any]]]:
+    """The closes of `pending` legs that the position book allows: each at most what the book
+    shows minus what the account's other runs hold on the contract (one net figure per account)."""
+    products = {leg.number: entry_product(ledger[leg.number], ra.run.product) for leg, _ in pending}
+    others = held_by_other_runs(ra.account_id, ra.id,
+                                {(leg.symbol, leg.exchange, products[leg.number]) for leg, _ in pending})
+    closes: list[LegClose] = []
+    unclosable: list[dict[str, Any]] = []
+    for leg, quantity in pending:
+        product = products[leg.number]
+        net = book.get((leg.symbol, leg.exchange, product), 0)
+        other = others.get((leg.symbol, leg.exchange, product.upper()), 0)
+        capped = cap_at_broker(quantity, net - other)
+        if capped == 0:
+            held_elsewhere = f", {other} of it held by other runs" if other else ""
+            unclosable.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
+                               "symbol": leg.symbol, "held": quantity, "broker": net,
+                               "reason": f"the position book shows {net} of {leg.symbol} {product}{held_elsewhere}"})
+            continue
+        closes.append(LegClose(ra, leg, capped, product, ledger[leg.number].next_round))
     return closes, unclosable
+
+
+def _confirm_longs(request: ExitRequest, read: Callable[[str, int], PositionRead | None]) -> bool:
+    """Plan a risk exit's long closes once each waiting account's position book is in (started
+    here, read in the engine's pool while the shorts are out; the phase gate still sends them
+    only after the shorts filled). A book that cannot be read leaves the longs to the next
+    round, which reads it again. True when something changed."""
+    report = _report(request)
+    run = db.session.get(StrategyRun, request.run_id)
+    if run is None or request.status not in ACTIVE:
+        return False
+    accounts, legs = _scope(request, run)
+    by_id = {ra.id: ra for ra in accounts}
+    run_legs = [leg.number for leg in run.legs]
+    closes: list[LegClose] = []
+    unclosable = list(report.get("unclosable", []))
+    waiting = []
+    for ra_id in report.get("confirm", []):
+        ra = by_id.get(int(ra_id))
+        if ra is None:
+            continue
+        answer = read(f"exit:{request.id}/ra:{ra.id}", ra.account_id)
+        if answer is None:
+            waiting.append(ra.id)
+            continue
+        if answer.book is None:
+            unclosable.append({"run_account_id": ra.id, "account": ra.account_name,
+                               "reason": f"position book unreadable: {answer.error}"})
+            continue
+        ledger = leg_ledgers(ra, run_legs)
+        longs = [(leg, ledger[leg.number].held) for leg in legs
+                 if ledger[leg.number].held > 0 and not ledger[leg.number].closing]
+        planned, refused = _against_book(ra, longs, ledger, answer.book)
+        closes += planned
+        unclosable += refused
+    if waiting == report.get("confirm"):
+        db.session.commit()
+        return False
+    plan_leg_closes(closes, request.purpose, exit_request_id=request.id, commit=False)
+    report["confirm"] = waiting
+    if not waiting:
+        del report["confirm"]
+    if unclosable:
+        report["unclosable"] = unclosable
+    request.report = report
+    db.session.commit()
+    return True
 
 
 def _finish(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccount], legs: Sequence[RunLeg]) -> bool:

@@ -72,6 +72,31 @@ def leg_ledgers(run_account: RunAccount | int, leg_numbers: Iterable[int] | None
     return dict(sorted(ledgers.items()))
 
 
+def held_by_other_runs(account_id: int, run_account_id: int,
+                       contracts: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    """What the account's OTHER runs hold on each (symbol, exchange, product): Σ signed fills of
+    their intents. The position book has one net figure per contract for the whole account, so a
+    close of this run may take no more than the book minus these. The kill switch's remainder
+    closes (no run account) are left out: they closed positions the app never entered, and
+    counting them without those entries would read a flat book as something still to close.
+    """
+    wanted = {(symbol, exchange, product.upper()) for symbol, exchange, product in contracts}
+    totals: dict[tuple[str, str, str], int] = dict.fromkeys(wanted, 0)
+    if not wanted:
+        return totals
+    rows = db.session.execute(
+        select(OrderIntent.symbol, OrderIntent.exchange, OrderIntent.product, OrderIntent.action,
+               OrderIntent.filled_quantity)
+        .where(OrderIntent.account_id == account_id, OrderIntent.run_account_id.is_not(None),
+               OrderIntent.run_account_id != run_account_id, OrderIntent.filled_quantity != 0,
+               OrderIntent.symbol.in_({symbol for symbol, _, _ in wanted}))).all()
+    for symbol, exchange, product, action, filled in rows:
+        key = (symbol, exchange, product.upper())
+        if key in totals:
+            totals[key] += int(filled) if action == "BUY" else -int(filled)
+    return totals
+
+
 def held_by_leg(run_account: RunAccount | int) -> dict[int, int]:
     """Signed units held per leg number for one run account (every leg of the run, 0 when flat)."""
     return {number: ledger.held for number, ledger in leg_ledgers(run_account).items()}
