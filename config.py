@@ -265,7 +265,10 @@ class Config:
     RATELIMIT_ENABLED = True
     RATELIMIT_GLOBAL = "1000 per minute"
     RATELIMIT_AUTH = "10 per minute"
-    RATELIMIT_API = "100 per minute"
+    # The live pages poll it: a run page every 1.5 s (40 a minute per tab), the dashboard every
+    # 5 s, the option chain every 3 s. A trader watching two runs, the dashboard and the chain
+    # (112 a minute) must never see a page go stale on a 429 during a breach.
+    RATELIMIT_API = "300 per minute"
     RATELIMIT_HEAVY = "20 per minute"
 
     # Login lockout: this many failures within the window lock the username for LOCKOUT_MINUTES.

@@ -252,6 +252,23 @@ def test_api_tier_is_one_bucket_across_data_routes(app_factory):
     assert client.get("/dashboard").status_code == 200  # pages outside the tier still answer
 
 
+def test_the_default_api_tier_holds_a_trader_watching_two_runs_the_dashboard_and_the_chain(app_factory):
+    """A minute of the live pages' polls (two run pages at 1.5 s, the dashboard at 5 s, the option
+    chain at 3 s: 112 requests) stays inside the default budget, which still ends at 300."""
+    from tests.helpers import make_user
+
+    application = app_factory()
+    assert application.config["RATELIMIT_API"] == "300 per minute"
+    make_user(application, "tara")
+    client = Browserless(application.test_client())
+    client.login("tara")
+    minute = ["/api/runs/999999"] * 80 + ["/api/dashboard"] * 12 + ["/api/accounts"] * 20
+    assert {client.get(url).status_code for url in minute} == {404, 200}
+    rest = [client.get("/api/accounts").status_code for _ in range(300 - len(minute))]
+    assert set(rest) == {200}
+    assert client.get("/api/runs/999999").status_code == 429
+
+
 def test_api_tier_counts_per_user_not_per_ip(app_factory):
     from tests.helpers import make_user
 
