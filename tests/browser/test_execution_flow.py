@@ -14,7 +14,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import TIMEOUT_MS, alice_with_paper_accounts, strategy_page_with_services
-from tests.helpers import wait_until
 from tests.support.strategies import body, leg, send
 
 pytestmark = pytest.mark.browser
@@ -55,17 +54,12 @@ def _expect_account_filled(page, name: str) -> None:
 
 
 def _expect_account_flat(page, name: str) -> None:
-    # The page re-renders from its JSON poll; once (in a full-suite run) it was seen stale for 30 s
-    # after a close that had finished in the database, never reproduced alone or with a slowed
-    # close. Reload while waiting so the flow is judged on what the run page serves.
-    def flat() -> bool:
-        held = page.get_by_test_id(f"account-{name}").locator('[data-field="held"]')
-        if held.count() == 4 and all(held.nth(n).inner_text().strip() == "0" for n in range(4)):
-            return True
-        page.reload()
-        return False
-
-    wait_until(flat, timeout=TIMEOUT_MS / 1000 * 2, interval=3.0, message=f"{name} flat on the run page")
+    # Judged on the live page: after the close's redirect, only the page's JSON poll re-renders
+    # the cards (no reload), so a page that stops following the run fails here.
+    held = page.get_by_test_id(f"account-{name}").locator('[data-field="held"]')
+    expect(held).to_have_count(4, timeout=TIMEOUT_MS * 2)
+    for n in range(4):
+        expect(held.nth(n)).to_have_text("0", timeout=TIMEOUT_MS * 2)
 
 
 def _positions_flat(page) -> bool:

@@ -9,8 +9,9 @@ one step per engine pass, from the database alone (restartable):
    in scope is in flight the request waits for the next pass;
 2. what is held per leg (app/services/execution/held.py, from fills only) is closed by close
    intents on the entry's account with the entry's product, shorts first, split at the freeze
-   quantity; every round after the first re-reads the position book and caps the close at the
-   broker's net (invariant 6);
+   quantity, capped at the position book's net minus the account's other runs (invariant 6):
+   read before every round, except that a risk exit's first round buys its shorts back from the
+   fills at once and plans its longs once their book, read in the engine's pool, is in;
 3. when everything in scope is flat the request is done and the run account / run closed;
    a close that is rejected or not placed is retried after a position re-read, up to
    MAX_CLOSE_ROUNDS rounds, then the request fails with the reason (held stays what the fills say).
