@@ -227,3 +227,21 @@ def test_submit_an_account_blocked_by_its_daily_limit_is_skipped_and_the_run_kee
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(StrategyRun, run.id).risk_settings["max_loss"] == "2500.00"
+
+
+def test_execute_after_the_weeks_expiry_closed_trades_the_next_week_never_an_expired_contract(online):
+    """15:45 IST on the expiry day (6 Jan 2026; paper accounts, so no market-hours gate): the broker
+    still lists the 6 Jan expiry, but its contracts have expired, so "current week" is 13 Jan.
+    (The planner's own refusal of an expired leg stays as a second guard behind the resolver.)"""
+    strategy = _strategy(online)
+    for account in db.session.scalars(select(TradingAccount)):
+        account.is_paper = True
+    db.session.commit()
+
+    run = planner.submit_execution(_user(), strategy, idempotency_key="k-after-expiry",
+                                   now=datetime(2026, 1, 6, 10, 15, tzinfo=UTC))
+
+    assert [(leg.symbol, str(leg.expiry)) for leg in run.legs] == [
+        ("NIFTY13JAN2626100CE", "2026-01-13"), ("NIFTY13JAN2626200CE", "2026-01-13"),
+        ("NIFTY13JAN2625900PE", "2026-01-13"), ("NIFTY13JAN2625800PE", "2026-01-13")]
+    assert _count(OrderIntent) == 12
