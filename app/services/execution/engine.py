@@ -1,7 +1,8 @@
 """The order engine: the leader's one service that sends and tracks every order intent.
 
-One pass (run_once): recovery (first pass of a term) → killswitch.step_all → exits.step_all →
-send ready intents → track accepted ones → reconcile unknown ones → entry policies and roll-ups.
+One pass (run_once): recovery (first pass of a term) → send ready closes (a breach's exit does not
+wait for the steps) → killswitch.step_all → exits.step_all → send ready intents → track accepted
+ones → reconcile unknown ones → entry policies and roll-ups.
 Sending: the pass claims every ready intent in one transaction (lifecycle.claim_many, committed
 before any request), then each order is placed by a job in a thread pool (accounts in parallel,
 same-phase intents of an account concurrently; the client's limiter paces each account) that
@@ -185,6 +186,7 @@ class ExecutionEngine(Service):
         """One pass over the database; schedules broker work in the pool and returns a summary."""
         if not self._recovered:
             self.recover()
+        sent = self._schedule_sends(closes_only=True)  # never an entry: a step may withdraw those
         for module in ("app.services.execution.killswitch", "app.services.execution.exits"):
             step = _optional_step(module)
             if step is not None and self.still_leading():
@@ -193,7 +195,7 @@ class ExecutionEngine(Service):
                 except Exception:
                     db.session.rollback()
                     logger.exception("%s.step_all failed", module)
-        sent = self._schedule_sends()
+        sent += self._schedule_sends()
         tracked = self._schedule_tracks()
         self._unstick()
         reconciling = self._schedule_reconciles()
@@ -213,11 +215,11 @@ class ExecutionEngine(Service):
         db.session.commit()
         return f"sent {sent}, tracking {tracked}, reconciling {reconciling}"
 
-    def _schedule_sends(self) -> int:
+    def _schedule_sends(self, *, closes_only: bool = False) -> int:
         # Plain rows of the columns the phase gate reads, not ORM objects: this runs on every pass
         # (many per second while a run is entered) and loading hundreds of objects was its cost.
-        planned = db.session.execute(select(*_GATE_COLUMNS).where(
-            OrderIntent.state == IntentState.PLANNED.value)).all()
+        query = select(*_GATE_COLUMNS).where(OrderIntent.state == IntentState.PLANNED.value)
+        planned = db.session.execute(query.where(OrderIntent.purpose != Purpose.ENTRY) if closes_only else query).all()
         if not planned:
             return 0
         groups: dict[tuple[Any, ...], list[Any]] = {group_key(i): [] for i in planned}
