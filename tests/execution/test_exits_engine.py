@@ -160,10 +160,13 @@ def test_a_short_on_a_later_round_still_closes_before_the_longs(setup, sim, apik
     assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
 
 
-def test_a_manual_exit_closes_no_more_than_the_broker_still_holds(setup, monkeypatch):
-    """The trader sold the long at the broker's own terminal, then presses Close: the short is
-    bought back, the long is not sold a second time (that would be a naked short); the request
-    fails, naming the leg the position book no longer shows."""
+@pytest.mark.parametrize("purpose", ["exit", "risk"])
+def test_an_exit_closes_no_more_than_the_broker_still_holds(setup, monkeypatch, purpose):
+    """The trader sold the long at the broker's own terminal, then presses Close (or a breach
+    asks for a risk exit): the short is bought back, the long is not sold a second time (that
+    would be a naked short); the request fails, naming the leg the position book no longer shows.
+    A risk exit buys the short back from the run's fills at once and reads the book for the long;
+    a manual exit reads it first."""
     monkeypatch.setattr(exits, "IDLE_LIMIT_SECONDS", 0.0)
     user, account_id, client, engine = setup
     run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
@@ -171,13 +174,13 @@ def test_a_manual_exit_closes_no_more_than_the_broker_still_holds(setup, monkeyp
     client.place_order(symbol=PE, exchange="NFO", action="SELL", quantity=65, product="MIS")
     assert broker_net(client, PE) == 0
 
-    request = exits.request_exit(user, db.session.get(StrategyRun, run_id), reason="close it")
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id), purpose=purpose, reason="close it")
     drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
     row = db.session.get(ExitRequest, request.id)
     assert row.status == "failed"
     assert [(u["leg"], u["held"], u["broker"]) for u in row.report["unclosable"]] == [(1, 65, 0)]
     closes = [i for i in intents(run_id) if i.exit_request_id == request.id]
-    assert [(i.symbol, i.action, i.state) for i in closes] == [(CE, "BUY", "filled")]
+    assert [(i.symbol, i.action, i.purpose, i.state) for i in closes] == [(CE, "BUY", purpose, "filled")]
     assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
 
 
@@ -226,27 +229,6 @@ def test_a_kill_switch_close_refused_for_good_is_reported_not_retried(setup, sim
     assert [f["symbol"] for f in entry["failed"]] == ["SBIN"] and "RMS" in entry["failed"][0]["reason"]
     assert entry["still_open"] == [{"symbol": "SBIN", "exchange": "NSE", "product": "MIS", "quantity": 3}]
     client.place_order(symbol="SBIN", exchange="NSE", action="SELL", quantity=3, product="MIS")
-
-
-def test_a_risk_exit_never_sells_a_long_the_broker_no_longer_holds(setup, monkeypatch):
-    """A breach after the trader sold the long at the broker's own terminal: the short is bought
-    back at once from the run's fills, the long is not sold a second time (a naked short), and
-    the request fails naming the leg the position book no longer shows."""
-    monkeypatch.setattr(exits, "IDLE_LIMIT_SECONDS", 0.0)
-    user, account_id, client, engine = setup
-    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")])
-    drive(engine, run_done(run_id))
-    client.place_order(symbol=PE, exchange="NFO", action="SELL", quantity=65, product="MIS")
-
-    request = exits.request_exit(user, db.session.get(StrategyRun, run_id), purpose="risk", reason="max loss")
-    drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
-
-    row = db.session.get(ExitRequest, request.id)
-    assert row.status == "failed"
-    assert [(u["leg"], u["held"], u["broker"]) for u in row.report["unclosable"]] == [(1, 65, 0)]
-    closes = [i for i in intents(run_id) if i.exit_request_id == request.id]
-    assert [(i.symbol, i.action, i.state) for i in closes] == [(CE, "BUY", "filled")]
-    assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
 
 
 def test_a_risk_exit_sends_its_shorts_while_the_position_book_is_still_being_read(setup, sim, apikey):
