@@ -254,10 +254,10 @@ def test_a_risk_exit_sends_its_shorts_while_the_position_book_is_still_being_rea
     assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
 
 
-def test_closing_one_of_two_opposite_runs_on_one_contract_closes_it(setup):
+def test_two_opposite_runs_on_one_contract_close_short_first_then_long(setup):
     """Run A is long the contract, run B short it, on one account: the position book shows 0.
-    That 0 is both runs; closing A sells A's long (the book minus B's short), then closing B
-    buys B's back."""
+    A's long is not sold while B's short is there (other runs' shorts are never added back to
+    the book); B's short is bought back (the book minus A's long), after which A closes."""
     user, account_id, client, engine = setup
     run_a = make_run(user.id, [account_id], [Leg(PE, "BUY")], key="run-a")
     drive(engine, run_done(run_a))
@@ -265,9 +265,30 @@ def test_closing_one_of_two_opposite_runs_on_one_contract_closes_it(setup):
     drive(engine, run_done(run_b))
     assert broker_net(client, PE) == 0
 
-    for run_id, left in ((run_a, -65), (run_b, 0)):
+    held_long = exits._against_book(run_accounts(run_a)[0], [(db.session.get(StrategyRun, run_a).legs[0], 65)],
+                                    {1: exits.leg_ledgers(run_accounts(run_a)[0])[1]}, {(PE, "NFO", "MIS"): 0})
+    assert (held_long[0], [u["broker"] for u in held_long[1]]) == ([], [0])
+    for run_id, left in ((run_b, 65), (run_a, 0)):
         request_id = exits.request_exit(user, db.session.get(StrategyRun, run_id), reason="close").id
         drive(engine, lambda rid=request_id: db.session.get(ExitRequest, rid).status in ("done", "failed"))
         assert db.session.get(ExitRequest, request_id).status == "done"
         assert broker_net(client, PE) == left
     assert [db.session.get(StrategyRun, r).status for r in (run_a, run_b)] == ["closed", "closed"]
+
+
+def test_a_stale_short_of_another_run_never_blocks_this_runs_short_close(setup):
+    """Run X shorted the CE and the trader bought it back at the broker's terminal (X's fills
+    still say -65). Run A holds the PE hedge and the same CE short. Closing A buys its CE back
+    (X's stale short is not trusted) and then sells the hedge: flat, never a naked short."""
+    user, account_id, client, engine = setup
+    run_x = make_run(user.id, [account_id], [Leg(CE, "SELL")], key="run-x")
+    drive(engine, run_done(run_x))
+    client.place_order(symbol=CE, exchange="NFO", action="BUY", quantity=65, product="MIS")
+    run_a = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(CE, "SELL")], key="run-a")
+    drive(engine, run_done(run_a))
+    assert (broker_net(client, PE), broker_net(client, CE)) == (65, -65)
+
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_a), reason="close")
+    drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
+    assert db.session.get(ExitRequest, request.id).status == "done"
+    assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)

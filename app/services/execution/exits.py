@@ -9,7 +9,7 @@ one step per engine pass, from the database alone (restartable):
    in scope is in flight the request waits for the next pass;
 2. what is held per leg (app/services/execution/held.py, from fills only) is closed by close
    intents on the entry's account with the entry's product, shorts first, split at the freeze
-   quantity, capped at the position book's net minus the account's other runs (invariant 6):
+   quantity, capped at the position book's net minus the other runs' longs (invariant 6):
    read before every round, except that a risk exit's first round buys its shorts back from the
    fills at once and plans its longs once their book, read in the engine's pool, is in;
 3. when everything in scope is flat the request is done and the run account / run closed;
@@ -54,7 +54,7 @@ from app.models.types import utcnow
 from app.services import audit
 from app.services.accounts import client_for
 from app.services.execution.engine_state import require_engine_online
-from app.services.execution.held import LegLedger, held_by_leg, held_by_other_runs, in_flight, leg_ledgers
+from app.services.execution.held import LegLedger, held_by_leg, in_flight, leg_ledgers, longs_of_other_runs
 from app.services.execution.lifecycle import StaleIntent, apply
 from app.services.execution.position_reads import Book, PositionRead, read_now, reader_of
 from app.services.execution.wakeup import wake_engine
@@ -457,10 +457,11 @@ def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dic
 def _against_book(ra: RunAccount, pending: Sequence[tuple[RunLeg, int]], ledger: dict[int, LegLedger],
                   book: Book) -> tuple[list[LegClose], list[dict[str, Any]]]:
     """The closes of `pending` legs that the position book allows: each at most what the book
-    shows minus what the account's other runs hold on the contract (one net figure per account)."""
+    shows minus what the account's other runs hold long on the contract (`longs_of_other_runs`:
+    one net figure per account; other runs' shorts are not trusted)."""
     products = {leg.number: entry_product(ledger[leg.number], ra.run.product) for leg, _ in pending}
-    others = held_by_other_runs(ra.account_id, ra.id,
-                                {(leg.symbol, leg.exchange, products[leg.number]) for leg, _ in pending})
+    others = longs_of_other_runs(ra.account_id, ra.id,
+                                 {(leg.symbol, leg.exchange, products[leg.number]) for leg, _ in pending})
     closes: list[LegClose] = []
     unclosable: list[dict[str, Any]] = []
     for leg, quantity in pending:
@@ -469,7 +470,7 @@ def _against_book(ra: RunAccount, pending: Sequence[tuple[RunLeg, int]], ledger:
         other = others.get((leg.symbol, leg.exchange, product.upper()), 0)
         capped = cap_at_broker(quantity, net - other)
         if capped == 0:
-            held_elsewhere = f", {other} of it held by other runs" if other else ""
+            held_elsewhere = f", {other} of it held long by other runs" if other else ""
             unclosable.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
                                "symbol": leg.symbol, "held": quantity, "broker": net,
                                "reason": f"the position book shows {net} of {leg.symbol} {product}{held_elsewhere}"})

@@ -72,28 +72,37 @@ def leg_ledgers(run_account: RunAccount | int, leg_numbers: Iterable[int] | None
     return dict(sorted(ledgers.items()))
 
 
-def held_by_other_runs(account_id: int, run_account_id: int,
-                       contracts: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
-    """What the account's OTHER runs hold on each (symbol, exchange, product): Σ signed fills of
-    their intents. The position book has one net figure per contract for the whole account, so a
-    close of this run may take no more than the book minus these. The kill switch's remainder
-    closes (no run account) are left out: they closed positions the app never entered, and
-    counting them without those entries would read a flat book as something still to close.
+def longs_of_other_runs(account_id: int, run_account_id: int,
+                        contracts: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    """What the account's OTHER runs hold long on each (symbol, exchange, product): per other run
+    account the Σ of its signed fills there, counted only when positive, summed.
+
+    The position book has one net figure per contract for the whole account, so a close of this
+    run takes no more than the book minus these longs. Other runs' shorts are never added back:
+    a run's fills can say it is short after the short was bought back outside the app, and
+    trusting that would sell this run's long into a naked short (or refuse a short's close while
+    its hedge is sold). Leaving them out can only close less of a long (the risk: its premium) or
+    buy back more of a short. The kill switch's remainder closes (no run account) are left out:
+    they closed positions the app never entered.
     """
     wanted = {(symbol, exchange, product.upper()) for symbol, exchange, product in contracts}
-    totals: dict[tuple[str, str, str], int] = dict.fromkeys(wanted, 0)
+    per_run: dict[tuple[int, tuple[str, str, str]], int] = {}
     if not wanted:
-        return totals
+        return dict.fromkeys(wanted, 0)
     rows = db.session.execute(
-        select(OrderIntent.symbol, OrderIntent.exchange, OrderIntent.product, OrderIntent.action,
-               OrderIntent.filled_quantity)
+        select(OrderIntent.run_account_id, OrderIntent.symbol, OrderIntent.exchange, OrderIntent.product,
+               OrderIntent.action, OrderIntent.filled_quantity)
         .where(OrderIntent.account_id == account_id, OrderIntent.run_account_id.is_not(None),
                OrderIntent.run_account_id != run_account_id, OrderIntent.filled_quantity != 0,
                OrderIntent.symbol.in_({symbol for symbol, _, _ in wanted}))).all()
-    for symbol, exchange, product, action, filled in rows:
+    for other_run, symbol, exchange, product, action, filled in rows:
         key = (symbol, exchange, product.upper())
-        if key in totals:
-            totals[key] += int(filled) if action == "BUY" else -int(filled)
+        if key in wanted:
+            signed = int(filled) if action == "BUY" else -int(filled)
+            per_run[(other_run or 0, key)] = per_run.get((other_run or 0, key), 0) + signed
+    totals = dict.fromkeys(wanted, 0)
+    for (_, key), held in per_run.items():
+        totals[key] += max(held, 0)
     return totals
 
 

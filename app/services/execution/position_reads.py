@@ -22,8 +22,9 @@ from app.services.accounts import client_for
 
 logger = logging.getLogger(__name__)
 
-# An answer nobody collected (its request finished meanwhile) is dropped after this long.
-FORGET_AFTER_SECONDS = 60.0
+# An answer older than this is not used (a book read before a leader change, or before other
+# runs' fills were recorded, must not cap a close now): it is dropped and the book read again.
+FRESH_SECONDS = 5.0
 
 Book = dict[tuple[str, str, str], int]
 
@@ -73,16 +74,20 @@ class PositionReads:
         """The book read for `key`, once it is in; None while it is being read (started here)."""
         now = time.monotonic()
         with self._lock:
-            answer = self._answers.pop(key, None)
-            for old in [k for k, (at, _) in self._answers.items() if now - at > FORGET_AFTER_SECONDS]:
+            for old in [k for k, (at, _) in self._answers.items() if now - at > FRESH_SECONDS]:
                 del self._answers[old]
+            answer = self._answers.pop(key, None)
         if answer is not None:
             return answer[1]
         self._submit(f"positions:{key}", self._job, key, account_id)
         return None
 
     def _job(self, key: str, account_id: int) -> None:
-        read = read_now(account_id)
+        try:
+            read = read_now(account_id)
+        except Exception as exc:  # (an undecryptable key, a database error): an answer all the same,
+            logger.exception("position book for %s (account %s) failed", key, account_id)
+            read = PositionRead(None, f"{type(exc).__name__}: {exc}")  # so the request moves on
         if read.error:
             logger.info("position book for %s (account %s) not read: %s", key, account_id, read.error)
         with self._lock:

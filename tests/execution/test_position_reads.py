@@ -1,0 +1,34 @@
+"""The engine's position-book reads for the exit manager: every read ends in an answer."""
+
+from __future__ import annotations
+
+from app.services.execution import position_reads
+from app.services.execution.position_reads import PositionRead, PositionReads
+
+
+def _inline(key, job, *args):  # the engine's _submit, run at once
+    job(*args)
+    return 1
+
+
+def test_a_read_that_raises_anything_is_answered_with_its_error(monkeypatch):
+    def broken(account_id):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(position_reads, "read_now", broken)
+    reads = PositionReads(_inline)
+    assert reads.get("exit:1/ra:1", 7) is None  # started
+    assert reads.get("exit:1/ra:1", 7) == PositionRead(None, "RuntimeError: database is locked")
+
+
+def test_an_answer_older_than_fresh_seconds_is_read_again(monkeypatch):
+    calls = []
+    monkeypatch.setattr(position_reads, "read_now", lambda account_id: calls.append(account_id) or PositionRead({}))
+    clock = [1000.0]
+    monkeypatch.setattr(position_reads.time, "monotonic", lambda: clock[0])
+    reads = PositionReads(_inline)
+    assert reads.get("k", 3) is None
+    clock[0] += position_reads.FRESH_SECONDS + 0.1
+    assert reads.get("k", 3) is None  # the old answer was dropped: read again
+    assert reads.get("k", 3) == PositionRead({})
+    assert calls == [3, 3]
