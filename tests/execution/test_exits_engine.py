@@ -292,3 +292,17 @@ def test_a_stale_short_of_another_run_never_blocks_this_runs_short_close(setup):
     drive(engine, lambda: db.session.get(ExitRequest, request.id).status in ("done", "failed"))
     assert db.session.get(ExitRequest, request.id).status == "done"
     assert (broker_net(client, PE), broker_net(client, CE)) == (0, 0)
+
+
+def test_two_legs_of_one_run_on_one_contract_share_the_books_figure(setup):
+    """Two BUY legs of one run on the same contract (65 each); the book shows 65: the closes
+    sell 65 in all, never 130 (each leg capped at the whole figure would sell a naked short)."""
+    user, account_id, _client, engine = setup
+    run_id = make_run(user.id, [account_id], [Leg(PE, "BUY"), Leg(PE, "BUY")])
+    drive(engine, run_done(run_id))
+    (ra,) = run_accounts(run_id)
+    legs = db.session.get(StrategyRun, run_id).legs
+    closes, refused = exits._against_book(ra, [(legs[0], 65), (legs[1], 65)], exits.leg_ledgers(ra),
+                                          {(PE, "NFO", "MIS"): 65})
+    assert [(c.leg.number, c.quantity) for c in closes] == [(1, 65)]
+    assert [(u["leg"], u["held"], u["broker"]) for u in refused] == [(2, 65, 65)]

@@ -464,11 +464,14 @@ def _against_book(ra: RunAccount, pending: Sequence[tuple[RunLeg, int]], ledger:
                                  {(leg.symbol, leg.exchange, products[leg.number]) for leg, _ in pending})
     closes: list[LegClose] = []
     unclosable: list[dict[str, Any]] = []
+    left: dict[tuple[str, str, str], int] = {}  # two legs on one contract share its figure
     for leg, quantity in pending:
         product = products[leg.number]
         net = book.get((leg.symbol, leg.exchange, product), 0)
         other = others.get((leg.symbol, leg.exchange, product.upper()), 0)
-        capped = cap_at_broker(quantity, net - other)
+        key = (leg.symbol, leg.exchange, product)
+        capped = cap_at_broker(quantity, left.get(key, net - other))
+        left[key] = left.get(key, net - other) - capped
         if capped == 0:
             held_elsewhere = f", {other} of it held long by other runs" if other else ""
             unclosable.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
