@@ -146,11 +146,13 @@ def test_request_retry_replans_failed_legs_and_other_user_gets_lookup_error(one,
     hold_lease()  # a retry needs the engine online, like Execute
     created = request_retry(one["user"], ra_id)
     assert len(created) == 2
-    drive(one["engine"], lambda: db.session.get(RunAccount, ra_id).status == "open")
+    # The account rolls up in its own commit, the run in the next one (a policy job's thread):
+    # wait for both.
+    drive(one["engine"], lambda: (db.session.get(RunAccount, ra_id).status,
+                                  db.session.get(StrategyRun, run_id).status) == ("open", "open"))
     rows = intents(run_id)
     assert [(r.action, r.attempt, r.state) for r in rows] == [
         ("BUY", 1, "rejected"), ("SELL", 1, "not_placed"), ("BUY", 2, "filled"), ("SELL", 2, "filled")]
-    assert db.session.get(StrategyRun, run_id).status == "open"
     _books_match(one, run_id)
 
 
