@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import User
+from app.models import TradingAccount, User
 from app.models.execution import ExitRequest, RunAccount, StrategyRun
 from app.services.execution import exits
+from app.services.execution.close_caps import LegClose
 from app.services.execution.errors import EngineOffline
 from app.services.execution.held import held_by_leg
 from tests.helpers import make_user
@@ -277,8 +279,8 @@ def test_a_round_someone_else_planned_for_one_leg_keeps_theirs_and_plans_only_th
     [ra] = run_accounts(run_id)
     legs = {leg.number: leg for leg in db.session.get(StrategyRun, run_id).legs}
     assert leg_ledgers(ra) == {1: LegLedger(held=25, entry_product="MIS"), 2: LegLedger(held=-12, entry_product="MIS")}
-    assert exits.plan_leg_closes([exits.LegClose(ra, legs[2], -12, "MIS", 1)], "exit") == (1, 0)
-    both = [exits.LegClose(ra, legs[1], 25, "MIS", 1), exits.LegClose(ra, legs[2], -12, "MIS", 1)]
+    assert exits.plan_leg_closes([LegClose(ra, legs[2], -12, "MIS", 1)], "exit") == (1, 0)
+    both = [LegClose(ra, legs[1], 25, "MIS", 1), LegClose(ra, legs[2], -12, "MIS", 1)]
     assert exits.plan_leg_closes(both, "exit") == (3, 1)
     closes = intents(run_id=run_id, purpose="exit")
     assert sorted((i.leg_number, i.child, i.action, i.quantity) for i in closes) == [
@@ -391,7 +393,7 @@ def test_what_is_moving_in_a_requests_scope_is_one_query_that_agrees_with_the_le
     filled_entries(Driver(), run_id)
     assert exits.moving_in_scope(request()) == (False, False)
     legs = {leg.number: leg for leg in run.legs}
-    exits.plan_leg_closes([exits.LegClose(first, legs[2], -12, "MIS", 1)], "exit")
+    exits.plan_leg_closes([LegClose(first, legs[2], -12, "MIS", 1)], "exit")
     assert exits.moving_in_scope(request()) == (True, False)
     assert exits.moving_in_scope(request(run_account_id=first.id, leg_number=2)) == (True, False)
     assert exits.moving_in_scope(request(run_account_id=first.id, leg_number=1)) == (False, False)
@@ -411,3 +413,26 @@ def test_a_working_request_still_cancels_an_entry_that_is_open_at_the_broker(set
 
     assert driver.run_until(lambda: _done(request.id), timeout=20).status == "done"
     assert intents(run_id=run_id)[0].state == "cancelled"
+
+
+def test_a_cancel_that_cannot_be_sent_never_fails_the_exit_step(setup, caplog):
+    """The account's key no longer decrypts (a botched key rotation): the open entry's cancel
+    cannot be sent. The step notes the attempt (tried again after CANCEL_AGAIN_SECONDS) instead of
+    raising on every pass."""
+    user, accounts = setup
+    (account_id, _), _ = accounts
+    run_id, _driver = _open_limit_entry(user, account_id)
+    order_id = intents(run_id=run_id)[0].broker_order_id
+    request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
+    db.session.execute(update(TradingAccount).where(TradingAccount.id == account_id)
+                       .values(api_key_encrypted="not a Fernet token"))
+    db.session.commit()
+
+    with caplog.at_level(logging.INFO):
+        assert exits.step_all() is True
+    assert not [r for r in caplog.records if "step failed" in r.getMessage()]
+    assert [r.levelname for r in caplog.records if "not sent" in r.getMessage()] == ["ERROR"]
+    db.session.expire_all()
+    row = db.session.get(ExitRequest, request.id)
+    assert (row.status, list(row.report["cancel_sent"])) == ("working", [order_id])
+    assert intents(run_id=run_id)[0].state == "accepted"

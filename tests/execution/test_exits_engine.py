@@ -8,9 +8,9 @@ import pytest
 from app.broker.client import OpenAlgoClient
 from app.extensions import db
 from app.models.execution import ExitRequest, KillSwitch, StrategyRun
-from app.services.execution import exits
+from app.services.execution import close_caps, exits
 from app.services.execution.engine import ExecutionEngine
-from app.services.execution.held import held_by_leg, run_summary
+from app.services.execution.held import held_by_leg, leg_ledgers, run_summary
 from app.services.execution.killswitch import press_kill_switch
 from tests.helpers import make_user
 from tests.support.execution import CE, PE, Leg, add_paper_account, broker_net, drive, intents, make_run, run_done
@@ -265,8 +265,8 @@ def test_two_opposite_runs_on_one_contract_close_short_first_then_long(setup):
     drive(engine, run_done(run_b))
     assert broker_net(client, PE) == 0
 
-    held_long = exits._against_book(run_accounts(run_a)[0], [(db.session.get(StrategyRun, run_a).legs[0], 65)],
-                                    {1: exits.leg_ledgers(run_accounts(run_a)[0])[1]}, {(PE, "NFO", "MIS"): 0})
+    held_long = close_caps.against_book(run_accounts(run_a)[0], [(db.session.get(StrategyRun, run_a).legs[0], 65)],
+                                    {1: leg_ledgers(run_accounts(run_a)[0])[1]}, {(PE, "NFO", "MIS"): 0})
     assert (held_long[0], [u["broker"] for u in held_long[1]]) == ([], [0])
     for run_id, left in ((run_b, 65), (run_a, 0)):
         request_id = exits.request_exit(user, db.session.get(StrategyRun, run_id), reason="close").id
@@ -302,7 +302,7 @@ def test_two_legs_of_one_run_on_one_contract_share_the_books_figure(setup):
     drive(engine, run_done(run_id))
     (ra,) = run_accounts(run_id)
     legs = db.session.get(StrategyRun, run_id).legs
-    closes, refused = exits._against_book(ra, [(legs[0], 65), (legs[1], 65)], exits.leg_ledgers(ra),
+    closes, refused = close_caps.against_book(ra, [(legs[0], 65), (legs[1], 65)], leg_ledgers(ra),
                                           {(PE, "NFO", "MIS"): 65})
     assert [(c.leg.number, c.quantity) for c in closes] == [(1, 65)]
     assert [(u["leg"], u["held"], u["broker"]) for u in refused] == [(2, 65, 65)]

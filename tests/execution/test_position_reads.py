@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from app.services.execution import position_reads
 from app.services.execution.position_reads import PositionRead, PositionReads
 
@@ -11,14 +13,30 @@ def _inline(key, job, *args):  # the engine's _submit, run at once
     return 1
 
 
-def test_a_read_that_raises_anything_is_answered_with_its_error(monkeypatch):
-    def broken(account_id):
-        raise RuntimeError("database is locked")
+class _BrokenSession:
+    """A session whose first read fails (a locked database, a dropped connection)."""
 
-    monkeypatch.setattr(position_reads, "read_now", broken)
+    def __init__(self):
+        self.rolled_back = False
+
+    def get(self, *_args):
+        raise RuntimeError("database is locked at SELECT api_key_encrypted")
+
+    def rollback(self):
+        self.rolled_back = True
+
+
+def test_a_read_that_raises_anything_is_answered_with_its_error_type(monkeypatch):
+    """Not only a broker error: the answer names the type (the details, which may quote SQL, go
+    to the log, not to the run page), and the failed transaction is rolled back."""
+    session = _BrokenSession()
+    monkeypatch.setattr(position_reads, "db", SimpleNamespace(session=session))
+    answer = PositionRead(None, "RuntimeError (details in the log)")
+    assert position_reads.read_now(7) == answer
+    assert session.rolled_back
     reads = PositionReads(_inline)
     assert reads.get("exit:1/ra:1", 7) is None  # started
-    assert reads.get("exit:1/ra:1", 7) == PositionRead(None, "RuntimeError: database is locked")
+    assert reads.get("exit:1/ra:1", 7) == answer
 
 
 def test_an_answer_older_than_fresh_seconds_is_read_again(monkeypatch):

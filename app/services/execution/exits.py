@@ -9,9 +9,10 @@ one step per engine pass, from the database alone (restartable):
    in scope is in flight the request waits for the next pass;
 2. what is held per leg (app/services/execution/held.py, from fills only) is closed by close
    intents on the entry's account with the entry's product, shorts first, split at the freeze
-   quantity, capped at the position book's net minus the other runs' longs (invariant 6):
-   read before every round, except that a risk exit's first round buys its shorts back from the
-   fills at once and plans its longs once their book, read in the engine's pool, is in;
+   quantity, capped at the position book's net minus the other runs' longs (invariant 6,
+   close_caps.py): read before every round, except that a risk exit's first round buys its
+   shorts back from the fills at once and plans its longs once their book, read in the engine's
+   pool, is in;
 3. when everything in scope is flat the request is done and the run account / run closed;
    a close that is rejected or not placed is retried after a position re-read, up to
    MAX_CLOSE_ROUNDS rounds, then the request fails with the reason (held stays what the fills say).
@@ -27,19 +28,17 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from app.broker.errors import BrokerError
-from app.domain.exit_plan import Holding, cap_at_broker, plan_close_orders
+from app.domain.exit_plan import Holding, plan_close_orders
 from app.domain.order_lifecycle import AT_BROKER, TERMINAL, IllegalTransition, IntentEvent, IntentState
 from app.domain.risk_settings import RiskEventType
 from app.extensions import db
-from app.models import TradingAccount, User
+from app.models import User
 from app.models.execution import (
     ExitRequest,
     OrderIntent,
@@ -52,11 +51,12 @@ from app.models.execution import (
 )
 from app.models.types import utcnow
 from app.services import audit
-from app.services.accounts import client_for
+from app.services.execution import tracker
+from app.services.execution.close_caps import LegClose, book_unreadable, long_closes, round_closes
 from app.services.execution.engine_state import require_engine_online
-from app.services.execution.held import LegLedger, held_by_leg, in_flight, leg_ledgers, longs_of_other_runs
+from app.services.execution.held import held_by_leg, in_flight, leg_ledgers
 from app.services.execution.lifecycle import StaleIntent, apply
-from app.services.execution.position_reads import Book, PositionRead, read_now, reader_of
+from app.services.execution.position_reads import PositionRead, reader_of
 from app.services.execution.wakeup import wake_engine
 from app.services.risk import exit_events
 from app.services.risk.exit_events import RiskNote
@@ -132,22 +132,6 @@ def request_exit(user: Any, run: StrategyRun, *, run_account: RunAccount | int |
 
 
 # --- shared with the kill switch -----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LegClose:
-    """One leg of one run account to close now: signed quantity and what the order needs."""
-
-    run_account: RunAccount
-    leg: RunLeg
-    quantity: int  # signed held (after any broker cap)
-    product: str
-    round_no: int
-
-
-def entry_product(ledger: LegLedger, default: str) -> str:
-    """The product the leg was entered with on this account (the close uses the same)."""
-    return ledger.entry_product or default
-
 
 def plan_leg_closes(closes: Sequence[LegClose], purpose: str, *, exit_request_id: int | None = None,
                     kill_switch_id: int | None = None, commit: bool = True) -> tuple[int, int]:
@@ -308,8 +292,8 @@ def step(request: ExitRequest, ctx: Any = None) -> bool:
         return _fail(request, run, accounts, legs, held)
     # A risk exit's first round closes the shorts from the fills at once; every other planning
     # reads the position book first (a later round of a risk exit too).
-    closes, unclosable, confirm = _closes(accounts, legs, ledgers,
-                                          read_book=book_first(request.purpose) or rounds > 0)
+    closes, unclosable, confirm = round_closes(accounts, legs, ledgers,
+                                               read_book=book_first(request.purpose) or rounds > 0)
     # The close intents and the request's report in one transaction (every path below commits).
     created, existing = plan_leg_closes(closes, request.purpose, exit_request_id=request.id, commit=False)
     report = _report(request)
@@ -366,7 +350,7 @@ def _first_round(accounts: Sequence[RunAccount], legs: Sequence[RunLeg],
     scoped = [ledgers[ra.id][n] for ra in accounts for n in leg_numbers]
     if any(ledger.in_flight for ledger in scoped) or any(ledger.held and ledger.next_round > 1 for ledger in scoped):
         return [], []
-    closes, _unclosable, confirm = _closes(accounts, legs, ledgers, read_book=False)  # round 1 everywhere
+    closes, _unclosable, confirm = round_closes(accounts, legs, ledgers, read_book=False)  # round 1 everywhere
     return closes, confirm
 
 
@@ -392,13 +376,9 @@ def _stop_entries(request: ExitRequest, moving: Iterable[OrderIntent]) -> bool:
             sent = cancels.get(intent.broker_order_id)
             if sent and now - datetime.fromisoformat(sent) < timedelta(seconds=CANCEL_AGAIN_SECONDS):
                 continue
-            account = db.session.get(TradingAccount, intent.account_id)
-            db.session.commit()
-            try:
-                client_for(account).cancel_order(intent.broker_order_id)  # type: ignore[arg-type]
-            except BrokerError as exc:  # already complete / cancelled: the tracker sees it
-                logger.info("exit request %s: cancel of %s: %s", request.id, intent.broker_order_id, exc)
-            cancels[intent.broker_order_id] = now.isoformat()
+            order_id = intent.broker_order_id
+            tracker.cancel(intent.id)  # refused (already complete / cancelled): the tracker sees it
+            cancels[order_id] = now.isoformat()
             changed = True
     if cancels != report.get("cancel_sent", {}):
         report["cancel_sent"] = cancels
@@ -419,67 +399,6 @@ def book_first(purpose: str) -> bool:
     request's, read the book first.
     """
     return purpose != Purpose.RISK
-
-
-def _closes(accounts: Sequence[RunAccount], legs: Sequence[RunLeg], ledgers: dict[int, dict[int, LegLedger]],
-            *, read_book: bool) -> tuple[list[LegClose], list[dict[str, Any]], list[int]]:
-    """(closes to plan, what cannot be closed and why, run accounts whose longs wait for the book).
-
-    With `read_book` (or a leg on a later round) each account's closes are capped at its position
-    book; without, only the shorts are closed, from the fills, and an account with longs to close
-    is returned in the third list."""
-    closes: list[LegClose] = []
-    unclosable: list[dict[str, Any]] = []
-    confirm: list[int] = []
-    for ra in accounts:
-        ledger = ledgers[ra.id]
-        pending = [(leg, ledger[leg.number].held) for leg in legs
-                   if ledger[leg.number].held != 0 and not ledger[leg.number].closing]
-        if not pending:
-            continue
-        if read_book or any(ledger[leg.number].next_round > 1 for leg, _ in pending):
-            read = read_now(ra.account_id)
-            if read.book is None:
-                unclosable.append({"run_account_id": ra.id, "account": ra.account_name,
-                                   "reason": f"position book unreadable: {read.error}"})
-                continue
-            planned, refused = _against_book(ra, pending, ledger, read.book)
-            closes += planned
-            unclosable += refused
-            continue
-        closes += [LegClose(ra, leg, quantity, entry_product(ledger[leg.number], ra.run.product),
-                            ledger[leg.number].next_round) for leg, quantity in pending if quantity < 0]
-        if any(quantity > 0 for _, quantity in pending):
-            confirm.append(ra.id)
-    return closes, unclosable, confirm
-
-
-def _against_book(ra: RunAccount, pending: Sequence[tuple[RunLeg, int]], ledger: dict[int, LegLedger],
-                  book: Book) -> tuple[list[LegClose], list[dict[str, Any]]]:
-    """The closes of `pending` legs that the position book allows: each at most what the book
-    shows minus what the account's other runs hold long on the contract (`longs_of_other_runs`:
-    one net figure per account; other runs' shorts are not trusted)."""
-    products = {leg.number: entry_product(ledger[leg.number], ra.run.product) for leg, _ in pending}
-    others = longs_of_other_runs(ra.account_id, ra.id,
-                                 {(leg.symbol, leg.exchange, products[leg.number]) for leg, _ in pending})
-    closes: list[LegClose] = []
-    unclosable: list[dict[str, Any]] = []
-    left: dict[tuple[str, str, str], int] = {}  # two legs on one contract share its figure
-    for leg, quantity in pending:
-        product = products[leg.number]
-        net = book.get((leg.symbol, leg.exchange, product), 0)
-        other = others.get((leg.symbol, leg.exchange, product.upper()), 0)
-        key = (leg.symbol, leg.exchange, product)
-        capped = cap_at_broker(quantity, left.get(key, net - other))
-        left[key] = left.get(key, net - other) - capped
-        if capped == 0:
-            held_elsewhere = f", {other} of it held long by other runs" if other else ""
-            unclosable.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
-                               "symbol": leg.symbol, "held": quantity, "broker": net,
-                               "reason": f"the position book shows {net} of {leg.symbol} {product}{held_elsewhere}"})
-            continue
-        closes.append(LegClose(ra, leg, capped, product, ledger[leg.number].next_round))
-    return closes, unclosable
 
 
 def _confirm_longs(request: ExitRequest, read: Callable[[str, int], PositionRead | None]) -> bool:
@@ -506,13 +425,9 @@ def _confirm_longs(request: ExitRequest, read: Callable[[str, int], PositionRead
             waiting.append(ra.id)
             continue
         if answer.book is None:
-            unclosable.append({"run_account_id": ra.id, "account": ra.account_name,
-                               "reason": f"position book unreadable: {answer.error}"})
+            unclosable.append(book_unreadable(ra, answer.error))
             continue
-        ledger = leg_ledgers(ra, run_legs)
-        longs = [(leg, ledger[leg.number].held) for leg in legs
-                 if ledger[leg.number].held > 0 and not ledger[leg.number].closing]
-        planned, refused = _against_book(ra, longs, ledger, answer.book)
+        planned, refused = long_closes(ra, legs, leg_ledgers(ra, run_legs), answer.book)
         closes += planned
         unclosable += refused
     if waiting == report.get("confirm"):
@@ -578,9 +493,11 @@ def _fail(request: ExitRequest, run: StrategyRun, accounts: Sequence[RunAccount]
                 OrderIntent.run_account_id == ra.id, OrderIntent.leg_number == leg.number,
                 OrderIntent.purpose != Purpose.ENTRY).order_by(OrderIntent.id.desc()).limit(1)).first()
             reason = (last.rejection_reason or last.note or last.state) if last is not None else "no close was placed"
-            for item in report.get("unclosable", []):
-                if item.get("leg") == leg.number and item.get("run_account_id") == ra.id:
-                    reason = item["reason"]
+            # Why the last pass could not close it: about this leg, else about the whole account
+            # (its position book unreadable), else the last close's own answer.
+            mine = [item for item in report.get("unclosable", []) if item.get("run_account_id") == ra.id]
+            for item in [i for i in mine if i.get("leg") is None] + [i for i in mine if i.get("leg") == leg.number]:
+                reason = item["reason"]
             failed.append({"run_account_id": ra.id, "account": ra.account_name, "leg": leg.number,
                            "symbol": leg.symbol, "held": quantity, "reason": reason})
             ra.add_flag(f"exit of leg {leg.number} failed: {reason}")

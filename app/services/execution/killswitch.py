@@ -54,16 +54,13 @@ from app.models.execution import KillSwitch, OrderIntent, Purpose, RunAccount, R
 from app.models.types import utcnow
 from app.services import audit
 from app.services.accounts import client_for
+from app.services.execution import tracker
+from app.services.execution.close_caps import LegClose, entry_product
 from app.services.execution.engine_state import require_engine_online
-from app.services.execution.exits import (
-    SETTLED_ACCOUNT,
-    LegClose,
-    entry_product,
-    plan_leg_closes,
-    settle_run,
-)
+from app.services.execution.exits import SETTLED_ACCOUNT, plan_leg_closes, settle_run
 from app.services.execution.held import leg_ledgers
 from app.services.execution.lifecycle import StaleIntent, apply
+from app.services.execution.position_reads import broker_net
 from app.services.execution.wakeup import wake_engine
 from app.services.risk import exit_events
 
@@ -335,14 +332,10 @@ def _stage_wait(ks: KillSwitch, report: dict[str, Any]) -> bool:
         entry = per.get(str(intent.account_id))
         if IntentState(intent.state) in AT_BROKER and intent.broker_order_id \
                 and intent.broker_order_id not in cancelled and entry is not None:
-            account = db.session.get(TradingAccount, intent.account_id)
-            db.session.commit()
-            try:
-                client_for(account).cancel_order(intent.broker_order_id)  # type: ignore[arg-type]
-                entry["cancelled"].append(intent.broker_order_id)
-            except BrokerError as exc:
-                logger.info("kill switch %s: cancel %s: %s", ks.id, intent.broker_order_id, exc)
-            cancelled.add(intent.broker_order_id)
+            order_id = intent.broker_order_id
+            if tracker.cancel(intent.id):
+                entry["cancelled"].append(order_id)
+            cancelled.add(order_id)
             changed = True
     waited = utcnow() - datetime.fromisoformat(report["wait_since"])
     if moving and waited < timedelta(seconds=WAIT_LIMIT_SECONDS):
@@ -381,20 +374,12 @@ def _open_run_accounts(user_id: int, account_id: int) -> list[RunAccount]:
         RunAccount.status.not_in(list(SETTLED_ACCOUNT))).order_by(RunAccount.id)))
 
 
-def _net(account: TradingAccount) -> dict[tuple[str, str, str], int]:
-    net: dict[tuple[str, str, str], int] = {}
-    for pos in client_for(account).positions():
-        key = (pos.symbol, pos.exchange, pos.product)
-        net[key] = net.get(key, 0) + pos.quantity
-    return net
-
-
 def _stage_plan(ks: KillSwitch, report: dict[str, Any]) -> bool:
     per = report["accounts"]
     round_no = int(report.get("round", 1))
     for entry in per.values():  # what the plan stage finds is said once, for its last round
         entry["failed"] = list(entry.setdefault("cancel_failed", list(entry["failed"])))
-    books = _parallel([int(k) for k in per], _net)
+    books = _parallel([int(k) for k in per], broker_net)
     figures: dict[tuple[str, str], tuple[int, int]] = {}
     for book in books.values():
         if not isinstance(book, BaseException):
@@ -461,7 +446,7 @@ def _stage_report(ks: KillSwitch, report: dict[str, Any]) -> bool:
 
     def books(account: TradingAccount) -> tuple[dict[tuple[str, str, str], int], list[Any]]:
         client = client_for(account)
-        return _net(account), _open_orders(client)
+        return broker_net(account), _open_orders(client)
 
     after = _parallel([int(k) for k in per], books)
     mine = list(db.session.scalars(select(OrderIntent).where(OrderIntent.kill_switch_id == ks.id)

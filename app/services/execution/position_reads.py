@@ -52,14 +52,23 @@ def broker_net(account: TradingAccount) -> Book:
 
 
 def read_now(account_id: int) -> PositionRead:
-    """Read the account's position book here (nothing left open in the session across the call)."""
-    account = db.session.get(TradingAccount, account_id)
-    if account is None:
-        return PositionRead(None, "the account no longer exists")
+    """Read the account's position book here (nothing left open in the session across the call).
+
+    Never raises: a book that cannot be read is an answer with its reason, so that a close round
+    waiting for it counts towards its idle limit instead of failing the step on every pass.
+    Anything but a broker error (an undecryptable key, a database error) is logged in full and
+    named by its type only in the answer, which the run page shows."""
     try:
+        account = db.session.get(TradingAccount, account_id)
+        if account is None:
+            return PositionRead(None, "the account no longer exists")
         return PositionRead(broker_net(account))
     except BrokerError as exc:
         return PositionRead(None, str(exc))
+    except Exception as exc:
+        db.session.rollback()
+        logger.exception("position book of account %s not read", account_id)
+        return PositionRead(None, f"{type(exc).__name__} (details in the log)")
 
 
 class PositionReads:
@@ -83,11 +92,7 @@ class PositionReads:
         return None
 
     def _job(self, key: str, account_id: int) -> None:
-        try:
-            read = read_now(account_id)
-        except Exception as exc:  # (an undecryptable key, a database error): an answer all the same,
-            logger.exception("position book for %s (account %s) failed", key, account_id)
-            read = PositionRead(None, f"{type(exc).__name__}: {exc}")  # so the request moves on
+        read = read_now(account_id)  # an answer even when it fails, so the request moves on
         if read.error:
             logger.info("position book for %s (account %s) not read: %s", key, account_id, read.error)
         with self._lock:

@@ -120,7 +120,8 @@ def track(intent_id: int) -> IntentState | None:
 
 
 def cancel(intent_id: int) -> bool:
-    """Ask the broker to cancel an accepted intent's order (the status read records the outcome)."""
+    """Ask the broker to cancel an accepted intent's order (the status read records the outcome).
+    True when the broker took the cancel; False when it refused it or it could not be sent (logged)."""
     intent = db.session.get(OrderIntent, intent_id)
     if intent is None or IntentState(intent.state) not in AT_BROKER or not intent.broker_order_id:
         db.session.rollback()
@@ -133,5 +134,8 @@ def cancel(intent_id: int) -> bool:
         client_for(account).cancel_order(intent.broker_order_id)
     except BrokerError as exc:
         logger.info("Cancel of intent %s refused: %s", intent_id, exc)
+        return False
+    except Exception:  # an undecryptable key: no cancel reaches the account; its caller goes on
+        logger.exception("Cancel of intent %s not sent", intent_id)
         return False
     return True
