@@ -43,16 +43,21 @@ def _request(request_id: int) -> ExitRequest:
     return row
 
 
-def test_exit_with_position_book_unreadable_for_a_while_keeps_working_then_closes(account, sim):
-    user, account_id, key = account
+def _first_round_rejected(user, account_id, key, sim):
+    """A short entered, its exit's first close rejected (margin); the faults cleared again."""
     run_id = make_run(user.id, [account_id], [SHORT_RELIANCE])
     driver = Driver()
     filled_entries(driver, run_id)
     sim.set_faults(key, reject_rate=1.0, reject_reason="margin", reject_mode="http", routes=["placeorder"])
     request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
     driver.run_until(lambda: [i.state for i in intents(run_id=run_id, purpose="exit")] == ["rejected"])
-
     sim.call("DELETE", "/sim/faults")
+    return run_id, request, driver
+
+
+def test_exit_with_position_book_unreadable_for_a_while_keeps_working_then_closes(account, sim):
+    user, account_id, key = account
+    run_id, request, driver = _first_round_rejected(user, account_id, key, sim)
     sim.set_faults(key, error_rate=1.0, routes=["positionbook"])  # round 2 must re-read the book first
     for _ in range(3 * exits.MAX_CLOSE_ROUNDS):
         driver.step()
@@ -79,13 +84,7 @@ def test_exit_whose_book_read_raises_a_non_broker_error_fails_after_the_idle_lim
     book, then fails, naming the reason, and holds what the fills say."""
     monkeypatch.setattr(exits, "IDLE_LIMIT_SECONDS", 0.0)
     user, account_id, key = account
-    run_id = make_run(user.id, [account_id], [SHORT_RELIANCE])
-    driver = Driver()
-    filled_entries(driver, run_id)
-    sim.set_faults(key, reject_rate=1.0, reject_reason="margin", reject_mode="http", routes=["placeorder"])
-    request = exits.request_exit(user, db.session.get(StrategyRun, run_id))
-    driver.run_until(lambda: [i.state for i in intents(run_id=run_id, purpose="exit")] == ["rejected"])
-    sim.call("DELETE", "/sim/faults")
+    run_id, request, driver = _first_round_rejected(user, account_id, key, sim)
     db.session.execute(update(TradingAccount).where(TradingAccount.id == account_id)
                        .values(api_key_encrypted="not a Fernet token"))
     db.session.commit()
