@@ -144,6 +144,59 @@ def test_iron_condor_asks_one_chain_and_the_market_data_account_only(env):
     assert sum(env.calls(e, "Beta") for e in ("expiry", "optionchain", "multiquotes", "symbol")) == 0
 
 
+def test_atm_itm_otm_legs_ask_a_window_of_strikes_and_resolve_as_on_the_full_chain(env):
+    """A window of 6 strikes each side (OTM 4 + the margin of 2) instead of all 152: the same
+    legs as when a specific-strike leg makes the chain a full one."""
+    windowed = _resolved(env.resolve(IRON_CONDOR))
+    assert [body.get("strike_count") for body in env.counting.asked("optionchain")] == [6]
+
+    full = _resolved(env.resolve([*IRON_CONDOR, option(StrikeRule(StrikeMethod.STRIKE, strike=Decimal(26000)),
+                                                       "CE", "BUY")]))
+    assert [body.get("strike_count") for body in env.counting.asked("optionchain")] == [6, None]
+    assert [(leg.symbol, leg.strike, leg.ltp) for leg in windowed] == [
+        (leg.symbol, leg.strike, leg.ltp) for leg in full[:4]]
+
+
+def test_premium_near_or_a_specific_strike_asks_the_whole_chain(env):
+    _resolved(env.resolve([option(otm(1), "CE", "SELL"), option(near("40"), "PE", "SELL")]))
+    _resolved(env.resolve([option(StrikeRule(StrikeMethod.ATM), "CE", "SELL"),
+                           option(StrikeRule(StrikeMethod.STRIKE, strike=Decimal(26100)), "CE", "BUY")]))
+    assert ["strike_count" in body for body in env.counting.asked("optionchain")] == [False, False]
+
+
+def _window_cut_above(strike: float):
+    """A server whose windows (not its full chains) stop at `strike`: narrower than asked."""
+    def cut(body: dict[str, Any]) -> dict[str, Any]:
+        rows = body.get("chain", [])
+        if len(rows) < 100:
+            body["chain"] = [row for row in rows if float(row["strike"]) <= strike]
+        return body
+    return cut
+
+
+def test_a_window_that_cannot_serve_a_leg_is_read_again_in_full_once(env):
+    """OTM 4 CE walks off a window cut short above 26,050: that chain is read again in full (once
+    for its legs), and every leg resolves as on the full list."""
+    env.rewriting.rewrite("optionchain", _window_cut_above(26050))
+
+    legs = _resolved(env.resolve(IRON_CONDOR))
+
+    assert [leg.symbol for leg in legs] == ["NIFTY06JAN2626100CE", "NIFTY06JAN2626200CE",
+                                            "NIFTY06JAN2625900PE", "NIFTY06JAN2625800PE"]
+    assert [body.get("strike_count") for body in env.counting.asked("optionchain")] == [6, None]
+
+
+def test_a_window_whose_atm_is_at_its_edge_is_not_trusted(env):
+    """A window cut at 26,000 has ATM at its upper end: the nearest strike may lie beyond it, so
+    the full list decides ATM (here the same strike, read once more)."""
+    env.rewriting.rewrite("optionchain", _window_cut_above(26000))
+
+    legs = _resolved(env.resolve([option(StrikeRule(StrikeMethod.ATM), "CE", "SELL")]))
+
+    assert [leg.symbol for leg in legs] == ["NIFTY06JAN2626000CE"]
+    assert [body.get("strike_count") for body in env.counting.asked("optionchain")] == [2, None]
+
+
 def test_each_underlying_and_expiry_has_its_own_single_chain(env):
     specs = [option(otm(1), "CE", "SELL"), option(otm(1), "PE", "SELL"),
              option(otm(1), "CE", "BUY", expiry=ExpiryChoice.NEXT_WEEK),

@@ -11,6 +11,12 @@ computed from a step: lists are uneven (wider steps far from the money and in fa
 - Premium-near: the strike whose option (of the leg's type) trades nearest a target
   premium; on a tie the cheaper option wins (and, at equal premiums, the lower strike).
   Zero, negative and missing quotes are ignored: they are not prices.
+
+ATM, ITM and OTM legs need only the strikes around ATM, so their chain can be asked for a
+window (OpenAlgo's `strike_count` each side of its ATM, `chain_window`): a full chain is several
+times the answer, and a real server quotes every strike it lists. A window is trusted only when
+the ATM it gives lies inside it (`inside_window`) and the leg's walk stays on it; otherwise the
+whole list decides.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from app.domain.instruments import OptionType
 
 MIN_OFFSET = 1
 MAX_OFFSET = 20
+# Strikes a chain window lists beyond the widest offset of its legs: a server centres its window
+# on its own ATM, which may be a strike away from ours (another tie rule, a spot a tick later).
+WINDOW_MARGIN = 2
 
 
 class StrikeMethod(StrEnum):
@@ -227,3 +236,28 @@ def select_strike(rule: StrikeRule, *, strikes: Iterable[Decimal], spot: Decimal
         raise StrikeUnavailable("premium-near needs the quotes of the candidate strikes")
     listed = set(_strike_list(strikes))
     return premium_near_strike({k: v for k, v in quotes.items() if k in listed}, rule.target_premium)
+
+
+def chain_window(rules: Iterable[StrikeRule]) -> int | None:
+    """How many strikes each side of ATM one chain must list for these legs' rules, or None when
+    only the whole list will do (a specific strike, premium-near).
+
+    ATM needs WINDOW_MARGIN strikes each side, ITM n / OTM n needs n + WINDOW_MARGIN.
+    """
+    widest = 0
+    for rule in rules:
+        if rule.method in (StrikeMethod.STRIKE, StrikeMethod.PREMIUM_NEAR):
+            return None
+        if rule.method in (StrikeMethod.ITM, StrikeMethod.OTM):
+            widest = max(widest, _check_offset(rule.offset))
+    return widest + WINDOW_MARGIN
+
+
+def inside_window(strikes: Iterable[Decimal], spot: Decimal) -> bool:
+    """Is the ATM of a window's strikes strictly inside it? At either end the strike nearest the
+    spot may lie beyond the window (or the real list ends there): only the whole list can say."""
+    listed = sorted(set(strikes))
+    if not listed:
+        return False
+    index = listed.index(atm_strike(listed, spot))
+    return 0 < index < len(listed) - 1

@@ -12,6 +12,8 @@ from app.domain.strikes import (
     StrikeMethod,
     StrikeRule,
     atm_strike,
+    chain_window,
+    inside_window,
     offset_strike,
     premium_near_strike,
     select_strike,
@@ -182,3 +184,43 @@ def test_strike_rule_with_non_finite_or_non_positive_price_raises_value_error(ba
         StrikeRule(StrikeMethod.STRIKE, strike=bad)
     with pytest.raises(ValueError):
         StrikeRule(StrikeMethod.PREMIUM_NEAR, target_premium=bad)
+
+
+def _rule(text: str) -> StrikeRule:
+    method, _, value = text.partition(" ")
+    if method in ("itm", "otm"):
+        return StrikeRule(StrikeMethod(method), offset=int(value))
+    if method == "strike":
+        return StrikeRule(StrikeMethod.STRIKE, strike=D(value))
+    if method == "premium_near":
+        return StrikeRule(StrikeMethod.PREMIUM_NEAR, target_premium=D(value))
+    return StrikeRule(StrikeMethod.ATM)
+
+
+@pytest.mark.parametrize(("rules", "expected"), [
+    (["atm"], 2),                                 # ATM alone: the margin each side
+    (["otm 2", "otm 4", "otm 2", "otm 4"], 6),    # an iron condor: the widest offset + 2
+    (["itm 3", "atm", "otm 1"], 5),
+    (["otm 20"], 22),                             # the widest offset there is: within OpenAlgo's 100
+    (["otm 2", "strike 26000"], None),            # a specific strike may lie anywhere on the list
+    (["atm", "premium_near 40"], None),           # premium-near compares every candidate
+    ([], 2),
+])
+def test_chain_window_is_the_widest_offset_plus_the_margin_or_the_whole_list(rules, expected):
+    assert chain_window([_rule(r) for r in rules]) == expected
+
+
+WINDOW = [D(k) for k in (25900, 25950, 26000, 26050, 26100)]
+
+
+@pytest.mark.parametrize(("strikes", "spot", "inside"), [
+    (WINDOW, D("26010"), True),     # ATM 26000, the middle
+    (WINDOW, D("25930"), True),     # ATM 25950: one strike in from the lower end
+    (WINDOW, D("25924"), False),    # ATM 25900: the lower end; the nearest may lie below it
+    (WINDOW, D("26100"), False),    # ATM 26100: the upper end
+    (WINDOW, D("27000"), False),    # the spot far above the window
+    ([D(26000)], D("26000"), False),
+    ([], D("26000"), False),
+])
+def test_a_window_is_trusted_only_with_its_atm_strictly_inside(strikes, spot, inside):
+    assert inside_window(strikes, spot) is inside

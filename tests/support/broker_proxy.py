@@ -46,6 +46,7 @@ class BrokerProxy:
         self.upstream = upstream.rstrip("/")
         self.stringify = stringify
         self.calls: Counter[tuple[str, str]] = Counter()  # (endpoint, apikey) -> calls
+        self.bodies: list[tuple[str, dict[str, Any]]] = []  # (endpoint, JSON body without the apikey)
         self._canned: dict[str, tuple[int, dict[str, Any]]] = {}
         self._rewrites: dict[str, Callable[[Any], Any]] = {}
         self._lock = threading.Lock()
@@ -81,11 +82,18 @@ class BrokerProxy:
 
     def _count(self, path: str, body: bytes) -> None:
         try:
-            apikey = str(json.loads(body or b"{}").get("apikey", ""))
+            payload = json.loads(body or b"{}")
+            apikey = str(payload.get("apikey", ""))
         except (ValueError, AttributeError):
-            apikey = ""
+            payload, apikey = {}, ""
         with self._lock:
             self.calls[(_endpoint(path), apikey)] += 1
+            self.bodies.append((_endpoint(path), {k: v for k, v in payload.items() if k != "apikey"}))
+
+    def asked(self, endpoint: str) -> list[dict[str, Any]]:
+        """The JSON bodies (without the API key) of every call to `endpoint`, in order."""
+        with self._lock:
+            return [body for name, body in self.bodies if name == endpoint]
 
     def count(self, endpoint: str, apikey: str | None = None) -> int:
         with self._lock:

@@ -6,10 +6,13 @@ Every rule is a pure domain function (legs.leg_expiry, strikes.select_strike,
 symbols.option_symbol / future_symbol); this module only fetches what they need:
 
 - per underlying: its option and futures expiry lists (`/expiry`), never computed here;
-- per distinct (underlying, expiry) of the option legs: ONE full option chain, whatever the
+- per distinct (underlying, expiry) of the option legs: ONE option chain, whatever the
   number of legs on it. The chain's strike list is the real list of that expiry; its spot
   fixes ATM; and when it says `quotes_included`, its LTPs are live quotes of every strike,
-  taken in the same answer. So premium-near compares all candidates from that one answer;
+  taken in the same answer. So premium-near compares all candidates from that one answer.
+  When every leg on it is ATM / ITM / OTM the chain is asked for a window of strikes around
+  ATM only (domain/strikes.py `chain_window`); a leg the window cannot serve after all (its
+  ATM at the window's edge, its walk off it) has the full chain read for it, once per chain;
 - at most ONE `/multiquotes` for everything else: futures legs, and (only when a chain came
   without quotes) the chosen options and the premium-near candidates;
 - lot size and freeze quantity per contract from margin/contracts.py `contract_spec` (what
@@ -38,7 +41,7 @@ from app.domain.expiries import format_expiry, parse_expiry
 from app.domain.instruments import InstrumentKind, OptionType
 from app.domain.instruments import underlying as lookup_underlying
 from app.domain.legs import LegSpec, expiry_reference_day, leg_expiry
-from app.domain.strikes import StrikeMethod, select_strike
+from app.domain.strikes import StrikeMethod, chain_window, inside_window, select_strike
 from app.domain.symbols import future_symbol, option_symbol
 from app.extensions import db
 from app.models.types import utcnow
@@ -151,6 +154,7 @@ class _Pending:
     symbol: str | None = None
     chain_leg: OptionLeg | None = None
     chain: OptionChain | None = None
+    window: int | None = None  # the chain is a window of this many strikes each side of ATM
     failure: _LegFailed | None = None
 
 
@@ -185,7 +189,7 @@ def resolve_legs(client: OpenAlgoClient, specs: Sequence[LegSpec], *, now: datet
     try:
         _choose_expiries(run, pending, today)
         _fetch_chains(run, pending)
-        _select_from_chains(pending)
+        _select_from_chains(run, pending)
         quotes = _batch_quotes(run, pending)
         _select_from_batch(pending, quotes)
         legs = tuple(_finish(p, quotes, client, today, contracts) for p in pending)
@@ -237,26 +241,28 @@ def _expiry_lists(run: _Run, name: str, with_options: bool) -> tuple[list[str] |
 
 
 def _fetch_chains(run: _Run, pending: list[_Pending]) -> None:
-    chains: dict[tuple[str, date], OptionChain | _LegFailed] = {}
+    groups: dict[tuple[str, date], list[_Pending]] = {}
     for p in _live(pending):
-        if p.spec.kind is not InstrumentKind.OPTION:
-            continue
-        assert p.expiry is not None
-        key = (p.spec.underlying, p.expiry)
-        if key not in chains:
-            chains[key] = _chain(run, *key)
-        found = chains[key]
-        if isinstance(found, _LegFailed):
-            p.failure = found
-        else:
-            p.chain = found
+        if p.spec.kind is InstrumentKind.OPTION:
+            assert p.expiry is not None
+            groups.setdefault((p.spec.underlying, p.expiry), []).append(p)
+    for (name, expiry), legs in groups.items():
+        window = chain_window(p.spec.strike_rule for p in legs if p.spec.strike_rule is not None)
+        found = _chain(run, name, expiry, window)
+        for p in legs:
+            if isinstance(found, _LegFailed):
+                p.failure = found
+            else:
+                p.chain, p.window = found, window
 
 
-def _chain(run: _Run, name: str, expiry: date) -> OptionChain | _LegFailed:
+def _chain(run: _Run, name: str, expiry: date, window: int | None = None) -> OptionChain | _LegFailed:
+    """The chain of one expiry: `window` strikes each side of ATM, or (None) every listed strike."""
     und = lookup_underlying(name)
     when = format_expiry(expiry)
     try:
-        chain = run.call("optionchain", lambda: run.client.option_chain(und.symbol, und.quote_exchange, when))
+        chain = run.call("optionchain", lambda: run.client.option_chain(und.symbol, und.quote_exchange, when,
+                                                                        strike_count=window))
     except BrokerRequestError as exc:
         return _LegFailed(LegFailure.STRIKE_NOT_LISTED, f"no option chain for {name} {when}: {exc}")
     try:
@@ -312,14 +318,39 @@ def _select(p: _Pending, quotes: dict[Decimal, Decimal | None] | None) -> None:
     p.strike, p.chain_leg, p.symbol = strike, side[strike], built
 
 
-def _select_from_chains(pending: list[_Pending]) -> None:
+def _select_from_chains(run: _Run, pending: list[_Pending]) -> None:
     """Every option leg that needs no extra quote: ATM/ITM/OTM/specific, and premium-near on
-    the chain's own LTPs."""
+    the chain's own LTPs. A leg its chain's window cannot serve is selected on the full chain."""
+    full: dict[tuple[str, date], OptionChain | _LegFailed] = {}
     for p in _live(pending):
-        if p.spec.kind is InstrumentKind.OPTION and not _waits_for_batch(p):
-            assert p.chain is not None and p.spec.option_type is not None
-            side = _side(p.chain, p.spec.option_type)
-            _select(p, {k: _chain_ltp(p.chain, leg) for k, leg in side.items()})
+        if p.spec.kind is not InstrumentKind.OPTION or _waits_for_batch(p):
+            continue
+        _select_on_chain(p)
+        if p.window is None or (p.failure is None and _window_serves(p)):
+            continue
+        assert p.expiry is not None
+        key = (p.spec.underlying, p.expiry)
+        if key not in full:
+            full[key] = _chain(run, *key)
+        found = full[key]
+        p.failure, p.window = None, None
+        if isinstance(found, _LegFailed):
+            p.failure = found
+            continue
+        p.chain = found
+        _select_on_chain(p)
+
+
+def _select_on_chain(p: _Pending) -> None:
+    assert p.chain is not None and p.spec.option_type is not None
+    side = _side(p.chain, p.spec.option_type)
+    _select(p, {k: _chain_ltp(p.chain, leg) for k, leg in side.items()})
+
+
+def _window_serves(p: _Pending) -> bool:
+    """Did the leg's window hold its ATM inside it (so the walk from there is the full list's)?"""
+    assert p.chain is not None and p.spec.option_type is not None
+    return inside_window(_side(p.chain, p.spec.option_type), p.chain.underlying_ltp)
 
 
 def _batch_quotes(run: _Run, pending: list[_Pending]) -> dict[tuple[str, str], Quote]:
