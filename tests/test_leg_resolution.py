@@ -164,25 +164,30 @@ def test_premium_near_or_a_specific_strike_asks_the_whole_chain(env):
     assert ["strike_count" in body for body in env.counting.asked("optionchain")] == [False, False]
 
 
-def _window_cut_above(strike: float):
-    """A server whose windows (not its full chains) stop at `strike`: narrower than asked."""
+def _window_cut_above(strike: float, full_spot: float | None = None):
+    """A server whose windows (not its full chains) stop at `strike`: narrower than asked; its
+    full chains optionally a moment later, the spot at `full_spot`."""
     def cut(body: dict[str, Any]) -> dict[str, Any]:
         rows = body.get("chain", [])
         if len(rows) < 100:
             body["chain"] = [row for row in rows if float(row["strike"]) <= strike]
+        elif full_spot is not None:
+            body["underlying_ltp"] = full_spot
         return body
     return cut
 
 
-def test_a_window_that_cannot_serve_a_leg_is_read_again_in_full_once(env):
-    """OTM 4 CE walks off a window cut short above 26,050: that chain is read again in full (once
-    for its legs), and every leg resolves as on the full list."""
-    env.rewriting.rewrite("optionchain", _window_cut_above(26050))
+def test_a_window_that_cannot_serve_a_leg_has_every_leg_of_its_chain_selected_on_one_full_read(env):
+    """OTM 4 CE walks off a window cut short above 26,050: the chain is read again in full, once,
+    and all four legs are selected on that one answer, whose spot (26,030: ATM 26,050) differs
+    from the window's (26,000). Legs around two different ATMs would make a lopsided condor."""
+    env.rewriting.rewrite("optionchain", _window_cut_above(26050, full_spot=26030))
 
     legs = _resolved(env.resolve(IRON_CONDOR))
 
-    assert [leg.symbol for leg in legs] == ["NIFTY06JAN2626100CE", "NIFTY06JAN2626200CE",
-                                            "NIFTY06JAN2625900PE", "NIFTY06JAN2625800PE"]
+    assert [leg.symbol for leg in legs] == ["NIFTY06JAN2626150CE", "NIFTY06JAN2626250CE",
+                                            "NIFTY06JAN2625950PE", "NIFTY06JAN2625850PE"]
+    assert {leg.spot for leg in legs} == {Decimal(26030)}
     assert [body.get("strike_count") for body in env.counting.asked("optionchain")] == [6, None]
 
 

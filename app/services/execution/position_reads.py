@@ -66,8 +66,11 @@ def read_now(account_id: int) -> PositionRead:
     except BrokerError as exc:
         return PositionRead(None, str(exc))
     except Exception as exc:
-        db.session.rollback()
         logger.exception("position book of account %s not read", account_id)
+        try:
+            db.session.rollback()
+        except Exception:  # a broken connection: the pool replaces it on the next checkout
+            logger.exception("rollback after the failed position-book read of account %s failed", account_id)
         return PositionRead(None, f"{type(exc).__name__} (details in the log)")
 
 

@@ -320,25 +320,26 @@ def _select(p: _Pending, quotes: dict[Decimal, Decimal | None] | None) -> None:
 
 def _select_from_chains(run: _Run, pending: list[_Pending]) -> None:
     """Every option leg that needs no extra quote: ATM/ITM/OTM/specific, and premium-near on
-    the chain's own LTPs. A leg its chain's window cannot serve is selected on the full chain."""
-    full: dict[tuple[str, date], OptionChain | _LegFailed] = {}
-    for p in _live(pending):
-        if p.spec.kind is not InstrumentKind.OPTION or _waits_for_batch(p):
-            continue
+    the chain's own LTPs. When the window of a chain cannot serve one of its legs, EVERY leg of
+    that chain is selected again on one full read: one answer's spot fixes ATM for all of them
+    (a straddle's two legs on one strike), as when the chain was read in full at once."""
+    selected = [p for p in _live(pending) if p.spec.kind is InstrumentKind.OPTION and not _waits_for_batch(p)]
+    for p in selected:
         _select_on_chain(p)
-        if p.window is None or (p.failure is None and _window_serves(p)):
-            continue
-        assert p.expiry is not None
-        key = (p.spec.underlying, p.expiry)
-        if key not in full:
-            full[key] = _chain(run, *key)
-        found = full[key]
-        p.failure, p.window = None, None
-        if isinstance(found, _LegFailed):
-            p.failure = found
-            continue
-        p.chain = found
-        _select_on_chain(p)
+    again = {(p.spec.underlying, p.expiry) for p in selected
+             if p.window is not None and (p.failure is not None or not _window_serves(p))}
+    for name, expiry in again:
+        assert expiry is not None
+        found = _chain(run, name, expiry)
+        for p in selected:
+            if (p.spec.underlying, p.expiry) != (name, expiry):
+                continue
+            p.failure, p.window, p.strike, p.chain_leg, p.symbol = None, None, None, None, None
+            if isinstance(found, _LegFailed):
+                p.failure = found
+                continue
+            p.chain = found
+            _select_on_chain(p)
 
 
 def _select_on_chain(p: _Pending) -> None:
