@@ -262,6 +262,21 @@ def test_premium_near_without_chain_quotes_makes_exactly_one_batched_quote_call(
     assert legs[2].ltp == calls[Decimal(26100)]
 
 
+def test_a_window_without_quotes_prices_its_legs_with_one_batched_quote_call(env):
+    env.rewriting.rewrite("optionchain", _without_quotes)
+
+    legs = _resolved(env.resolve(IRON_CONDOR))
+
+    assert [leg.symbol for leg in legs] == ["NIFTY06JAN2626100CE", "NIFTY06JAN2626200CE",
+                                            "NIFTY06JAN2625900PE", "NIFTY06JAN2625800PE"]
+    assert [body.get("strike_count") for body in env.counting.asked("optionchain")] == [6]
+    assert env.calls("multiquotes") == 1
+    calls, puts = _chain_ltps(env, "CE"), _chain_ltps(env, "PE")
+    assert [leg.ltp for leg in legs] == [calls[Decimal(26100)], calls[Decimal(26200)], puts[Decimal(25900)],
+                                         puts[Decimal(25800)]]
+    assert {leg.quote_source for leg in legs} == {"multiquotes"}
+
+
 def test_premium_near_with_no_quote_anywhere_names_the_leg(env):
     env.rewriting.rewrite("optionchain", _without_quotes)
     env.rewriting.answer("multiquotes", 200, {"status": "success", "results": []})
