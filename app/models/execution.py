@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.domain.instruments import Action
 from app.domain.order_lifecycle import IntentState
 from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
@@ -264,7 +265,7 @@ class OrderIntent(Model):
     @property
     def signed_filled(self) -> int:
         """Filled units with the position's sign: + for BUY, − for SELL."""
-        return self.filled_quantity if self.action == "BUY" else -self.filled_quantity
+        return Action(self.action).sign * self.filled_quantity
 
     def __repr__(self) -> str:
         return f"<OrderIntent {self.id} {self.purpose} {self.action} {self.quantity} {self.symbol} {self.state}>"

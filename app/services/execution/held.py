@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from app.domain.instruments import Action
 from app.domain.order_lifecycle import TERMINAL, IntentState
 from app.extensions import db
 from app.models.execution import OrderIntent, RunAccount, RunLeg, StrategyRun
@@ -54,7 +55,7 @@ def leg_ledgers(run_account: RunAccount | int, leg_numbers: Iterable[int] | None
         number = int(leg or 0)  # (never None: filtered above)
         entry = ledgers.get(number, LegLedger())
         moving = state not in _TERMINAL_VALUES
-        signed = int(filled or 0) if action == "BUY" else -int(filled or 0)
+        signed = Action(action).sign * int(filled or 0)
         is_entry = purpose == "entry"
         ledgers[number] = LegLedger(
             held=entry.held + signed,
@@ -98,7 +99,7 @@ def longs_of_other_runs(account_id: int, run_account_id: int,
     for other_run, symbol, exchange, product, action, filled in rows:
         key = (symbol, exchange, product.upper())
         if key in wanted:
-            signed = int(filled) if action == "BUY" else -int(filled)
+            signed = Action(action).sign * int(filled)
             per_run[(other_run or 0, key)] = per_run.get((other_run or 0, key), 0) + signed
     totals = dict.fromkeys(wanted, 0)
     for (_, key), held in per_run.items():
@@ -171,7 +172,7 @@ def run_summary(run: StrategyRun) -> list[AccountHeld]:
                OrderIntent.run_account_id.is_not(None))).all()
     for ra_id, leg_no, purpose, action, product, state, filled in rows:
         entry = stats.setdefault((ra_id, leg_no), [0, 0, 0, 0])
-        entry[0] += filled if action == "BUY" else -filled
+        entry[0] += Action(action).sign * filled
         entry[1] += 0 if IntentState(state) in TERMINAL else 1
         entry[2 if purpose == "entry" else 3] += filled
         if purpose == "entry":

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 
 from app.broker import parsing
 from app.broker.errors import BrokerError
+from app.domain.instruments import Action
 from app.domain.order_lifecycle import IntentEvent, IntentState
 from app.extensions import db
 from app.models import TradingAccount
@@ -221,17 +222,21 @@ def expected_positions(run_account: RunAccount) -> dict[tuple[str, str, str], in
     account traded: Σ signed fills of every intent of the account on it (this run's, another
     run's on the same contract, the kill switch's), since the position book has one net figure
     per contract for the whole account."""
-    keys = {(i.symbol, i.exchange, i.product.upper()) for i in db.session.scalars(
-        select(OrderIntent).where(OrderIntent.run_account_id == run_account.id))}
+    # The columns only, not the rows as objects: this runs for every account after every run.
+    keys = {(symbol, exchange, product.upper()) for symbol, exchange, product in db.session.execute(
+        select(OrderIntent.symbol, OrderIntent.exchange, OrderIntent.product).distinct()
+        .where(OrderIntent.run_account_id == run_account.id))}
     totals: dict[tuple[str, str, str], int] = dict.fromkeys(keys, 0)
     if not keys:
         return totals
-    for intent in db.session.scalars(select(OrderIntent).where(
-            OrderIntent.account_id == run_account.account_id,
-            OrderIntent.symbol.in_({symbol for symbol, _, _ in keys}), OrderIntent.filled_quantity != 0)):
-        key = (intent.symbol, intent.exchange, intent.product.upper())
+    for symbol, exchange, product, action, filled in db.session.execute(
+            select(OrderIntent.symbol, OrderIntent.exchange, OrderIntent.product, OrderIntent.action,
+                   OrderIntent.filled_quantity)
+            .where(OrderIntent.account_id == run_account.account_id,
+                   OrderIntent.symbol.in_({symbol for symbol, _, _ in keys}), OrderIntent.filled_quantity != 0)):
+        key = (symbol, exchange, product.upper())
         if key in totals:
-            totals[key] += intent.signed_filled
+            totals[key] += Action(action).sign * int(filled)
     return totals
 
 
