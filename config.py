@@ -215,6 +215,10 @@ class Config:
     # With REDIS_URL redis://… that pacing is counted in Redis under this prefix, shared by all processes.
     BROKER_PACING_KEY_PREFIX = "algomirror:pacing"
     BROKER_PACING_MAX_WAIT_SECONDS = 30.0  # a call waiting longer for a slot fails with RateLimited
+    # The HTTP client under the openalgo SDK: "lean" (app/broker/transport.py, a third of httpx's
+    # CPU per call; httpx is still used for a host behind a proxy set in the environment) or
+    # "httpx" (the SDK's own client everywhere).
+    BROKER_HTTP_CLIENT = "lean"
     # Dashboard: how long cached account data counts as fresh, and how long a page waits for refreshes.
     ACCOUNT_DATA_FRESH_SECONDS = 5.0
     # Background services: ping every 30 s (re-pinging a failing host 1 s apart within a cycle,
@@ -319,6 +323,7 @@ class Config:
             BROKER_PACING_KEY_PREFIX=_env_str("BROKER_PACING_KEY_PREFIX", cls.BROKER_PACING_KEY_PREFIX),
             BROKER_PACING_MAX_WAIT_SECONDS=_env_float("BROKER_PACING_MAX_WAIT_SECONDS",
                                                       cls.BROKER_PACING_MAX_WAIT_SECONDS),
+            BROKER_HTTP_CLIENT=_env_choice("BROKER_HTTP_CLIENT", cls.BROKER_HTTP_CLIENT, ("lean", "httpx")),
             ACCOUNT_DATA_FRESH_SECONDS=_env_float("ACCOUNT_DATA_FRESH_SECONDS", cls.ACCOUNT_DATA_FRESH_SECONDS),
             DASHBOARD_WAIT_SECONDS=_env_float("DASHBOARD_WAIT_SECONDS", cls.DASHBOARD_WAIT_SECONDS),
             BACKGROUND_SERVICES=_env_choice("BACKGROUND_SERVICES", cls.BACKGROUND_SERVICES, ("auto", "on", "off")),

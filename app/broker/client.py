@@ -96,6 +96,7 @@ class ClientSettings:
     pacing_redis_url: str | None = None
     pacing_key_prefix: str = "algomirror:pacing"
     pacing_max_wait: float | None = 30.0
+    http_client: str = "lean"  # under the SDK: "lean" (transport.py) or "httpx" (the SDK's own)
 
     def pacing(self) -> PacingConfig:
         # A call in flight keeps its Redis slot for up to this lease: longer than a call can take.
@@ -199,7 +200,8 @@ class OpenAlgoClient:
         self.host_url = host_url.rstrip("/")
         self.account_label = account_label
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
-        self._api = new_api(api_key=api_key, host=self.host_url, timeout=timeout, ws_url=ws_url)
+        self._api = new_api(api_key=api_key, host=self.host_url, timeout=timeout, ws_url=ws_url,
+                            lean=self.settings.http_client == "lean")
         self.ws_url = ws_url
         self.identity = pacing_identity(self.host_url, api_key)  # names the account (host and key), not the key
         self._limits = AccountLimits.build(self.settings.pacing(), account=self.identity)

@@ -40,6 +40,19 @@ def api_class() -> type:
     return _api_class
 
 
-def new_api(**kwargs: Any) -> Any:
-    """A new extended SDK client; ``kwargs`` go to ``openalgo.api`` (api_key, host, timeout, ws_url...)."""
-    return api_class()(**kwargs)
+def new_api(*, lean: bool = True, **kwargs: Any) -> Any:
+    """A new extended SDK client; ``kwargs`` go to ``openalgo.api`` (api_key, host, timeout, ws_url...).
+
+    With `lean` (the default) its HTTP calls go through app/broker/transport.py instead of the
+    SDK's httpx client, unless the environment sets a proxy for the host (only httpx follows it).
+    """
+    api = api_class()(**kwargs)
+    from app.broker.transport import LeanHttpClient, wants_httpx
+
+    if lean and not wants_httpx(str(kwargs.get("host", ""))):
+        import httpx
+
+        timeout = kwargs.get("timeout", 120.0)
+        api.client.close()
+        api.client = LeanHttpClient(timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout))
+    return api

@@ -96,7 +96,8 @@ def client_settings() -> ClientSettings:
                           orders_per_second=cfg["BROKER_ORDERS_PER_SECOND"],
                           reads_per_second=cfg["BROKER_READS_PER_SECOND"],
                           pacing_redis_url=cfg["REDIS_URL"], pacing_key_prefix=cfg["BROKER_PACING_KEY_PREFIX"],
-                          pacing_max_wait=cfg["BROKER_PACING_MAX_WAIT_SECONDS"])
+                          pacing_max_wait=cfg["BROKER_PACING_MAX_WAIT_SECONDS"],
+                          http_client=cfg["BROKER_HTTP_CLIENT"])
 
 
 def client_registry() -> ClientRegistry:

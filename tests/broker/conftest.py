@@ -10,11 +10,13 @@ from app.broker.client import ClientSettings, OpenAlgoClient
 from tests.support.paperbroker import BrokerProc
 
 
-@pytest.fixture
-def make_client(broker: BrokerProc) -> Iterator:
+@pytest.fixture(params=["lean", "httpx"])
+def make_client(request, broker: BrokerProc) -> Iterator:
+    """Clients on both HTTP clients under the SDK (BROKER_HTTP_CLIENT): the contract is the same."""
     made: list[OpenAlgoClient] = []
 
     def build(key: str, **settings) -> OpenAlgoClient:
+        settings.setdefault("http_client", request.param)
         client = OpenAlgoClient(broker.url, key, account_label="test", settings=ClientSettings(**settings))
         made.append(client)
         return client
