@@ -8,11 +8,16 @@ share one GIL, so every order of a 50-account run waits for the others' HTTP boo
 attributes it reads (`status_code`, `text`, `json()`), and fails with httpx's own exception types,
 so the SDK's error answers and `client.raise_for_error`'s classification are unchanged:
 
-- connecting fails (refused, unreachable, TLS handshake) → `httpx.ConnectError`, a connect
-  timeout → `httpx.ConnectTimeout`: nothing was sent (an order is "not placed");
+- connecting fails (refused, unreachable, TLS handshake) → `httpx.ConnectError`: nothing was
+  sent (an order is "not placed"); a connect timeout → `httpx.ConnectTimeout`, which the SDK
+  reports as a timeout (an order's outcome unknown), as with httpx;
 - anything after the request started going out (a read timeout, a reset, a closed or garbled
   answer) → `httpx.ReadTimeout` / `httpx.ReadError` / `httpx.RemoteProtocolError`: it may have
   been received (an order's outcome is unknown: reconciliation decides). Nothing is ever retried.
+- an informational answer (1xx, e.g. a proxy's 103 Early Hints) is not skipped as httpx skips it:
+  the connection is closed and the call fails as a protocol error (outcome unknown), never
+  leaving the final answer on a pooled connection for the next call to read as its own. A host
+  behind such a proxy needs BROKER_HTTP_CLIENT=httpx.
 
 Idle connections are kept per host (at most MAX_IDLE_PER_HOST, for KEEPALIVE_SECONDS, as the SDK
 configures httpx) and checked before reuse: one the server has closed is dropped, not written to.
@@ -150,7 +155,7 @@ class LeanHttpClient:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
-            raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url!r}")
+            raise httpx.UnsupportedProtocol(f"not an http(s) URL (scheme {scheme!r})")  # the URL may hold a key
         port = parts.port or (443 if scheme == "https" else 80)
         key = (scheme, parts.hostname, port)
         connect_s, read_s = _seconds(timeout, self.timeout)
@@ -170,6 +175,9 @@ class LeanHttpClient:
         except OSError as exc:  # reset, broken pipe, closed before the answer
             connection.close()
             raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from exc
+        if answer.status < 200:  # the final answer may follow on this connection: never pool it
+            connection.close()
+            raise httpx.RemoteProtocolError(f"an informational answer (HTTP {answer.status}) instead of the final one")
         if answer.will_close:
             connection.close()
         else:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.broker.client import ClientSettings, OpenAlgoClient
+from app.broker.transport import LeanHttpClient
 from tests.support.paperbroker import BrokerProc
 
 
@@ -18,6 +19,8 @@ def make_client(request, broker: BrokerProc) -> Iterator:
     def build(key: str, **settings) -> OpenAlgoClient:
         settings.setdefault("http_client", request.param)
         client = OpenAlgoClient(broker.url, key, account_label="test", settings=ClientSettings(**settings))
+        if settings["http_client"] == "lean":  # not silently httpx (a proxy set in the environment)
+            assert isinstance(client._api.client, LeanHttpClient)
         made.append(client)
         return client
 

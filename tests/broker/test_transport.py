@@ -111,7 +111,7 @@ def test_without_the_idle_check_that_second_call_would_fail(monkeypatch):
         lean = LeanHttpClient(httpx.Timeout(5.0, connect=3.0))
         lean.post(f"{url}/api/v1/funds", json={"apikey": "k"})
         assert closed.wait(10)
-        with pytest.raises(httpx.TransportError):
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):  # never a ConnectError ("not sent")
             lean.post(f"{url}/api/v1/funds", json={"apikey": "k"})
         lean.close()
 
@@ -162,3 +162,89 @@ def test_a_proxy_in_the_environment_keeps_httpx_for_the_hosts_it_covers(monkeypa
         assert isinstance(client._api.client, httpx.Client)
     finally:
         client.close()
+
+
+def test_an_informational_answer_is_never_left_for_the_next_call():
+    """A proxy's 103 Early Hints before the final answer: the call fails as an unknown outcome
+    and its connection is closed, so the next order cannot read this order's acknowledgement."""
+    final = b'{"status": "success", "orderid": "ORDER-0"}'
+    answer = b"HTTP/1.1 103 Early Hints\r\nLink: </x.css>; rel=preload\r\n\r\n" + keep_alive_answer(final)
+    with raw_server(answer, close_after=False) as (url, _accepted, _closed):
+        client = OpenAlgoClient(url, "key")
+        try:
+            with pytest.raises(OutcomeUnknown):
+                client.place_order(**SBIN, action="BUY", quantity=1)
+            assert client._api.client._idle.get(("http", "127.0.0.1", int(url.rsplit(":", 1)[1])), []) == []
+        finally:
+            client.close()
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 that no CA signed, and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_https_verifies_the_certificate(tmp_path, monkeypatch):
+    """A server whose certificate no trusted CA signed: no connection (and no key sent); the same
+    server is accepted once its certificate is the trusted bundle (SSL_CERT_FILE, as httpx)."""
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_file, key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            try:
+                with server_tls.wrap_socket(conn, server_side=True) as tls:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += tls.recv(65536)
+                    tls.sendall(keep_alive_answer().replace(b"keep-alive", b"close"))
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setattr(transport, "_ssl_context", None)
+        lean = LeanHttpClient(httpx.Timeout(5.0, connect=3.0))
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            lean.post(f"https://127.0.0.1:{port}/api/v1/funds", json={"apikey": "secret"})
+        monkeypatch.setattr(transport, "_ssl_context", None)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        assert lean.post(f"https://127.0.0.1:{port}/api/v1/funds", json={"apikey": "k"}).status_code == 200
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+        transport._ssl_context = None
