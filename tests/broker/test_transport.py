@@ -4,6 +4,7 @@ paper broker, and small raw servers that misbehave the way real ones do."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +22,11 @@ OK_BODY = b'{"status": "success", "data": {"availablecash": "100.00"}}'
 
 
 @contextmanager
-def raw_server(answer: bytes, *, close_after: bool) -> Iterator[tuple[str, list[int], threading.Event]]:
+def raw_server(answer: bytes, *, close_after: bool,
+               tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[int], threading.Event]]:
     """A server on loopback that reads one request per connection, writes `answer` and then
-    closes the connection (`close_after`) or keeps it open. Yields (url, accepted count, closed)."""
+    closes the connection (`close_after`) or keeps it open; over TLS with `tls`. Yields (url,
+    accepted count, closed)."""
     listener = socket.create_server(("127.0.0.1", 0))
     accepted = [0]
     closed = threading.Event()
@@ -37,6 +40,12 @@ def raw_server(answer: bytes, *, close_after: bool) -> Iterator[tuple[str, list[
             except TimeoutError:
                 continue
             accepted[0] += 1
+            if tls is not None:
+                try:
+                    conn = tls.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError):  # the client refused the certificate
+                    conn.close()
+                    continue
             with conn:
                 data = b""
                 while b"\r\n\r\n" not in data:
@@ -208,43 +217,17 @@ def _self_signed(tmp_path):
 def test_https_verifies_the_certificate(tmp_path, monkeypatch):
     """A server whose certificate no trusted CA signed: no connection (and no key sent); the same
     server is accepted once its certificate is the trusted bundle (SSL_CERT_FILE, as httpx)."""
-    import ssl
-
     cert_file, key_file = _self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert_file, key_file)
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            try:
-                with server_tls.wrap_socket(conn, server_side=True) as tls:
-                    data = b""
-                    while b"\r\n\r\n" not in data:
-                        data += tls.recv(65536)
-                    tls.sendall(keep_alive_answer().replace(b"keep-alive", b"close"))
-            except (ssl.SSLError, OSError):
-                conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setattr(transport, "_ssl_context", None)
+    closing = keep_alive_answer().replace(b"keep-alive", b"close")
+    monkeypatch.setattr(transport, "_ssl_context", None)
+    with raw_server(closing, close_after=True, tls=server_tls) as (url, _accepted, _closed):
+        secure = url.replace("http://", "https://")
         lean = LeanHttpClient(httpx.Timeout(5.0, connect=3.0))
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            lean.post(f"https://127.0.0.1:{port}/api/v1/funds", json={"apikey": "secret"})
+            lean.post(f"{secure}/api/v1/funds", json={"apikey": "secret"})
         monkeypatch.setattr(transport, "_ssl_context", None)
         monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
-        assert lean.post(f"https://127.0.0.1:{port}/api/v1/funds", json={"apikey": "k"}).status_code == 200
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
-        transport._ssl_context = None
+        assert lean.post(f"{secure}/api/v1/funds", json={"apikey": "k"}).status_code == 200
+    monkeypatch.setattr(transport, "_ssl_context", None)  # the next test builds the default one again
