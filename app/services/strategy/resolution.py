@@ -11,8 +11,9 @@ symbols.option_symbol / future_symbol); this module only fetches what they need:
   fixes ATM; and when it says `quotes_included`, its LTPs are live quotes of every strike,
   taken in the same answer. So premium-near compares all candidates from that one answer.
   When every leg on it is ATM / ITM / OTM the chain is asked for a window of strikes around
-  ATM only (domain/strikes.py `chain_window`); a leg the window cannot serve after all (its
-  ATM at the window's edge, its walk off it) has the full chain read for it, once per chain;
+  ATM only (domain/strikes.py `chain_window`); when the window cannot serve one of its legs
+  after all (its ATM at the window's edge, its walk off it), the full chain is read once and
+  every leg of that chain is selected on it (one spot fixes ATM for all of them);
 - at most ONE `/multiquotes` for everything else: futures legs, and (only when a chain came
   without quotes) the chosen options and the premium-near candidates;
 - lot size and freeze quantity per contract from margin/contracts.py `contract_spec` (what
