@@ -54,7 +54,7 @@ from app.models import TradingAccount
 from app.models.execution import OrderIntent
 from app.models.types import utcnow
 from app.services.accounts import client_for
-from app.services.execution.lifecycle import SEND_COLUMNS, StaleIntent, apply, claim
+from app.services.execution.lifecycle import SEND_COLUMNS, Batch, StaleIntent, apply, claim
 from app.services.execution.order_updates import OrderUpdates
 from app.services.execution.reconciliation import linked_orders, order_owner
 from app.services.execution.tracker import apply_report, with_trade_fills
@@ -205,6 +205,7 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
                  for o in outcomes if o.event is IntentEvent.ACCEPTED and o.intent_id in intents}
         linked = linked_orders(set(acked.values()))
         taken: set[tuple[int, str]] = set()
+        batch = Batch()
         for outcome in outcomes:
             intent = intents.get(outcome.intent_id)
             if intent is None:
@@ -215,10 +216,12 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
                     raise ValueError(f"broker order {pair[1]} is already linked to another intent")
                 taken.add(pair)
                 states[intent.id] = _accepted_in_transaction(intent, outcome.facts["broker_order_id"], outcome.at,
-                                                             outcome.first_status, via=outcome.first_status_via)
+                                                             outcome.first_status, via=outcome.first_status_via,
+                                                             batch=batch)
             else:
                 states[intent.id] = apply(intent, outcome.event, detail=outcome.detail, at=outcome.at, commit=False,
-                                          **outcome.facts)
+                                          batch=batch, **outcome.facts)
+        batch.flush()
         db.session.commit()
         return states
     except Exception as exc:
@@ -236,14 +239,15 @@ def record_many(outcomes: Sequence[Outcome], unrecorded: list[Outcome] | None = 
 
 
 def _accepted_in_transaction(intent: OrderIntent, broker_order_id: str, at: datetime | None,
-                             first_status: parsing.Order | None, *, via: str = "") -> IntentState:
+                             first_status: parsing.Order | None, *, via: str = "",
+                             batch: Batch | None = None) -> IntentState:
     """ACCEPTED (+ the first status) inside the caller's transaction; raises on anything unusual
     (a moved intent, an unreadable status). The caller has checked that no other intent holds the
     order id (record_many for its batch, record_accepted for one)."""
     state = apply(intent, IntentEvent.ACCEPTED, detail=f"order id {broker_order_id}", at=at, commit=False,
-                  broker_order_id=broker_order_id)
+                  batch=batch, broker_order_id=broker_order_id)
     if first_status is not None:
-        state = apply_report(intent, first_status, commit=False, via=via)
+        state = apply_report(intent, first_status, commit=False, via=via, batch=batch)
     return state
 
 

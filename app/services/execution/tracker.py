@@ -28,7 +28,7 @@ from app.extensions import db
 from app.models import TradingAccount
 from app.models.execution import OrderIntent
 from app.services.accounts import client_for
-from app.services.execution.lifecycle import StaleIntent, apply
+from app.services.execution.lifecycle import Batch, StaleIntent, apply
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +55,16 @@ def with_trade_fills(client: OpenAlgoClient, order: parsing.Order) -> parsing.Or
     return replace(order, filled_quantity=filled, average_price=average if filled else order.average_price)
 
 
-def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = True, via: str = "") -> IntentState:
+def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = True, via: str = "",
+                 batch: Batch | None = None) -> IntentState:
     """Apply what the broker reports about the intent's order; returns the intent's state after it.
 
     A report may need two events (e.g. an order that filled partly and then was cancelled is first
     recorded as PARTIAL_FILL, then CANCEL): events are applied until the report adds nothing.
     commit=False leaves the transaction to the caller (the sender commits the acknowledgement and
     the first status in one). `via` names the report's source in the event's detail ("order
-    update": pushed on the account's stream; "status read").
+    update": pushed on the account's stream; "status read"). `batch`: the caller's lifecycle.Batch
+    (its statements deferred to the batch's flush).
     """
     for _ in range(3):
         filled = order.filled_quantity
@@ -87,7 +89,7 @@ def apply_report(intent: OrderIntent, order: parsing.Order, *, commit: bool = Tr
             detail += f": {order.rejection_reason}"
         if via:
             detail += f" (via {via})"
-        apply(intent, event, detail=detail, commit=commit, **facts)
+        apply(intent, event, detail=detail, commit=commit, batch=batch, **facts)
     return IntentState(intent.state)
 
 
