@@ -144,6 +144,26 @@ def test_iron_condor_asks_one_chain_and_the_market_data_account_only(env):
     assert sum(env.calls(e, "Beta") for e in ("expiry", "optionchain", "multiquotes", "symbol")) == 0
 
 
+def test_the_legs_contract_figures_are_read_together_not_one_after_another(env):
+    # Each leg's lot size and freeze quantity come from /symbol (cached for minutes): with a cold
+    # cache a four-leg strategy must not wait four round trips, one per leg, before it can size.
+    env.counting.gather("symbol", 4)
+    legs = _resolved(env.resolve(IRON_CONDOR))
+    assert env.calls("symbol") == 4 and env.counting.peak("symbol") == 4
+    assert {(leg.lot_size, leg.freeze_qty, leg.lot_source) for leg in legs} == {(65, 1755, "broker")}
+    # Within the cache's lifetime nothing is asked again.
+    _resolved(env.resolve(IRON_CONDOR))
+    assert env.calls("symbol") == 4
+
+
+def test_one_contract_whose_figures_are_refused_falls_back_to_the_stored_settings_alone(env):
+    env.rewriting.rewrite("symbol", lambda body: {"status": "error", "message": "unknown symbol"}
+                          if "26200CE" in str(body) else body)
+    legs = _resolved(env.resolve(IRON_CONDOR))
+    assert [leg.lot_source for leg in legs] == ["broker", "settings", "broker", "broker"]
+    assert {leg.lot_size for leg in legs} == {65}
+
+
 def test_atm_itm_otm_legs_ask_a_window_of_strikes_and_resolve_as_on_the_full_chain(env):
     """A window of 6 strikes each side (OTM 4 + the margin of 2) instead of all 152: the same
     legs as when a specific-strike leg makes the chain a full one."""

@@ -10,6 +10,10 @@ It can also make the broker behave like real ones in ways the paper broker does 
 - `answer(endpoint, status, body)`: a canned answer instead of the broker's (e.g. `/margin`
   answering 501, "no margin API");
 - `rewrite(endpoint, fn)`: the broker's JSON answer passed through `fn` first.
+
+`gather(endpoint, n)` holds each call to `endpoint` until `n` of them are waiting together (or a
+few seconds pass); `peak(endpoint)` is the most that were ever in flight at once: how a test proves
+that calls overlap without timing them.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ class BrokerProxy:
         self._canned: dict[str, tuple[int, dict[str, Any]]] = {}
         self._rewrites: dict[str, Callable[[Any], Any]] = {}
         self._lock = threading.Lock()
+        self._gathered = threading.Condition(self._lock)
+        self._gathers: dict[str, tuple[int, float]] = {}  # endpoint -> (calls to hold for, most seconds)
+        self._in_flight: Counter[str] = Counter()
+        self._peaks: Counter[str] = Counter()
         self._http = httpx.Client(timeout=30)
         proxy = self
 
@@ -63,7 +71,12 @@ class BrokerProxy:
             def _forward(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 proxy._count(self.path, body)
-                status, content_type, content = proxy._answer(method, self.path, body, dict(self.headers.items()))
+                proxy._enter(self.path)
+                try:
+                    status, content_type, content = proxy._answer(method, self.path, body,
+                                                                  dict(self.headers.items()))
+                finally:
+                    proxy._leave(self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(content)))
@@ -99,6 +112,31 @@ class BrokerProxy:
         with self._lock:
             return sum(n for (name, key), n in self.calls.items()
                        if name == endpoint and (apikey is None or key == apikey))
+
+    def peak(self, endpoint: str) -> int:
+        """The most calls to `endpoint` that were in flight at the same time."""
+        with self._lock:
+            return self._peaks[endpoint]
+
+    def gather(self, endpoint: str, calls: int, *, most_seconds: float = 5.0) -> None:
+        """Hold each call to `endpoint` until `calls` of them are in flight together, or for at most
+        `most_seconds` (calls made one after another each wait that long, then go on)."""
+        with self._lock:
+            self._gathers[endpoint] = (calls, most_seconds)
+
+    def _enter(self, path: str) -> None:
+        endpoint = _endpoint(path)
+        with self._gathered:
+            self._in_flight[endpoint] += 1
+            self._peaks[endpoint] = max(self._peaks[endpoint], self._in_flight[endpoint])
+            self._gathered.notify_all()
+            held = self._gathers.get(endpoint)
+            if held is not None:
+                self._gathered.wait_for(lambda: self._peaks[endpoint] >= held[0], timeout=held[1])
+
+    def _leave(self, path: str) -> None:
+        with self._lock:
+            self._in_flight[_endpoint(path)] -= 1
 
     # --- changing answers -------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ EXPIRY_TTL_SECONDS, failures for a second.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import date
 
@@ -110,10 +111,37 @@ def _broker_figures(info: SymbolInfo) -> tuple[int | None, int | None]:
     return lot, freeze
 
 
-def _symbol_info(client: OpenAlgoClient, symbol: str, exchange: str) -> tuple[int | None, int | None]:
+def _symbol_info(client: OpenAlgoClient, symbol: str, exchange: str,
+                 cache: SingleFlightCache | None = None) -> tuple[int | None, int | None]:
     key = ("symbol", client.host_url, exchange, symbol)
-    return _cache().get(key, SYMBOL_TTL_SECONDS,
+    return (cache or _cache()).get(key, SYMBOL_TTL_SECONDS,
                         lambda: _broker_figures(client.symbol_info(symbol, exchange)))
+
+
+def prefetch_symbol_info(client: OpenAlgoClient, contracts: list[tuple[str, str]]) -> None:
+    """Load the /symbol answers of several contracts (symbol, exchange) into the cache at once, one
+    thread each, so that the contract_spec calls that follow (one per leg, one after another) find
+    them instead of paying one round trip each: a four-leg strategy would wait four. No database
+    access here; a failure is cached for a second as always, and contract_spec reports it."""
+    wanted = list(dict.fromkeys(contracts))
+    if len(wanted) < 2:
+        return  # one is read where it is needed
+
+    cache = _cache()  # the app's (the threads have no app context)
+
+    def load(symbol: str, exchange: str) -> None:
+        try:
+            _symbol_info(client, symbol, exchange, cache)
+        except (BrokerError, CacheWaitTimeout):
+            pass  # cached as a failure; contract_spec logs it and uses the stored settings
+        except Exception:  # never lose the caller's request to a thread's error
+            logger.exception("Prefetching %s %s failed", exchange, symbol)
+
+    threads = [threading.Thread(target=load, args=key, name="symbol-prefetch", daemon=True) for key in wanted]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def contract_spec(client: OpenAlgoClient | None, underlying: str, symbol: str | None, exchange: str | None,

@@ -193,6 +193,8 @@ def resolve_legs(client: OpenAlgoClient, specs: Sequence[LegSpec], *, now: datet
         _select_from_chains(run, pending)
         quotes = _batch_quotes(run, pending)
         _select_from_batch(pending, quotes)
+        if contracts is default_contract_lookup:
+            _prefetch_contracts(client, pending)
         legs = tuple(_finish(p, quotes, client, today, contracts) for p in pending)
     except _SourceDown as exc:
         logger.warning("Leg resolution stopped: %s", exc)
@@ -200,6 +202,14 @@ def resolve_legs(client: OpenAlgoClient, specs: Sequence[LegSpec], *, now: datet
         legs = tuple(LegError(p.number, p.spec, LegFailure.MARKET_DATA_DOWN, error) for p in pending)
         return Resolution(run.source, now, today, legs, error=error, calls=dict(run.calls))
     return Resolution(run.source, now, today, legs, calls=dict(run.calls))
+
+
+def _prefetch_contracts(client: OpenAlgoClient, pending: list[_Pending]) -> None:
+    """Every chosen contract's broker figures read at once (the legs are finished one by one)."""
+    from app.services.margin.contracts import prefetch_symbol_info
+
+    prefetch_symbol_info(client, [(p.symbol, lookup_underlying(p.spec.underlying).derivatives_exchange)
+                                  for p in _live(pending) if p.symbol is not None])
 
 
 def _live(pending: list[_Pending]) -> list[_Pending]:
