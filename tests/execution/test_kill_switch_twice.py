@@ -7,12 +7,13 @@ import pytest
 from sqlalchemy import select
 
 from app.broker.client import OpenAlgoClient
+from app.domain.order_lifecycle import IntentEvent
 from app.extensions import db
 from app.models import User
 from app.models.execution import ExitRequest, KillSwitch, StrategyRun
 from app.services.execution import exits, killswitch
 from app.services.execution.killswitch import press_kill_switch
-from app.services.execution.lifecycle import claim
+from app.services.execution.lifecycle import apply, claim
 from tests.support.exits import (
     Driver,
     LegSpec,
@@ -112,3 +113,36 @@ def test_kill_switch_close_group_with_failed_short_close_finishes_and_reports(on
                                    {"symbol": "SBIN", "exchange": "NSE", "product": "MIS", "quantity": -4}]
     sim.call("DELETE", "/sim/faults")
     assert net_positions(account_id) == {("RELIANCE", "NSE", "MIS"): 7, ("SBIN", "NSE", "MIS"): -4}
+
+
+def test_a_cancel_the_broker_refuses_in_the_wait_stage_is_asked_again_only_after_a_pause(one, monkeypatch):
+    # The app believes an order is open (the status read has not seen its fill yet); the broker
+    # refuses to cancel a filled order. Passes come many times a second: asking on every one
+    # would spend the account's order rate limit that the kill switch's closes need next.
+    user, account_id, _, client = one
+    run_id = make_run(user.id, [account_id], [LegSpec("SBIN", "NSE", "BUY", 5)])
+    (entry,) = intents(run_id=run_id)
+    (order_id,) = client.place_order(symbol="SBIN", exchange="NSE", action="BUY", quantity=5, product="MIS").order_ids
+    assert claim(entry, "test-sender")
+    apply(entry, IntentEvent.ACCEPTED, broker_order_id=order_id)  # filled at the broker, not known here
+    asked: list[str] = []
+    real_cancel = OpenAlgoClient.cancel_order
+
+    def counting(self, broker_order_id, *args, **kwargs):
+        asked.append(broker_order_id)
+        return real_cancel(self, broker_order_id, *args, **kwargs)
+
+    monkeypatch.setattr(OpenAlgoClient, "cancel_order", counting)
+    monkeypatch.setattr(killswitch, "CANCEL_RETRY_SECONDS", 3600.0)
+    ks = press_kill_switch(user)
+    killswitch.step_all()  # cancel stage: the book shows nothing open
+    assert db.session.get(KillSwitch, ks.id).report["stage"] == "wait"
+    for _ in range(5):
+        killswitch.step_all()
+    assert asked == [order_id]  # refused once, not asked again within the pause
+    db.session.expire_all()
+    report = db.session.get(KillSwitch, ks.id).report
+    assert list(report["cancel_refused_at"]) == [order_id] and report["stage"] == "wait"
+    monkeypatch.setattr(killswitch, "CANCEL_RETRY_SECONDS", 0.0)
+    killswitch.step_all()
+    assert asked == [order_id, order_id]  # after the pause it is asked again

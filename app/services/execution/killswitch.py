@@ -70,6 +70,7 @@ ACTIVE = ("pending", "closing")
 WAIT_LIMIT_SECONDS = 30.0
 KILL_ROUNDS = 3  # close rounds at most (the first and two retries of passing refusals)
 KILL_RETRY_SECONDS = 2.0  # the pause before a retry round (a rate limit's window, a busy RMS)
+CANCEL_RETRY_SECONDS = 2.0  # a cancel the broker refused in the wait stage is asked again this far apart
 MAX_WORKERS = 16
 _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 
@@ -327,17 +328,28 @@ def _stage_wait(ks: KillSwitch, report: dict[str, Any]) -> bool:
         OrderIntent.kill_switch_id.is_(None))))
     per = report["accounts"]
     cancelled = {oid for entry in per.values() for oid in entry["cancelled"]}
+    # A refused cancel (the order filled meanwhile, a busy RMS) is asked again, but not on every
+    # pass: passes come many times a second, and each cancel counts against the account's order
+    # rate limit, which the closes that follow need.
+    refused: dict[str, str] = report.setdefault("cancel_refused_at", {})
+    now = utcnow()
     changed = False
     for intent in moving:
         entry = per.get(str(intent.account_id))
         if IntentState(intent.state) in AT_BROKER and intent.broker_order_id \
                 and intent.broker_order_id not in cancelled and entry is not None:
             order_id = intent.broker_order_id
+            last = refused.get(order_id)
+            if last is not None and now - datetime.fromisoformat(last) < timedelta(seconds=CANCEL_RETRY_SECONDS):
+                continue
             if tracker.cancel(intent.id):
                 entry["cancelled"].append(order_id)
+                refused.pop(order_id, None)
+            else:
+                refused[order_id] = now.isoformat()
             cancelled.add(order_id)
             changed = True
-    waited = utcnow() - datetime.fromisoformat(report["wait_since"])
+    waited = now - datetime.fromisoformat(report["wait_since"])
     if moving and waited < timedelta(seconds=WAIT_LIMIT_SECONDS):
         if changed:
             _save(ks, report)
