@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import http.client
 import json as jsonlib
-import logging
 import os
 import select
 import ssl
@@ -41,8 +40,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-
-logger = logging.getLogger(__name__)
 
 MAX_IDLE_PER_HOST = 20
 KEEPALIVE_SECONDS = 120.0
