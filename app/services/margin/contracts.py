@@ -132,8 +132,8 @@ def prefetch_symbol_info(client: OpenAlgoClient, contracts: list[tuple[str, str]
     def load(symbol: str, exchange: str) -> None:
         try:
             _symbol_info(client, symbol, exchange, cache)
-        except (BrokerError, CacheWaitTimeout):
-            pass  # cached as a failure; contract_spec logs it and uses the stored settings
+        except (BrokerError, CacheWaitTimeout) as exc:  # cached as a failure for a second
+            logger.debug("Prefetching %s %s: %s (contract_spec reports it)", exchange, symbol, exc)
         except Exception:  # never lose the caller's request to a thread's error
             logger.exception("Prefetching %s %s failed", exchange, symbol)
 
