@@ -118,11 +118,12 @@ def test_stale_prices_hold_every_rule_and_say_so_once(setup, sim, paper_app):
     user, ids, monitor = setup
     run_id = entered(user, ids[:1], [LONG], rules(max_loss="100"))
     spin(monitor, watching(monitor, run_id))
-    monitor.max_age = timedelta(seconds=2)
+    monitor.prices.max_age = timedelta(seconds=2)
     # The broker's clock an hour back: every tick's trade time is an hour old, the market is not live
     # (so no quote of the broker's may stand in for the feed either).
     sim.post("/sim/clock", {"time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "frozen": True})
-    spin(monitor, lambda: not any(monitor._host_live(host, datetime.now(UTC)) for host in list(monitor._live_at)))
+    board = monitor.prices
+    spin(monitor, lambda: not any(board.host_live(host, datetime.now(UTC)) for host in board.live_hosts()))
     sim.post("/sim/prices", {"symbol": "SBIN", "price": 600})  # far past max loss, but unreliable
     [event] = spin(monitor, lambda: risk_events(event_type="prices_unreliable"))
     evaluations = monitor.evaluations
@@ -177,7 +178,7 @@ def test_a_quiet_hedge_is_read_by_quote_and_does_not_hold_the_max_loss(setup, si
     sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": False})  # trades carry now
     run_id = entered(user, ids[:1], [LONG, SHORT], rules(max_loss="100"))
     spin(monitor, watching(monitor, run_id))
-    monitor.max_age, monitor.quotes.every = timedelta(seconds=4), 0.5
+    monitor.prices.max_age, monitor.quotes.every = timedelta(seconds=4), 0.5
     # SBIN keeps trading; RELIANCE (the other leg) never trades again: without a quote it would be
     # stale after 4 s and hold every rule of the run (a quote is asked for after 0.5 s).
     quiet_since = time.monotonic()
@@ -205,7 +206,7 @@ def test_no_quote_stands_in_for_a_quiet_leg_while_its_exchange_is_closed(setup, 
     sim.post("/sim/clock", {"time": datetime.now(UTC).isoformat(), "frozen": False})
     run_id = entered(user, ids[:1], [LONG, SHORT], rules(max_loss="100"))
     spin(monitor, watching(monitor, run_id))
-    monitor.max_age, monitor.quotes.every = timedelta(seconds=2), 0.5
+    monitor.prices.max_age, monitor.quotes.every = timedelta(seconds=2), 0.5
 
     def sbin_trades():
         sim.post("/sim/prices", {"symbol": "SBIN", "price": 800.05})

@@ -61,11 +61,30 @@ def test_a_quote_counts_only_while_its_own_host_trades_and_its_exchange_is_in_se
 
     monitor = RiskMonitor(app)
     now = datetime.now(UTC)
-    monitor._live_at = {"http://live": now - timedelta(seconds=1), "http://frozen": now - timedelta(minutes=5)}
-    monitor._sessions = {"NSE": (time.monotonic(), True), "BSE": (time.monotonic(), False)}  # (asked at, open)
+    monitor.prices._live_at = {"http://live": now - timedelta(seconds=1), "http://frozen": now - timedelta(minutes=5)}
+    monitor.prices._sessions = {"NSE": (time.monotonic(), True), "BSE": (time.monotonic(), False)}  # (asked at, open)
     monitor.quotes._quotes = {("A", "NFO"): QuotedPrice(D("2.10"), now - timedelta(seconds=1), "http://live"),
                               ("B", "NFO"): QuotedPrice(D("3.10"), now - timedelta(seconds=1), "http://frozen"),
                               ("C", "BFO"): QuotedPrice(D("4.10"), now - timedelta(seconds=1), "http://live")}
-    assert monitor._check("A", "NFO", now).price == D("2.10")
-    assert monitor._check("B", "NFO", now).problem is PriceProblem.MISSING  # the feed never priced it
-    assert monitor._check("C", "BFO", now).problem is PriceProblem.MISSING  # BSE closed
+    assert monitor.prices.check("A", "NFO", now).price == D("2.10")
+    assert monitor.prices.check("B", "NFO", now).problem is PriceProblem.MISSING  # the feed never priced it
+    assert monitor.prices.check("C", "BFO", now).problem is PriceProblem.MISSING  # BSE closed
+
+
+def test_a_pass_judges_each_instrument_once_and_the_next_pass_judges_it_again(app):
+    """`PriceBoard.checker(now)`: the runs of one pass that share a contract see one verdict; a tick
+    that arrives during the pass is seen by the next pass (its runs are marked for it)."""
+    from app.services.monitors import last_prices
+    from app.services.risk.monitor import RiskMonitor
+
+    monitor = RiskMonitor(app)
+    cache = last_prices(app)
+    now = datetime.now(UTC)
+    cache.update("PASS1", "NFO", "2.10", now - timedelta(seconds=1), "host", now)
+    check = monitor.prices.checker(now)
+    assert check("PASS1", "NFO", now).price == D("2.10")
+    cache.update("PASS1", "NFO", "2.30", now, "host", now)
+    assert check("PASS1", "NFO", now).price == D("2.10")  # the same pass: the verdict it started with
+    later = now + timedelta(milliseconds=5)
+    assert check("PASS1", "NFO", later).price == D("2.30")  # another moment is judged anew
+    assert monitor.prices.checker(later)("PASS1", "NFO", later).price == D("2.30")  # so is the next pass

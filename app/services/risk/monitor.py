@@ -34,8 +34,6 @@ from app.broker.feed import Tick
 from app.domain.expiries import ist_today
 from app.domain.premium_series import sessions_back, warmup_sessions
 from app.domain.price_guard import (
-    PriceCheck,
-    PriceProblem,
     SpanEnded,
     SpanStarted,
     UnreliableSpan,
@@ -58,12 +56,13 @@ from app.models.types import utcnow
 from app.services.accounts import account_urls_allowed, client_for
 from app.services.calendar import get_calendar
 from app.services.market_source import choose_source
-from app.services.monitors import feed_manager, last_prices
+from app.services.monitors import feed_manager
 from app.services.risk import actions
 from app.services.risk.book import RunBook, load_books, run_signatures
 from app.services.risk.daily_limits import DailyLimits
 from app.services.risk.live import live_view
-from app.services.risk.quotes import QuoteReader, judge_price
+from app.services.risk.price_board import Instrument, PriceBoard, PriceCheckFn, instrument_key
+from app.services.risk.quotes import QuoteReader
 from app.services.risk.state import StateWriter, decode_state, encode_state
 from app.services.risk.supertrend_exit import SupertrendWatch, supertrend_scope
 from app.services.runner import Service, register_service
@@ -81,16 +80,6 @@ LIVE_VIEW_SECONDS = 0.5  # half the write interval: the view written is at most 
 EXIT_QUIET_SECONDS = 0.3
 REFRESH_DEFER_MAX_SECONDS = 1.0
 
-Instrument = tuple[str, str]  # (symbol, exchange), upper case
-
-
-CALENDAR_EXCHANGE = {"NFO": "NSE", "CDS": "NSE", "BFO": "BSE"}  # whose sessions a segment follows
-
-
-def _key(symbol: str, exchange: str) -> Instrument:
-    return symbol.upper(), exchange.upper()
-
-
 class RiskMonitor(Service):
     """See the module docstring."""
 
@@ -100,11 +89,8 @@ class RiskMonitor(Service):
     def __init__(self, app: Flask | None = None) -> None:
         self.app = app or current_app._get_current_object()  # type: ignore[attr-defined]
         cfg = self.app.config
-        self.max_age = timedelta(seconds=float(cfg.get("RISK_PRICE_MAX_AGE_SECONDS", 15.0)))
         self.refresh_every = float(cfg.get("RISK_REFRESH_SECONDS", 1.0))
-        self.first_price_grace = float(cfg.get("RISK_FIRST_PRICE_GRACE_SECONDS", 10.0))
         self.failed_exit_retry = float(cfg.get("RISK_FAILED_EXIT_RETRY_SECONDS", FAILED_EXIT_RETRY_SECONDS))
-        self._subscribed_at: dict[Instrument, float] = {}
         self._live: dict[int, dict[str, Any]] = {}  # run → what the run page shows, written once a second
         self._live_built: dict[int, tuple[float, bool]] = {}  # run → (when its view was built, held)
         self._watches: dict[int, SupertrendWatch] = {}  # runs with a Supertrend exit
@@ -118,10 +104,9 @@ class RiskMonitor(Service):
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._dirty: set[Instrument] = set()
-        self._bad_ticks: dict[Instrument, tuple[Any, datetime]] = {}  # the last refused tick, until a good one
-        self._live_at: dict[str, datetime] = {}  # host → arrival of its last tick with a recent trade time
-        self._sessions: dict[str, tuple[float, bool]] = {}  # calendar exchange → (checked at, open)
         self.quotes = QuoteReader(float(cfg.get("RISK_QUOTE_REFRESH_SECONDS", 5.0)), self._quoted)
+        self.prices = PriceBoard(self.app, timedelta(seconds=float(cfg.get("RISK_PRICE_MAX_AGE_SECONDS", 15.0))),
+                                 float(cfg.get("RISK_FIRST_PRICE_GRACE_SECONDS", 10.0)), self.quotes)
         self._books: dict[int, RunBook] = {}
         self._evaluated_at: dict[int, float] = {}  # run → when it was last evaluated (monotonic)
         self._by_instrument: dict[Instrument, set[int]] = {}
@@ -192,16 +177,11 @@ class RiskMonitor(Service):
 
     # -- ticks (the feed's thread: quick) --
     def on_tick(self, tick: Tick, host: str = "") -> None:
-        key = _key(tick.instrument.symbol, tick.instrument.exchange)
+        key = instrument_key(tick.instrument.symbol, tick.instrument.exchange)
         if key not in self._by_instrument:
             return
+        self.prices.note_tick(key, tick, host)
         with self._lock:
-            if tick.ltp is None or tick.ltp <= 0:
-                self._bad_ticks[key] = (tick.data.get("ltp"), tick.received_at)
-            else:
-                self._bad_ticks.pop(key, None)
-                if tick.tick_time is not None and tick.received_at - tick.tick_time <= self.max_age:
-                    self._live_at[host] = tick.received_at  # this host's market is trading
             self._dirty.add(key)
         self._wake.set()
 
@@ -250,7 +230,7 @@ class RiskMonitor(Service):
             by_instrument: dict[Instrument, set[int]] = defaultdict(set)
             for book in books.values():
                 for symbol, exchange in book.instruments():
-                    by_instrument[_key(symbol, exchange)].add(book.run_id)
+                    by_instrument[instrument_key(symbol, exchange)].add(book.run_id)
             self._books, self._by_instrument = books, dict(by_instrument)
             # A reloaded run is evaluated with its new book right after this refresh (the sweep).
             self._evaluated_at = {run: at for run, at in self._evaluated_at.items()
@@ -309,7 +289,7 @@ class RiskMonitor(Service):
             if source is None or not source.websocket_url:
                 continue
             sources.setdefault(source.host_url, source)
-            wanted[source.host_url] |= {_key(s, e) for s, e in book.instruments()}
+            wanted[source.host_url] |= {instrument_key(s, e) for s, e in book.instruments()}
         for host, instruments in wanted.items():
             # What the manager really holds for us: a host dropped elsewhere (the market feed closes its
             # connections at market close) loses our subscriptions too, and we take them again.
@@ -318,8 +298,7 @@ class RiskMonitor(Service):
             new = instruments - have
             try:
                 if new:
-                    for instrument in new:
-                        self._subscribed_at.setdefault(instrument, time.monotonic())
+                    self.prices.subscribed(new)
                     account = sources[host]
                     manager.subscribe(host, account.websocket_url or "",
                                       get_encryptor().decrypt(account.api_key_encrypted),
@@ -344,14 +323,15 @@ class RiskMonitor(Service):
         if self.quotes.every <= 0:
             return
         quiet: dict[int, set[Instrument]] = defaultdict(set)
+        check = self.prices.checker(now)
         for book in self._books.values():
             source = self._sources.get(book.user_id)
-            if source is None or not self._host_live(source.host_url, now):
+            if source is None or not self.prices.host_live(source.host_url, now):
                 continue
             for symbol, exchange in book.instruments():
-                age = self._check(symbol, exchange, now).age
-                if (age is None or age.total_seconds() >= self.quotes.every) and self._in_session(exchange, now):
-                    quiet[source.id].add(_key(symbol, exchange))
+                age = check(symbol, exchange, now).age
+                if (age is None or age.total_seconds() >= self.quotes.every) and self.prices.in_session(exchange, now):
+                    quiet[source.id].add(instrument_key(symbol, exchange))
         sources = {s.id: s for s in self._sources.values()}
         for source_id, instruments in quiet.items():
             if not self.quotes.due(source_id, instruments):
@@ -361,25 +341,6 @@ class RiskMonitor(Service):
                 self.quotes.ask(source_id, source.host_url, client_for(source), instruments)
             except Exception as exc:  # one account's trouble must not keep the others' quotes
                 logger.warning("quotes of quiet legs not asked from account %s: %s", source_id, exc)
-
-    def _host_live(self, host: str, now: datetime) -> bool:
-        live = self._live_at.get(host)
-        return live is not None and now - live <= self.max_age
-
-    def _in_session(self, exchange: str, now: datetime) -> bool:
-        """The leg's exchange is open now (the trading calendar; NFO and CDS follow NSE, BFO BSE),
-        asked at most once a second per exchange."""
-        name = CALENDAR_EXCHANGE.get(exchange.upper(), exchange.upper())
-        known = self._sessions.get(name)
-        if known is not None and time.monotonic() - known[0] < 1.0:
-            return known[1]
-        try:
-            is_open = get_calendar().is_market_open(now, name)
-        except Exception:  # no calendar answer: no quote (the rules hold on the stale price)
-            logger.exception("trading calendar not read for %s", name)
-            is_open = False
-        self._sessions[name] = (time.monotonic(), is_open)
-        return is_open
 
     def _load_histories(self) -> None:
         """The 1-minute history of each new Supertrend watch (today and its warm-up sessions), read on
@@ -436,37 +397,18 @@ class RiskMonitor(Service):
         self._save_state(book.run_id, force=True)
 
     # -- evaluation --
-    def _check(self, symbol: str, exchange: str, now: datetime) -> PriceCheck:
-        key = _key(symbol, exchange)
-        with self._lock:
-            bad = self._bad_ticks.get(key)
-        if bad is not None:
-            return check_price(bad[0], bad[1], now, self.max_age)
-        quoted = self.quotes.get(key)
-        live = quoted is not None and self._host_live(quoted.host, now) and self._in_session(exchange, now)
-        return judge_price(last_prices(self.app).peek(symbol, exchange), quoted, now, self.max_age, market_live=live)
-
-    def _awaiting_first_prices(self, reliability: Any) -> bool:
-        """Every problem is a missing price of an instrument subscribed less than the grace ago."""
-        horizon = time.monotonic() - self.first_price_grace
-        for key, check in reliability.problems:
-            exchange, _, symbol = key.partition(":")
-            since = self._subscribed_at.get(_key(symbol, exchange))
-            if check.problem is not PriceProblem.MISSING or since is None or since < horizon:
-                return False
-        return True
-
     def evaluate(self, run_ids: set[int], now: datetime) -> None:
         """Evaluate these runs at `now`, then the daily limits of their accounts."""
         account_pnl: dict[int, Decimal] = defaultdict(Decimal)
         unreliable: set[int] = set()
+        check = self.prices.checker(now)  # a contract in several runs is judged once per pass
         for run_id in sorted(run_ids):
             book = self._books.get(run_id)
             if book is None:
                 continue
             self._evaluated_at[run_id] = time.monotonic()
             try:
-                pnls = self._evaluate_run(book, now)
+                pnls = self._evaluate_run(book, now, check)
             except Exception:  # one run's bad data must never stop the monitor
                 db.session.rollback()
                 logger.exception("run %s: risk evaluation failed", run_id)
@@ -476,17 +418,17 @@ class RiskMonitor(Service):
             else:
                 for account_id, pnl in pnls.items():
                     account_pnl[account_id] += pnl
-        self.daily.check(self._books, run_ids, account_pnl, unreliable, now, self._check)
+        self.daily.check(self._books, run_ids, account_pnl, unreliable, now, check)
 
-    def _evaluate_run(self, book: RunBook, now: datetime) -> dict[int, Decimal] | None:
+    def _evaluate_run(self, book: RunBook, now: datetime, check: PriceCheckFn) -> dict[int, Decimal] | None:
         self.evaluations += 1
-        checks = {f"{exchange}:{symbol}": self._check(symbol, exchange, now)
+        checks = {f"{exchange}:{symbol}": check(symbol, exchange, now)
                   for symbol, exchange in sorted(book.instruments())}
         unpriced = [a.account_name for a in book.accounts if a.unpriced]
         if unpriced:  # a fill without a known price: no P&L can be trusted
-            checks[f"fill price ({', '.join(unpriced)})"] = check_price(None, None, now, self.max_age)
+            checks[f"fill price ({', '.join(unpriced)})"] = check_price(None, None, now, self.prices.max_age)
         reliability = assess_prices(checks)
-        if not reliability.reliable and self._awaiting_first_prices(reliability):
+        if not reliability.reliable and self.prices.awaiting_first_prices(reliability):
             return None  # just subscribed: the first ticks are on their way (the rules hold, silently)
         span, change = self._spans.get(book.run_id, UnreliableSpan()).observe(reliability, now)
         self._spans[book.run_id] = span
