@@ -51,7 +51,8 @@ class AccountBook:
     account_name: str
     status: str
     quantity_per_leg: int  # the account's planned quantity of the run's first leg
-    entry_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)  # by leg number
+    # By leg number; loaded as Fills, so their checks and sums are made once per load, not per tick.
+    entry_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)
     exit_fills: dict[int, tuple[Fill, ...]] = field(default_factory=dict)
     unpriced: bool = False  # a fill's price is unknown: the rules hold for this run
     _held: dict[int, int] = field(init=False, repr=False, compare=False)
@@ -182,8 +183,8 @@ def _books(runs: list[StrategyRun]) -> list[RunBook]:
         accounts = tuple(
             AccountBook(ra.id, ra.account_id, ra.account_name, ra.status,
                         first_leg_planned.get(ra.id) or legs[0].base_quantity,
-                        {n: tuple(f) for n, f in entries[ra.id].items()},
-                        {n: tuple(f) for n, f in closes[ra.id].items()}, ra.id in unpriced)
+                        {n: Fills(f) for n, f in entries[ra.id].items()},
+                        {n: Fills(f) for n, f in closes[ra.id].items()}, ra.id in unpriced)
             for ra in accounts_by_run[run.id] if ra.status != RunAccountStatus.SKIPPED)
         try:
             settings = run_settings(run.risk_settings, legs[0].base_quantity)
