@@ -24,6 +24,7 @@ from typing import Any
 import websocket
 
 from app.broker.feed_frames import Instrument, Mode, Tick, parse_market_data, parse_order_update, redact_url
+from app.broker.feed_socket import connect
 from app.broker.parsing import Order
 
 __all__ = ["DEFAULT_BACKOFF", "AuthRefused", "FeedClient", "FeedState", "FeedStatus", "Instrument", "Mode", "Tick"]
@@ -82,12 +83,6 @@ class _Kicked(Exception):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _connect(url: str, timeout: float) -> websocket.WebSocket:
-    # websocket-client checks each text frame's UTF-8 in pure Python (about 100 µs a tick frame, the
-    # feed thread's largest cost); json.loads of the bytes rejects invalid UTF-8 anyway (_recv).
-    return websocket.create_connection(url, timeout=timeout, enable_multithread=True, skip_utf8_validation=True)
 
 
 class FeedClient:
@@ -249,7 +244,7 @@ class FeedClient:
         self._set_state(FeedState.CONNECTING)
         with self._lock:
             self._attempts += 1
-        ws = _connect(url, self._connect_timeout)
+        ws = connect(url, self._connect_timeout)
         with self._lock:
             self._ws, self._wire = ws, {}
             self._last_rx = time.monotonic()

@@ -404,9 +404,21 @@ def test_close_stops_every_feed_thread(feed_broker: BrokerProc, admin: Admin) ->
 
 
 # --- frames that are not valid UTF-8 (the feed skips websocket-client's slow pure-Python check) ----
+def _ws_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One final, unmasked (a server's) frame, with the 7-, 16- or 64-bit length RFC 6455 asks for."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
 def _one_shot_ws_server(frames: list[bytes]) -> tuple[str, threading.Thread]:
-    """A loopback WebSocket server that accepts one client, sends `frames` as text frames (payloads
-    under 126 bytes, unmasked as a server's are) and waits for the client to hang up."""
+    """A loopback WebSocket server that accepts one client, sends `frames` (made by `_ws_frame`) in one
+    write, so that they reach the client as one burst, and waits for the client to hang up."""
     import base64
     import hashlib
     import socket
@@ -425,8 +437,7 @@ def _one_shot_ws_server(frames: list[bytes]) -> tuple[str, threading.Thread]:
             accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-            for payload in frames:
-                conn.sendall(bytes([0x81, len(payload)]) + payload)
+            conn.sendall(b"".join(frames))
             conn.settimeout(helpers.WAIT_SECONDS)
             try:
                 conn.recv(1024)  # the client's close frame, or its hang-up
@@ -439,15 +450,50 @@ def _one_shot_ws_server(frames: list[bytes]) -> tuple[str, threading.Thread]:
 
 
 def test_a_frame_that_is_not_utf8_is_ignored_and_the_next_frame_is_read() -> None:
-    from app.broker.feed import FeedClient, _connect
+    from app.broker.feed import FeedClient
+    from app.broker.feed_socket import connect
 
-    url, server = _one_shot_ws_server([b'{"type": "market_data", "ltp": "\xff\xfe"}',
-                                       b'{"type": "market_data", "symbol": "SBIN"}'])
+    url, server = _one_shot_ws_server([_ws_frame(b'{"type": "market_data", "ltp": "\xff\xfe"}'),
+                                       _ws_frame(b'{"type": "market_data", "symbol": "SBIN"}')])
     client = FeedClient(url, "key", lambda tick: None)
-    ws = _connect(url, timeout=helpers.WAIT_SECONDS)
+    ws = connect(url, timeout=helpers.WAIT_SECONDS)
     try:
         assert client._recv(ws) is None  # not JSON text: skipped, not raised
         assert client._recv(ws) == {"type": "market_data", "symbol": "SBIN"}
     finally:
         ws.close()
     server.join(helpers.WAIT_SECONDS)
+
+
+def test_a_burst_of_frames_is_read_with_a_few_socket_reads_and_every_frame_intact(monkeypatch) -> None:
+    """The feed reads the socket in chunks (app/broker/feed_socket.py): frames of every length form
+    (7-, 16- and 64-bit, one larger than a chunk), split anywhere across chunks, and a ping among them
+    come out whole and in order, and 300 frames sent at once take a few socket reads, not three each."""
+    import websocket
+
+    from app.broker.feed import FeedClient
+    from app.broker.feed_socket import READ_CHUNK, connect
+
+    small = [f'{{"type": "market_data", "n": {i}}}'.encode() for i in range(300)]
+    medium = b'{"type": "market_data", "pad": "' + b"m" * 300 + b'"}'
+    large = b'{"type": "market_data", "pad": "' + b"L" * (READ_CHUNK + 1000) + b'"}'
+    url, server = _one_shot_ws_server([_ws_frame(p) for p in small[:150]] + [_ws_frame(b"hi", opcode=0x9)]
+                                      + [_ws_frame(medium), _ws_frame(large)] + [_ws_frame(p) for p in small[150:]])
+    reads = []
+    real_recv = websocket.WebSocket._recv
+    monkeypatch.setattr(websocket.WebSocket, "_recv", lambda self, n: reads.append(n) or real_recv(self, n))
+    client = FeedClient(url, "key", lambda tick: None)
+    ws = connect(url, timeout=helpers.WAIT_SECONDS)
+    try:
+        got = []
+        while len(got) < 302:
+            frame = client._recv(ws)
+            if frame is not None:  # (the ping is answered by the library and gives no frame)
+                got.append(frame)
+    finally:
+        ws.close()
+    server.join(helpers.WAIT_SECONDS)
+    assert [f["n"] for f in got[:150]] == list(range(150)) and [f["n"] for f in got[152:]] == list(range(150, 300))
+    assert got[150]["pad"] == "m" * 300 and got[151]["pad"] == "L" * (READ_CHUNK + 1000)
+    # About 80 kB arrived: a plain websocket-client connection makes over 600 reads of it.
+    assert len(reads) <= 40 and set(reads) == {READ_CHUNK}
