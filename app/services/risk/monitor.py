@@ -79,6 +79,12 @@ LIVE_VIEW_SECONDS = 0.5  # half the write interval: the view written is at most 
 # this process the leader's engine is sending the exit's orders then, and shares the CPU.
 EXIT_QUIET_SECONDS = 0.3
 REFRESH_DEFER_MAX_SECONDS = 1.0
+# A pass evaluates the runs whose prices moved most first. It gives way to a tick that arrives
+# during it with a move of at least PREEMPT_MOVE (relative) and PREEMPT_FACTOR times the move of
+# the next run in line: a 2 % jump of an index moves its options by tens of percent, the feed's
+# ordinary ticks by a few tenths of one.
+PREEMPT_MOVE = 0.005
+PREEMPT_FACTOR = 2.0
 
 class RiskMonitor(Service):
     """See the module docstring."""
@@ -103,7 +109,9 @@ class RiskMonitor(Service):
         self._failed_seen: set[int] = set()  # risk exit requests that failed and were handled
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._dirty: set[Instrument] = set()
+        self._dirty: dict[Instrument, float] = {}  # ticked since the last pass → its biggest move
+        self._dirty_peak = 0.0  # the biggest move in _dirty
+        self._pending: dict[int, float] = {}  # runs a pass gave way before → their moves
         self.quotes = QuoteReader(float(cfg.get("RISK_QUOTE_REFRESH_SECONDS", 5.0)), self._quoted)
         self.prices = PriceBoard(self.app, timedelta(seconds=float(cfg.get("RISK_PRICE_MAX_AGE_SECONDS", 15.0))),
                                  float(cfg.get("RISK_FIRST_PRICE_GRACE_SECONDS", 10.0)), self.quotes)
@@ -158,9 +166,10 @@ class RiskMonitor(Service):
             # Every run at least once per refresh period, so that prices going stale without ticks
             # are seen; a run that a tick had evaluated within the period needs no second look.
             horizon = time.monotonic() - self.refresh_every
-            quiet = {run for run in self._books if self._evaluated_at.get(run, 0.0) <= horizon}
-            if quiet:
-                self.evaluate(quiet, utcnow())
+            for run in self._books:
+                if self._evaluated_at.get(run, 0.0) <= horizon:
+                    self._pending.setdefault(run, 0.0)
+            self._evaluate_touched()
         return f"{len(self._books)} runs watched"
 
     def _refresh_due(self) -> float:
@@ -169,32 +178,51 @@ class RiskMonitor(Service):
         return min(max(self._next_refresh, self._quiet_until), self._next_refresh + REFRESH_DEFER_MAX_SECONDS)
 
     def _evaluate_touched(self) -> None:
-        with self._lock:
-            touched, self._dirty = self._dirty, set()
-        runs = {run for inst in touched for run in self._by_instrument.get(inst, ())}
-        if runs:
-            self.evaluate(runs, utcnow())
+        """Evaluate the runs that ticks touched, those whose prices moved most first (a breach comes
+        with a move). A pass that gave way to a bigger move (PREEMPT_MOVE) leaves the runs it had not
+        reached in `_pending`; the next pass takes them with the new ticks' runs, by their moves."""
+        while True:
+            with self._lock:
+                touched, self._dirty, self._dirty_peak = self._dirty, {}, 0.0
+            pending = self._pending
+            for instrument, move in touched.items():
+                for run in self._by_instrument.get(instrument, ()):
+                    if move > pending.get(run, -1.0):
+                        pending[run] = move
+            if not pending:
+                return
+            self._pending = {}
+            self._pending = self.evaluate(pending, utcnow())
+            if not self._pending:
+                return
 
     # -- ticks (the feed's thread: quick) --
     def on_tick(self, tick: Tick, host: str = "") -> None:
         key = instrument_key(tick.instrument.symbol, tick.instrument.exchange)
         if key not in self._by_instrument:
             return
-        self.prices.note_tick(key, tick, host)
+        move = self.prices.note_tick(key, tick, host)
         with self._lock:
-            self._dirty.add(key)
+            if move > self._dirty.get(key, -1.0):
+                self._dirty[key] = move
+            if move > self._dirty_peak:
+                self._dirty_peak = move
         self._wake.set()
 
     def _quoted(self, instruments: set[Instrument]) -> None:
         """Quotes of quiet instruments arrived (the quote worker's thread): their runs are evaluated."""
         with self._lock:
-            self._dirty |= instruments
+            for instrument in instruments:
+                self._dirty.setdefault(instrument, 0.0)
         self._wake.set()
 
     # -- books and subscriptions --
     def refresh(self) -> None:
-        """Re-read the books when the intents changed; keep the feed subscriptions to match."""
+        """Re-read the books when the intents changed; keep the feed subscriptions to match. Between
+        its steps (each committed) the runs that ticks touched meanwhile are evaluated: a breach
+        does not wait for the whole refresh."""
         self._write_states()
+        self._evaluate_touched()
         signatures = run_signatures()
         day = ist_today(utcnow())
         self._refire_failed_exits()
@@ -232,6 +260,7 @@ class RiskMonitor(Service):
                 for symbol, exchange in book.instruments():
                     by_instrument[instrument_key(symbol, exchange)].add(book.run_id)
             self._books, self._by_instrument = books, dict(by_instrument)
+            self.prices.keep_only(self._by_instrument)
             # A reloaded run is evaluated with its new book right after this refresh (the sweep).
             self._evaluated_at = {run: at for run, at in self._evaluated_at.items()
                                   if run in books and run not in changed}
@@ -239,7 +268,9 @@ class RiskMonitor(Service):
             self.daily.reload(books, day)
         self.daily.read_blocks(self._books, day, timedelta(seconds=self.failed_exit_retry))
         db.session.commit()
+        self._evaluate_touched()
         self._subscribe()
+        self._evaluate_touched()
         self._load_histories()
         self._ask_quotes()
 
@@ -397,12 +428,20 @@ class RiskMonitor(Service):
         self._save_state(book.run_id, force=True)
 
     # -- evaluation --
-    def evaluate(self, run_ids: set[int], now: datetime) -> None:
-        """Evaluate these runs at `now`, then the daily limits of their accounts."""
+    def evaluate(self, moves: dict[int, float], now: datetime) -> dict[int, float]:
+        """Evaluate these runs at `now`, the biggest move first, then the daily limits of the
+        accounts of those evaluated. Answers the runs not reached (with their moves) when a tick of
+        a much bigger move arrived meanwhile (PREEMPT_MOVE); the caller evaluates them next."""
         account_pnl: dict[int, Decimal] = defaultdict(Decimal)
         unreliable: set[int] = set()
         check = self.prices.checker(now)  # a contract in several runs is judged once per pass
-        for run_id in sorted(run_ids):
+        order = sorted(moves, key=lambda run: (-moves[run], run))
+        left: dict[int, float] = {}
+        for position, run_id in enumerate(order):
+            peak = self._dirty_peak  # written by the feed's thread; a float is read whole
+            if peak >= PREEMPT_MOVE and peak > PREEMPT_FACTOR * moves[run_id]:
+                left = {run: moves[run] for run in order[position:]}
+                break
             book = self._books.get(run_id)
             if book is None:
                 continue
@@ -418,7 +457,8 @@ class RiskMonitor(Service):
             else:
                 for account_id, pnl in pnls.items():
                     account_pnl[account_id] += pnl
-        self.daily.check(self._books, run_ids, account_pnl, unreliable, now, check)
+        self.daily.check(self._books, set(moves) - set(left), account_pnl, unreliable, now, check)
+        return left
 
     def _evaluate_run(self, book: RunBook, now: datetime, check: PriceCheckFn) -> dict[int, Decimal] | None:
         self.evaluations += 1

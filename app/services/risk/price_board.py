@@ -11,15 +11,21 @@ A pass over many runs asks about the same instruments again and again (a contrac
 runs, and the account limits read every leg once more): `checker(now)` answers each instrument
 once per pass. A tick that arrives during the pass marks its runs for the next pass, which
 asks again.
+
+`note_tick` also answers how far the tick moved its instrument (relative to the last good price;
+a first price counts as the biggest move): the monitor evaluates the runs whose prices moved most
+first, because a breach comes with a move.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask
@@ -56,22 +62,35 @@ class PriceBoard:
         self._live_at: dict[str, datetime] = {}  # host → arrival of its last tick with a recent trade time
         self._sessions: dict[str, tuple[float, bool]] = {}  # calendar exchange → (checked at, open)
         self._subscribed_at: dict[Instrument, float] = {}  # monotonic: when the monitor first subscribed it
+        self._last_ltp: dict[Instrument, Decimal] = {}  # the last good price of each instrument
 
     # -- the feed's thread --
-    def note_tick(self, key: Instrument, tick: Tick, host: str) -> None:
+    def note_tick(self, key: Instrument, tick: Tick, host: str) -> float:
+        """Take in a tick; answer its move: |ltp / last good ltp - 1| (inf for a first good price,
+        0 for a refused one)."""
+        ltp = tick.ltp
         with self._lock:
-            if tick.ltp is None or tick.ltp <= 0:
+            if ltp is None or ltp <= 0:
                 self._bad_ticks[key] = (tick.data.get("ltp"), tick.received_at)
-            else:
-                self._bad_ticks.pop(key, None)
-                if tick.tick_time is not None and tick.received_at - tick.tick_time <= self.max_age:
-                    self._live_at[host] = tick.received_at  # this host's market is trading
+                return 0.0
+            self._bad_ticks.pop(key, None)
+            if tick.tick_time is not None and tick.received_at - tick.tick_time <= self.max_age:
+                self._live_at[host] = tick.received_at  # this host's market is trading
+            before = self._last_ltp.get(key)
+            self._last_ltp[key] = ltp
+        return math.inf if before is None else float(abs(ltp - before) / before)
 
     # -- the monitor's thread --
     def subscribed(self, instruments: Iterable[Instrument]) -> None:
         """These were just subscribed: a missing first price is awaited for `first_price_grace`."""
         for instrument in instruments:
             self._subscribed_at.setdefault(instrument, time.monotonic())
+
+    def keep_only(self, instruments: Iterable[Instrument]) -> None:
+        """Forget the last prices of instruments no longer watched."""
+        keep = set(instruments)
+        with self._lock:
+            self._last_ltp = {k: v for k, v in self._last_ltp.items() if k in keep}
 
     def check(self, symbol: str, exchange: str, now: datetime) -> PriceCheck:
         """The instrument's price as the rules may use it at `now`, or the reason it may not."""
