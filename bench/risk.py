@@ -118,10 +118,11 @@ def epoch_ms(when: datetime) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000.0
 
 
-def thread_cpu(thread: threading.Thread) -> float:
-    """CPU seconds a thread of this process has used (Linux: its pthread CPU clock)."""
-    assert thread.ident is not None
-    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+def thread_cpu(thread: threading.Thread | int) -> float:
+    """CPU seconds a thread of this process (or thread ident) has used (Linux: its pthread CPU clock)."""
+    ident = thread if isinstance(thread, int) else thread.ident
+    assert ident is not None
+    return time.clock_gettime(time.pthread_getcpuclockid(ident))
 
 
 class FrameWatch:
@@ -133,6 +134,7 @@ class FrameWatch:
         self._watch: set[tuple[str, str]] = set()
         self._since_ms = 0
         self.first: tuple[int, float] | None = None  # (broker timestamp ms, received here, epoch ms)
+        self.feed_thread: int | None = None  # the thread that delivers the ticks (the feed's)
 
     def arm(self, instruments: set[tuple[str, str]], since_ms: int) -> None:
         with self.lock:
@@ -141,6 +143,7 @@ class FrameWatch:
     def __call__(self, tick: Any, host: str = "") -> None:
         with self.lock:
             self.ticks += 1
+            self.feed_thread = threading.get_ident()
             if (tick.instrument.symbol, tick.instrument.exchange) not in self._watch:
                 return
             stamp = tick.data.get("timestamp")
@@ -367,7 +370,9 @@ def main() -> int:
         quiet_s = max(args.quiet, 3 * args.tick_ms / 1000)  # at least three of the feed's bursts
 
         def quiet_window() -> dict[str, float]:
-            feed = next(t for t in threading.enumerate() if t.name.startswith("feed-"))
+            feed = frames.feed_thread
+            if feed is None:
+                raise RuntimeError("no tick delivered before the quiet window")
             m0, f0, p0, r0 = thread_cpu(monitor_loop.thread), thread_cpu(feed), time.process_time(), refresh_cpu[0]
             t0, e0, i0, w0 = frames.ticks, monitor.evaluations, monitor_loop.iterations, time.monotonic()
             time.sleep(quiet_s)
